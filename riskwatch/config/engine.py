@@ -1,0 +1,255 @@
+"""The engine config file, parsed once into frozen dataclasses.
+
+Secrets never live in the YAML: a key such as ``password_env`` names an environment
+variable and ``password_file`` a file holding the secret; :func:`resolve_secret` reads it.
+Relative paths are resolved against the config file's folder.
+
+>>> cfg = load_engine_config_text("mqtt: {url: 'mqtt://127.0.0.1:1883'}\\n")
+>>> cfg.mqtt.qos, cfg.mqtt.topic_template
+(1, 'rw/{enterprise}/{site}/{gateway}')
+>>> try:
+...     load_engine_config_text("mqtt: {qos: 3}\\n", file="e.yaml")
+... except ConfigErrors as e:
+...     print(e)
+e.yaml:1:13: mqtt.qos: must be 0, 1 or 2, got 3
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from riskwatch.config.schema import parse
+from riskwatch.config.yamldoc import YamlDoc
+from riskwatch.errors import ConfigError, ConfigErrors
+
+__all__ = [
+    "AlertsConfig",
+    "ConsoleConfig",
+    "DeadLetterConfig",
+    "EngineConfig",
+    "InfluxConfig",
+    "IngestConfig",
+    "MetricsConfig",
+    "MqttConfig",
+    "StorageConfig",
+    "TlsConfig",
+    "load_engine_config",
+    "load_engine_config_text",
+    "resolve_secret",
+]
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be > 0, got {v}"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else f"must be >= 0, got {v}"
+
+
+def _pos(default: Any) -> Any:
+    return field(default=default, metadata={"check": _positive})
+
+
+def _url(*schemes: str) -> Any:
+    def check(v: str) -> str | None:
+        s = urlsplit(v)
+        if s.scheme not in schemes or not s.hostname:
+            return f"must be a URL like {schemes[0]}://host:port, got {v!r}"
+        return None
+
+    return check
+
+
+def resolve_secret(env: str | None, file: str | None, *, what: str) -> str | None:
+    """Read a secret from an environment variable or a file (file wins if both)."""
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigErrors(
+                [ConfigError(what, f"cannot read secret file {file}: {exc.strerror}")]
+            ) from exc
+    if env:
+        val = os.environ.get(env)
+        if val is None:
+            raise ConfigErrors([ConfigError(what, f"environment variable {env} is not set")])
+        return val
+    return None
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS for MQTT (``mqtts://`` URLs turn it on with system CAs)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    url: str = field(default="mqtt://127.0.0.1:1883", metadata={"check": _url("mqtt", "mqtts")})
+    client_id: str = "riskwatch-1"
+    topics: list[str] = field(default_factory=lambda: ["rw/#"])
+    topic_template: str = "rw/{enterprise}/{site}/{gateway}"
+    qos: int = field(
+        default=1,
+        metadata={"check": lambda v: None if v in (0, 1, 2) else f"must be 0, 1 or 2, got {v}"},
+    )
+    protocol: Literal["5", "3.1.1"] = "5"
+    clean_start: bool = False
+    session_expiry_s: int = _pos(7 * 24 * 3600)
+    keepalive_s: int = _pos(30)
+    receive_maximum: int = field(
+        default=2000,
+        metadata={"check": lambda v: None if 1 <= v <= 65535 else "must be within 1..65535"},
+    )
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    tls: TlsConfig | None = None
+    reconnect_min_s: float = _pos(0.5)
+    reconnect_max_s: float = _pos(30.0)
+    max_payload_bytes: int = _pos(1_048_576)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        s = urlsplit(self.url)
+        return s.port or (8883 if s.scheme == "mqtts" else 1883)
+
+    @property
+    def use_tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts" or self.tls is not None
+
+    def password(self) -> str | None:
+        return resolve_secret(self.password_env, self.password_file, what="mqtt.password")
+
+    def validate(self) -> list[tuple[tuple[str, ...], str]]:
+        out = []
+        if "{" not in self.topic_template and self.topic_template.count("/") == 0:
+            out.append((("topic_template",), "must contain levels such as {enterprise}/{site}"))
+        for name in ("enterprise", "site"):
+            if "{" + name + "}" not in self.topic_template:
+                out.append((("topic_template",), f"must contain the level {{{name}}}"))
+        if self.reconnect_max_s < self.reconnect_min_s:
+            out.append((("reconnect_max_s",), "must be >= reconnect_min_s"))
+        return out
+
+
+@dataclass(frozen=True)
+class DeadLetterConfig:
+    topic: str | None = "rw-deadletter"
+    file: str | None = "var/deadletter.jsonl"
+    max_file_bytes: int = _pos(100 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    batch_max_readings: int = _pos(20_000)
+    batch_max_wait_ms: int = _pos(200)
+    queue_max_messages: int = _pos(20_000)
+    strict: bool = False
+    max_future_s: float = _pos(300.0)
+    min_time: str = "2000-01-01T00:00:00Z"
+    late_after_s: float = _pos(120.0)
+    deadletter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
+
+
+@dataclass(frozen=True)
+class InfluxConfig:
+    url: str = field(default="http://127.0.0.1:8086", metadata={"check": _url("http", "https")})
+    api: Literal["v1", "v2"] = "v1"
+    # v1
+    database: str = "riskwatch"
+    retention_policy: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    # v2
+    org: str = "riskwatch"
+    bucket: str = "riskwatch"
+    token_env: str | None = None
+    token_file: str | None = None
+    timeout_s: float = _pos(10.0)
+    verify_tls: bool = True
+
+    def password(self) -> str | None:
+        return resolve_secret(self.password_env, self.password_file, what="storage.influx.password")
+
+    def token(self) -> str | None:
+        return resolve_secret(self.token_env, self.token_file, what="storage.influx.token")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    influx: InfluxConfig | None = field(default_factory=InfluxConfig)
+    spool_dir: str = "var/spool"
+    spool_max_bytes: int = _pos(1024 * 1024 * 1024)
+    queue_max_batches: int = _pos(8)
+    write_max_points: int = _pos(50_000)
+    retry_initial_s: float = _pos(0.5)
+    retry_max_s: float = _pos(30.0)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str | None = "127.0.0.1:9108"
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    listen: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alerting section; the alerts package validates ``notify`` entries by kind."""
+
+    store: str = "var/alerts.sqlite"
+    topic: str = "rw-alerts/{enterprise}"
+    notify: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The whole engine file. ``source`` is the file it came from (for relative paths)."""
+
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    catalog: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    detectors: list[str] = field(default_factory=list)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    source: str | None = field(default=None, metadata={"yaml": "__source__"})
+
+    def path(self, p: str) -> Path:
+        """Resolve a path from the config relative to the config file's folder."""
+        pp = Path(p)
+        if pp.is_absolute() or self.source is None:
+            return pp
+        return Path(self.source).resolve().parent / pp
+
+
+def load_engine_config_text(text: str, file: str = "<string>") -> EngineConfig:
+    doc = YamlDoc.from_text(text, file=file)
+    return parse(EngineConfig, doc)
+
+
+def load_engine_config(path: str | Path) -> EngineConfig:
+    """Load and validate an engine YAML file; raises :class:`ConfigErrors`."""
+    doc = YamlDoc.from_path(path)
+    cfg = parse(EngineConfig, doc)
+    return replace(cfg, source=str(path))

@@ -1,0 +1,136 @@
+"""The one error hierarchy of riskwatch.
+
+Every error the package raises on purpose derives from :class:`RiskwatchError`.
+Library errors (paho, urllib3, influxdb-client, sqlite, yaml) are translated at the
+boundary with ``raise ... from exc`` so callers only ever catch these::
+
+    RiskwatchError
+    ├── ConfigError            one problem in a config/rule/catalogue file (file, line, key path)
+    │   └── ConfigErrors       all problems of one file, reported in one pass
+    ├── DecodeError            one unusable reading or message (dead-letter reason, payload field)
+    ├── StorageError           a write failed (``retryable`` says whether trying again can help)
+    ├── SpoolFullError         the on-disk spool reached its bound
+    └── StateError             an illegal state-machine move (alerts, operator actions)
+
+Dead-letter reasons are a :class:`DeadLetterReason` ``StrEnum`` so they can be used as
+bounded Prometheus label values.
+
+>>> err = ConfigError("mqtt.qos", "must be 0, 1 or 2, got 3", file="engine.yaml", line=14, col=5)
+>>> str(err)
+'engine.yaml:14:5: mqtt.qos: must be 0, 1 or 2, got 3'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+
+__all__ = [
+    "ConfigError",
+    "ConfigErrors",
+    "DeadLetterReason",
+    "DecodeError",
+    "RiskwatchError",
+    "SpoolFullError",
+    "StateError",
+    "StorageError",
+]
+
+
+class RiskwatchError(Exception):
+    """Base of every error riskwatch raises on purpose."""
+
+
+class ConfigError(RiskwatchError):
+    """One problem in a YAML/CSV file, located by file, line, column and key path."""
+
+    def __init__(
+        self,
+        key_path: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+    ) -> None:
+        self.key_path = key_path
+        self.message = message
+        self.file = file
+        self.line = line
+        self.col = col
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = self.file or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        key = f"{self.key_path}: " if self.key_path else ""
+        return f"{where}: {key}{self.message}"
+
+
+class ConfigErrors(RiskwatchError):
+    """All problems found in one pass over one or more files."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self.errors = list(errors)
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+    @classmethod
+    def raise_if(cls, errors: Iterable[ConfigError]) -> None:
+        errs = list(errors)
+        if errs:
+            raise cls(errs)
+
+
+class DeadLetterReason(StrEnum):
+    """Why a reading or a message went to the dead-letter sink (bounded label set)."""
+
+    INVALID_JSON = "invalid_json"
+    BAD_SHAPE = "bad_shape"
+    MISSING_VALUE = "missing_value"
+    NON_NUMERIC_VALUE = "non_numeric_value"
+    NON_FINITE_VALUE = "non_finite_value"
+    MISSING_SENSOR = "missing_sensor"
+    BAD_TIMESTAMP = "bad_timestamp"
+    ABSURD_TIMESTAMP = "absurd_timestamp"
+    UNKNOWN_SENSOR = "unknown_sensor"
+    TOPIC_MISMATCH = "topic_mismatch"
+    TOO_LARGE = "too_large"
+    BAD_QUALITY = "bad_quality"
+    STORAGE_REJECTED = "storage_rejected"
+
+
+class DecodeError(RiskwatchError):
+    """A payload (or one reading of it) that cannot be used."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str, *, field: str | None = None) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+        super().__init__(f"{reason}: {detail}" + (f" (field {field!r})" if field else ""))
+
+
+class StorageError(RiskwatchError):
+    """A write to the time-series database failed.
+
+    ``retryable`` is True for outages and 5xx answers (spool and retry), False for a
+    4xx answer (the data itself is bad: dead-letter it, retrying cannot help).
+    """
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        self.retryable = retryable
+        self.status = status
+        super().__init__(message)
+
+
+class SpoolFullError(RiskwatchError):
+    """The on-disk spool reached ``storage.spool_max_bytes``; ingest must slow down."""
+
+
+class StateError(RiskwatchError):
+    """An illegal state-machine transition was requested."""

@@ -1,0 +1,125 @@
+"""Prometheus metrics of the data path, on an injected registry.
+
+Components create their metrics on the :class:`prometheus_client.CollectorRegistry`
+they are given (never the global one), so tests can build as many engines as they like.
+
+>>> from prometheus_client import CollectorRegistry
+>>> m = IngestMetrics(CollectorRegistry())
+>>> m.readings_in.inc(3)
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from riskwatch.errors import DeadLetterReason
+
+__all__ = ["IngestMetrics", "StorageMetrics", "serve_metrics"]
+
+_LAT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_SIZE_BUCKETS = (1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages_in = Counter(
+            "riskwatch_messages_received", "MQTT messages received", registry=registry
+        )
+        self.readings_in = Counter(
+            "riskwatch_readings_received", "Readings decoded into batches", registry=registry
+        )
+        self.deadletters = Counter(
+            "riskwatch_deadletters",
+            "Readings or messages sent to the dead-letter sink, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        for r in DeadLetterReason:
+            self.deadletters.labels(r.value)
+        self.batch_size = Histogram(
+            "riskwatch_batch_readings",
+            "Readings per micro-batch",
+            buckets=_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.pipeline_latency = Histogram(
+            "riskwatch_pipeline_latency_seconds",
+            "Arrival of a reading to its batch handed to storage",
+            buckets=_LAT_BUCKETS,
+            registry=registry,
+        )
+        self.stage_seconds = Histogram(
+            "riskwatch_stage_seconds",
+            "Time spent in pipeline stages per batch",
+            ["stage"],
+            buckets=_LAT_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "riskwatch_ingest_queue_messages",
+            "Decoded messages waiting for the batcher",
+            registry=registry,
+        )
+        self.mqtt_connected = Gauge(
+            "riskwatch_mqtt_connected", "1 while connected to the broker", registry=registry
+        )
+        self.unacked = Gauge(
+            "riskwatch_mqtt_unacked_messages",
+            "Messages received but not yet acknowledged (waiting for durable storage)",
+            registry=registry,
+        )
+        self.signals = Counter(
+            "riskwatch_signals",
+            "Signals emitted by rules and detectors",
+            ["source"],
+            registry=registry,
+        )
+
+
+class StorageMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.points_written = Counter(
+            "riskwatch_storage_points_written", "Points written to InfluxDB", registry=registry
+        )
+        self.write_errors = Counter(
+            "riskwatch_storage_write_errors",
+            "Failed writes, by kind",
+            ["kind"],
+            registry=registry,
+        )
+        self.write_latency = Histogram(
+            "riskwatch_storage_write_seconds",
+            "Latency of one write request",
+            buckets=_LAT_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "riskwatch_storage_queue_batches", "Batches waiting to be written", registry=registry
+        )
+        self.spool_bytes = Gauge(
+            "riskwatch_spool_bytes", "Bytes in the on-disk spool", registry=registry
+        )
+        self.spool_full = Counter(
+            "riskwatch_spool_full",
+            "Times the spool was full and ingest had to wait",
+            registry=registry,
+        )
+        self.spooled_points = Counter(
+            "riskwatch_spooled_points", "Points written to the spool", registry=registry
+        )
+        self.replayed_points = Counter(
+            "riskwatch_replayed_points", "Spooled points replayed to InfluxDB", registry=registry
+        )
+
+
+def serve_metrics(
+    listen: str, registry: CollectorRegistry
+) -> tuple[WSGIServer, threading.Thread, str]:
+    """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one); returns the URL."""
+    host, _, port = listen.rpartition(":")
+    server, thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    real_port = server.server_address[1]
+    return server, thread, f"http://{host or '127.0.0.1'}:{real_port}/metrics"

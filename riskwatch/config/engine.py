@@ -162,6 +162,8 @@ class IngestConfig:
     max_future_s: float = _pos(300.0)
     min_time: str = "2000-01-01T00:00:00Z"
     late_after_s: float = _pos(120.0)
+    tick_ms: int = _pos(500)
+    reload_check_s: float = _pos(2.0)
     deadletter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
 
 

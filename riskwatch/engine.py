@@ -1,0 +1,515 @@
+"""The engine: MQTT ingest → micro-batches → stages → signals and storage, with manual acks.
+
+Threads (see docs/ARCHITECTURE.md):
+
+- paho's network thread decodes each message (:class:`~riskwatch.ingest.decode.Decoder`),
+  writes its dead letters, and puts the good readings on a bounded queue — when the
+  queue is full the callback blocks, paho stops reading the socket and the broker holds
+  the rest (backpressure, bounded memory);
+- the engine thread cuts micro-batches by size (``ingest.batch_max_readings``) and time
+  (``ingest.batch_max_wait_ms``), runs the pipeline (rules, detectors), hands signals to
+  the alert sink, and submits the batch to storage together with the acks of its messages;
+  it also drives timers (``tick``) and hot reload;
+- the storage thread writes or spools each batch, then acknowledges its messages.
+
+This is the only module that reads the clock; every stage gets ``now`` in its context.
+
+>>> from riskwatch.config.engine import load_engine_config_text
+>>> eng = Engine(load_engine_config_text("storage: {influx: null}\\nmetrics: {listen: null}\\n"))
+>>> eng.registry.strict
+False
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from prometheus_client import CollectorRegistry
+
+from riskwatch.catalog import SensorRegistry
+from riskwatch.clock import Clock, SystemClock
+from riskwatch.config.engine import EngineConfig
+from riskwatch.errors import ConfigErrors, DeadLetterReason, StorageError
+from riskwatch.ingest.client import MqttClient
+from riskwatch.ingest.deadletter import DeadLetterSink
+from riskwatch.ingest.decode import DeadLetter, Decoder
+from riskwatch.ingest.topics import TopicTemplate
+from riskwatch.metrics import IngestMetrics, StorageMetrics, serve_metrics
+from riskwatch.model import Batch, Signal, concat_batches
+from riskwatch.pipeline import Pipeline, StageContext
+from riskwatch.storage.influx import Writer, make_writer
+from riskwatch.storage.lineproto import LineEncoder, escape_field_string, escape_tag
+from riskwatch.storage.runner import StorageRunner
+from riskwatch.storage.spool import Spool
+
+__all__ = ["Engine", "LogPublishSink", "alert_line"]
+
+log = logging.getLogger("riskwatch.engine")
+
+_DEFAULT = object()
+
+
+@dataclass(slots=True)
+class _Msg:
+    batch: Batch
+    mid: int
+    qos: int
+
+
+def alert_line(tags: dict[str, str], state: str, value: float, message: str, time_ns: int) -> str:
+    r"""One point of the ``alert`` measurement (DESIGN.md storage schema).
+
+    >>> line = alert_line({"enterprise": "m1", "rule": "ch4 alarm", "level": "orange"},
+    ...                   "firing", 1.2, 'CH4 "high"', 5)
+    >>> print(line.replace(" state", "\n state"))
+    alert,enterprise=m1,level=orange,rule=ch4\ alarm
+     state="firing",value=1.2,message="CH4 \"high\"" 5
+    """
+    t = ",".join(f"{k}={escape_tag(str(v))}" for k, v in sorted(tags.items()) if v != "")
+    v = float(value) if np.isfinite(value) else 0.0
+    return (
+        f"alert,{t} state={escape_field_string(state)},value={v!r},"
+        f"message={escape_field_string(message)} {int(time_ns)}"
+    )
+
+
+class LogPublishSink:
+    """Default signal sink until an alert lifecycle is configured: log each signal, publish
+    it as JSON on ``alerts.topic`` (QoS 1) and write an ``alert`` point to storage."""
+
+    def __init__(
+        self,
+        topic: str,
+        registry: SensorRegistry,
+        publisher: Any,
+        storage: StorageRunner | None,
+    ) -> None:
+        self.topic = topic
+        self.registry = registry
+        self.publisher = publisher
+        self.storage = storage
+
+    def message(self, s: Signal) -> dict[str, Any]:
+        meta = self.registry.meta(s.sensor) if s.sensor >= 0 else {}
+        return {
+            "id": f"{s.rule}|{meta.get('enterprise', '')}/{meta.get('site', '')}/"
+            f"{meta.get('sensor', s.group or '')}",
+            "rule": s.rule,
+            "level": s.level.colour if s.level is not None else None,
+            "state": s.state,
+            "enterprise": meta.get("enterprise", ""),
+            "site": meta.get("site", ""),
+            "sensor": meta.get("sensor", ""),
+            "group": s.group,
+            "kind": meta.get("kind", ""),
+            "value": s.value if np.isfinite(s.value) else None,
+            "threshold": s.threshold if np.isfinite(s.threshold) else None,
+            "ts": s.time // 1_000_000,
+            "since": s.time // 1_000_000,
+            "message": s.message,
+            "source": s.source,
+            "score": s.score,
+        }
+
+    def handle(self, signals: Sequence[Signal], ctx: StageContext) -> None:
+        lines = []
+        for s in signals:
+            m = self.message(s)
+            log.info(
+                "alert %s %s [%s] %s/%s/%s: %s",
+                m["state"], m["rule"], m["level"], m["enterprise"], m["site"],
+                m["sensor"] or m["group"], m["message"],
+            )  # fmt: skip
+            if self.publisher is not None:
+                topic = self.topic.format(enterprise=m["enterprise"] or "_", site=m["site"] or "_")
+                self.publisher.publish(topic, orjson.dumps(m), 1, False)
+            tags = {k: str(m[k] or "") for k in ("enterprise", "site", "sensor", "rule", "level")}
+            lines.append(alert_line(tags, s.state, s.value, s.message, s.time))
+        if lines and self.storage is not None:
+            self.storage.submit_lines("\n".join(lines).encode(), len(lines))
+
+    def tick(self, ctx: StageContext) -> None:
+        return None
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+class Engine:
+    """One engine process. ``start()`` returns once everything runs; ``stop()`` flushes.
+
+    ``writer`` overrides the InfluxDB writer (``None`` = storage off), for the demo's
+    embedded store and for tests.
+    """
+
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        *,
+        clock: Clock | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+        writer: Writer | object | None = _DEFAULT,
+    ) -> None:
+        self.cfg = cfg
+        self.clock: Clock = clock or SystemClock()
+        self.metrics_registry = metrics_registry or CollectorRegistry()
+        self.metrics = IngestMetrics(self.metrics_registry)
+        self.storage_metrics = StorageMetrics(self.metrics_registry)
+        self.registry = SensorRegistry(strict=cfg.ingest.strict)
+        min_time = datetime.fromisoformat(cfg.ingest.min_time.replace("Z", "+00:00"))
+        self.decoder = Decoder(
+            self.registry,
+            TopicTemplate(cfg.mqtt.topic_template),
+            max_payload_bytes=cfg.mqtt.max_payload_bytes,
+            min_time_ns=int(min_time.timestamp() * 1e9),
+            max_future_s=cfg.ingest.max_future_s,
+            late_after_s=cfg.ingest.late_after_s,
+        )
+        self._writer_override = writer
+        self._q: queue.Queue[_Msg] = queue.Queue(maxsize=cfg.ingest.queue_max_messages)
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unacked = 0
+        self._unacked_lock = threading.Lock()
+        self.mqtt: MqttClient | None = None
+        self.storage: StorageRunner | None = None
+        self.deadletter: DeadLetterSink | None = None
+        self.pipeline = Pipeline([])
+        self.sink: Any = None
+        self.metrics_url: str | None = None
+        self._metrics_server: Any = None
+        self._watched: dict[Path, float] = {}
+        self.readings_total = 0
+        self.started = threading.Event()
+
+    # ------------------------------------------------------------------ set-up
+    def _build_writer(self) -> Writer | None:
+        if self._writer_override is not _DEFAULT:
+            return self._writer_override  # type: ignore[return-value]
+        if self.cfg.storage.influx is None:
+            return None
+        return make_writer(self.cfg.storage.influx)
+
+    def _build_stages(self) -> None:
+        import importlib
+
+        stages = []
+        for modname in ("riskwatch.rules", "riskwatch.detectors"):
+            mod = importlib.import_module(modname)
+            build = getattr(mod, "build_stage", None)
+            if build is None:
+                continue
+            stage = build(self.cfg, self.registry)
+            if stage is not None:
+                stages.append(stage)
+                log.info("stage %s loaded", getattr(stage, "name", modname))
+        self.pipeline = Pipeline(stages)
+
+    def _build_sink(self) -> None:
+        import importlib
+
+        mod = importlib.import_module("riskwatch.alerts")
+        build = getattr(mod, "build_sink", None)
+        if build is not None:
+            self.sink = build(self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock)
+            attach = getattr(self.sink, "attach_storage", None)
+            if attach is not None and self.storage is not None:
+                attach(self.storage)
+        else:
+            self.sink = LogPublishSink(
+                self.cfg.alerts.topic, self.registry, self.mqtt, self.storage
+            )
+
+    def _watch(self) -> None:
+        files = [self.cfg.path(p) for p in self.cfg.catalog]
+        for st in self.pipeline.stages:
+            wf = getattr(st, "watched_files", None)
+            if wf is not None:
+                files += list(wf())
+        self._watched = {f: _mtime(f) for f in files}
+
+    def start(self) -> None:
+        cfg = self.cfg
+        if cfg.catalog:
+            n = self.registry.load_catalog([cfg.path(p) for p in cfg.catalog])
+            log.info("sensor catalogue: %d sensors from %s", n, ", ".join(cfg.catalog))
+        writer = self._build_writer()
+        spool = Spool(cfg.path(cfg.storage.spool_dir), cfg.storage.spool_max_bytes)
+        dl_cfg = cfg.ingest.deadletter
+        self.mqtt = MqttClient(cfg.mqtt, self._on_message, on_connected=self._on_connected)
+        self.deadletter = DeadLetterSink(
+            cfg.path(dl_cfg.file) if dl_cfg.file else None,
+            dl_cfg.topic,
+            self.mqtt,
+            self.metrics,
+            max_file_bytes=dl_cfg.max_file_bytes,
+        )
+        self.storage = StorageRunner(
+            writer,
+            LineEncoder(self.registry),
+            spool,
+            self.storage_metrics,
+            queue_max_batches=cfg.storage.queue_max_batches,
+            write_max_points=cfg.storage.write_max_points,
+            retry_initial_s=cfg.storage.retry_initial_s,
+            retry_max_s=cfg.storage.retry_max_s,
+            on_reject=self._storage_rejected,
+        )
+        self._build_stages()
+        self._build_sink()
+        self._watch()
+        if cfg.metrics.listen:
+            self._metrics_server, _, self.metrics_url = serve_metrics(
+                cfg.metrics.listen, self.metrics_registry
+            )
+            log.info("metrics at %s", self.metrics_url)
+        if writer is None:
+            log.warning("storage is off (storage.influx: null): readings are not stored")
+        else:
+            log.info(
+                "writing readings to %s (api %s)",
+                writer.url,
+                cfg.storage.influx.api if cfg.storage.influx else "custom",
+            )
+        self.storage.start()
+        self.sink.start()
+        self._thread = threading.Thread(target=self._loop, name="riskwatch-engine", daemon=True)
+        self._thread.start()
+        self.mqtt.start()
+        log.info(
+            "engine started: MQTT %s topics %s, batches of up to %d readings / %d ms",
+            cfg.mqtt.url, ", ".join(cfg.mqtt.topics), cfg.ingest.batch_max_readings,
+            cfg.ingest.batch_max_wait_ms,
+        )  # fmt: skip
+        self.started.set()
+
+    def stop(self) -> None:
+        """Graceful stop: stop receiving, flush batches, write/spool everything, ack, leave."""
+        if self._thread is None:
+            return
+        log.info("stopping: flushing queued readings")
+        assert self.mqtt is not None and self.storage is not None
+        self.mqtt.client.on_message = None  # nothing new enters the queue
+        self._stop.set()
+        self._thread.join(60)
+        self.storage.stop()
+        self.sink.stop()
+        time.sleep(0.2)  # let paho send the last acks
+        self.mqtt.stop()
+        if self.deadletter is not None:
+            self.deadletter.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        self._thread = None
+        log.info("stopped; %d readings processed", self.readings_total)
+
+    def run_forever(self) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads rules, detectors and the catalogue."""
+        done = threading.Event()
+
+        def on_term(signum: int, frame: Any) -> None:
+            log.info("received %s", signal.Signals(signum).name)
+            done.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda s, f: self._reload_requested.set())
+        self.start()
+        try:
+            while not done.wait(0.5):
+                pass
+        finally:
+            self.stop()
+
+    # ------------------------------------------------------------------ MQTT thread
+    def _on_connected(self, up: bool) -> None:
+        self.metrics.mqtt_connected.set(1 if up else 0)
+
+    def _on_message(self, msg: Any) -> None:
+        received = self.clock.now_ns()
+        self.metrics.messages_in.inc()
+        decoded = self.decoder.decode(msg.topic, msg.payload, received)
+        if decoded.deadletters and self.deadletter is not None:
+            self.deadletter.write(decoded.deadletters, received)
+        with self._unacked_lock:
+            self._unacked += 1
+        self._q.put(_Msg(decoded.batch, msg.mid, msg.qos))  # blocks when full
+
+    # ------------------------------------------------------------------ engine thread
+    def _loop(self) -> None:
+        cfg = self.cfg.ingest
+        max_n = cfg.batch_max_readings
+        max_wait = cfg.batch_max_wait_ms / 1000
+        tick_s = cfg.tick_ms / 1000
+        pending: list[_Msg] = []
+        n = 0
+        first = 0.0
+        next_tick = time.monotonic() + tick_s
+        next_reload_check = time.monotonic() + self.cfg.ingest.reload_check_s
+        while True:
+            now = time.monotonic()
+            timeout = min(next_tick, (first + max_wait) if pending else next_tick) - now
+            try:
+                m = self._q.get(timeout=max(0.0, timeout))
+                pending.append(m)
+                n += len(m.batch)
+                if len(pending) == 1:
+                    first = time.monotonic()
+                # drain what is already there without waiting
+                while n < max_n:
+                    try:
+                        m = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    pending.append(m)
+                    n += len(m.batch)
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            stopping = self._stop.is_set()
+            if pending and (n >= max_n or now - first >= max_wait or stopping):
+                self._flush(pending)
+                pending, n = [], 0
+            if now >= next_tick:
+                self._tick()
+                next_tick = now + tick_s
+            if self._reload_requested.is_set() or now >= next_reload_check:
+                self._maybe_reload(force=self._reload_requested.is_set())
+                self._reload_requested.clear()
+                next_reload_check = now + self.cfg.ingest.reload_check_s
+            if stopping and self._q.empty() and not pending:
+                return
+
+    def _flush(self, msgs: list[_Msg]) -> None:
+        assert self.storage is not None
+        batch = concat_batches(m.batch for m in msgs).sorted_by_time()
+        now = self.clock.now_ns()
+        ctx = StageContext(now_ns=now, registry=self.registry)
+        signals: list[Signal] = []
+        if len(batch):
+            self.metrics.readings_in.inc(len(batch))
+            self.metrics.batch_size.observe(len(batch))
+            self.readings_total += len(batch)
+            for st in self.pipeline.stages:
+                t0 = time.perf_counter()
+                out = st.process(batch, ctx)
+                self.metrics.stage_seconds.labels(getattr(st, "name", "stage")).observe(
+                    time.perf_counter() - t0
+                )
+                if isinstance(out, Batch):
+                    batch = out
+                else:
+                    signals.extend(out)
+        if signals:
+            self._emit(signals, ctx)
+        acks = [(m.mid, m.qos) for m in msgs]
+        oldest = int(batch.received.min()) if len(batch) else now
+        self.storage.submit(batch, self._make_ack(acks, oldest))
+        self.metrics.queue_depth.set(self._q.qsize())
+
+    def _emit(self, signals: list[Signal], ctx: StageContext) -> None:
+        for s in signals:
+            self.metrics.signals.labels(s.source).inc()
+        try:
+            self.sink.handle(signals, ctx)
+        except Exception:
+            log.exception("alert sink failed on %d signals", len(signals))
+
+    def _make_ack(self, acks: list[tuple[int, int]], oldest_ns: int) -> Callable[[], None]:
+        def done() -> None:
+            assert self.mqtt is not None
+            for mid, qos in acks:
+                self.mqtt.ack(mid, qos)
+            with self._unacked_lock:
+                self._unacked -= len(acks)
+                self.metrics.unacked.set(self._unacked)
+            self.metrics.pipeline_latency.observe(max(0.0, (self.clock.now_ns() - oldest_ns) / 1e9))
+
+        return done
+
+    def _tick(self) -> None:
+        ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
+        try:
+            signals = self.pipeline.tick(ctx)
+        except Exception:
+            log.exception("stage tick failed")
+            signals = []
+        if signals:
+            self._emit(signals, ctx)
+        try:
+            self.sink.tick(ctx)
+        except Exception:
+            log.exception("alert sink tick failed")
+
+    def _maybe_reload(self, force: bool) -> None:
+        changed = [f for f, t in self._watched.items() if _mtime(f) != t]
+        if not force and not changed:
+            return
+        log.info(
+            "reloading (%s)", "SIGHUP" if force else "changed: " + ", ".join(map(str, changed))
+        )
+        ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
+        if self.cfg.catalog and (
+            force or any(f in changed for f in map(self.cfg.path, self.cfg.catalog))
+        ):
+            try:
+                n = self.registry.load_catalog([self.cfg.path(p) for p in self.cfg.catalog])
+                log.info("catalogue reloaded: %d sensors", n)
+            except ConfigErrors as exc:
+                log.error("catalogue reload rejected, keeping the running one:\n%s", exc)
+        for st in self.pipeline.stages:
+            reload = getattr(st, "reload", None)
+            if reload is None:
+                continue
+            try:
+                reload(ctx)
+            except ConfigErrors as exc:
+                log.error("reload of %s rejected, keeping the running set:\n%s", st.name, exc)
+        self._watch()
+
+    def _storage_rejected(self, body: bytes, exc: StorageError) -> None:
+        if self.deadletter is None:
+            return
+        text = body.decode("utf-8", "replace")
+        self.deadletter.write(
+            [
+                DeadLetter(
+                    DeadLetterReason.STORAGE_REJECTED, str(exc), "", None, None, text[:1_000_000]
+                )
+            ],
+            self.clock.now_ns(),
+        )
+
+    # ------------------------------------------------------------------ helpers for tests
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """True once nothing is queued or unacknowledged (tests and the demo)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._q.empty() and self._unacked == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return os.stat(p).st_mtime
+    except OSError:
+        return -1.0

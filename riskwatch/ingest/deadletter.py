@@ -1,0 +1,106 @@
+"""The dead-letter sink: unusable readings and messages, with the reason, to a JSONL file
+and an MQTT topic, counted by reason.
+
+The file is appended and flushed per message so a record is on disk before the message
+is acknowledged; it rotates once (``.1``) when it passes ``max_file_bytes``.
+
+>>> import tempfile, os, json
+>>> from prometheus_client import CollectorRegistry
+>>> from riskwatch.metrics import IngestMetrics
+>>> from riskwatch.errors import DeadLetterReason
+>>> from riskwatch.ingest.decode import DeadLetter
+>>> path = os.path.join(tempfile.mkdtemp(), "dl.jsonl")
+>>> sink = DeadLetterSink(path, None, None, IngestMetrics(CollectorRegistry()))
+>>> sink.write([DeadLetter(DeadLetterReason.INVALID_JSON, "bad", "rw/a/b/c")], 0)
+>>> json.loads(open(path).read())["reason"]
+'invalid_json'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from riskwatch.ingest.decode import DeadLetter
+from riskwatch.metrics import IngestMetrics
+
+__all__ = ["DeadLetterSink", "Publisher"]
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None: ...
+
+
+class DeadLetterSink:
+    def __init__(
+        self,
+        path: str | Path | None,
+        topic: str | None,
+        publisher: Publisher | None,
+        metrics: IngestMetrics,
+        *,
+        max_file_bytes: int = 100 * 1024 * 1024,
+    ) -> None:
+        self.path = Path(path) if path else None
+        self.topic = topic
+        self.publisher = publisher
+        self.metrics = metrics
+        self.max_file_bytes = max_file_bytes
+        self._lock = threading.Lock()
+        self._fh = None
+        self._warned = 0
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("ab")
+
+    def write(self, dls: Sequence[DeadLetter], received_ns: int) -> None:
+        if not dls:
+            return
+        for d in dls:
+            self.metrics.deadletters.labels(d.reason.value).inc()
+        lines = [orjson.dumps(d.to_json(received_ns)) for d in dls]
+        if self._fh is not None:
+            with self._lock:
+                self._fh.write(b"\n".join(lines) + b"\n")
+                self._fh.flush()
+                if self._fh.tell() > self.max_file_bytes:
+                    self._rotate()
+        if self.publisher is not None and self.topic:
+            for line in lines:
+                try:
+                    self.publisher.publish(self.topic, line, 1, False)
+                except Exception as exc:  # never let the dead-letter topic stop ingest
+                    log.warning("cannot publish dead letter to %s: %s", self.topic, exc)
+        if self._warned < 20:
+            self._warned += 1
+            d = dls[0]
+            log.warning(
+                "dead letter (%d in message) from %s: %s %s%s",
+                len(dls),
+                d.topic,
+                d.reason.value,
+                d.detail,
+                f" [field {d.field}, reading {d.index}]" if d.index is not None else "",
+            )
+            if self._warned == 20:
+                log.warning("further dead letters are counted in metrics, not logged")
+
+    def _rotate(self) -> None:
+        assert self.path is not None and self._fh is not None
+        self._fh.close()
+        os.replace(self.path, self.path.with_suffix(self.path.suffix + ".1"))
+        self._fh = self.path.open("ab")
+
+    def close(self) -> None:
+        if self._fh is not None:
+            with self._lock:
+                self._fh.close()
+                self._fh = None

@@ -1,0 +1,90 @@
+r"""InfluxDB line protocol for a whole batch at once.
+
+Each sensor's series prefix (``reading,enterprise=..,kind=..,sensor=..,site=..``) is
+built once and cached by sensor id; a batch becomes lines with one ``str.format`` map over
+its columns — no per-point objects.
+
+>>> from riskwatch.catalog import SensorRegistry
+>>> from riskwatch.model import Batch
+>>> reg = SensorRegistry()
+>>> sid = int(reg.intern("mine 1", "face,3", ["CH4=1"], kinds=["ch4"])[0])
+>>> enc = LineEncoder(reg)
+>>> line = enc.encode(Batch.from_arrays([1795880000123000000], [sid], [0.42])).decode()
+>>> print(line.replace(" value", "\n value"))
+reading,enterprise=mine\ 1,kind=ch4,sensor=CH4\=1,site=face\,3
+ value=0.42,flags=0i 1795880000123000000
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from riskwatch.catalog import SensorRegistry
+from riskwatch.model import Batch
+
+__all__ = ["LineEncoder", "escape_field_string", "escape_tag"]
+
+
+def escape_tag(s: str) -> str:
+    """Escape a tag key/value or measurement-safe string (commas, spaces, equals)."""
+    return (
+        s.replace("\\", "\\\\")
+        .replace(",", "\\,")
+        .replace(" ", "\\ ")
+        .replace("=", "\\=")
+        .replace("\n", "\\n")
+    )
+
+
+def escape_field_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class LineEncoder:
+    """Encodes batches of the ``reading`` measurement (DESIGN.md storage schema)."""
+
+    measurement = "reading"
+
+    def __init__(self, registry: SensorRegistry) -> None:
+        self.registry = registry
+        self._prefixes = np.empty(0, dtype=object)
+        self._gen = -1
+        self._lock = threading.Lock()
+
+    def _prefix_array(self) -> np.ndarray:
+        reg = self.registry
+        if self._gen == reg.generation and len(self._prefixes) == len(reg):
+            return self._prefixes
+        with self._lock:
+            gen = reg.generation
+            ent, site, sen, kind = (reg.column(c) for c in ("enterprise", "site", "sensor", "kind"))
+            pre = np.empty(len(ent), dtype=object)
+            for i in range(len(ent)):  # once per sensor per registry change, not per reading
+                tags = [("enterprise", ent[i])]
+                if kind[i]:
+                    tags.append(("kind", kind[i]))
+                tags += [("sensor", sen[i]), ("site", site[i])]
+                pre[i] = (
+                    self.measurement + "," + ",".join(f"{k}={escape_tag(str(v))}" for k, v in tags)
+                )
+            self._prefixes = pre
+            self._gen = gen
+            return pre
+
+    def encode(self, batch: Batch) -> bytes:
+        if len(batch) == 0:
+            return b""
+        pre = self._prefix_array()
+        if int(batch.sensor.max()) >= len(pre):
+            self._gen = -1
+            pre = self._prefix_array()
+        lines = map(
+            "{} value={!r},flags={}i {}".format,
+            pre[batch.sensor].tolist(),
+            batch.value.tolist(),
+            batch.flags.tolist(),
+            batch.time.tolist(),
+        )
+        return "\n".join(lines).encode()

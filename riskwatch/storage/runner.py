@@ -125,7 +125,7 @@ class StorageRunner:
                 self._replay(budget_s=0.5)
                 continue
             if item is _STOP:
-                self._replay(budget_s=2.0)
+                self._replay(budget_s=2.0, force=True)  # one last try; the rest stays spooled
                 return
             assert isinstance(item, _Item)
             self.metrics.queue_depth.set(self._q.qsize())

@@ -1,0 +1,88 @@
+"""Config errors name file, key path and line; secrets come from env or files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from riskwatch.config.engine import load_engine_config
+from riskwatch.errors import ConfigErrors
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "engine.yaml"
+    p.write_text(text)
+    return p
+
+
+CASES = [
+    ("mqtt:\n  qos: 3\n", "engine.yaml:2:8: mqtt.qos: must be 0, 1 or 2, got 3"),
+    ("mqtt:\n  url: http://x\n", "engine.yaml:2:8: mqtt.url: must be a URL like mqtt://host:port"),
+    ("mqtt:\n  qso: 1\n", "engine.yaml:2:3: mqtt.qso: unknown key"),
+    (
+        "ingest:\n  batch_max_readings: many\n",
+        "engine.yaml:2:23: ingest.batch_max_readings: expected an integer, got str 'many'",
+    ),
+    (
+        "ingest:\n  batch_max_readings: 0\n",
+        "engine.yaml:2:23: ingest.batch_max_readings: must be > 0",
+    ),
+    (
+        "storage:\n  influx:\n    api: v3\n",
+        "engine.yaml:3:10: storage.influx.api: must be one of 'v1', 'v2', got 'v3'",
+    ),
+    (
+        "storage:\n  influx: {url: 'http://x', password: hunter2}\n",
+        "storage.influx.password: unknown key",
+    ),
+    ("catalog: {a: 1}\n", "engine.yaml:1:10: catalog: expected a list, got a mapping"),
+    (
+        "mqtt:\n  topic_template: 'rw/{site}'\n",
+        "mqtt.topic_template: must contain the level {enterprise}",
+    ),
+    ("mqtt: [1, 2\n", "engine.yaml:2:1: invalid YAML"),
+    ("mqtt:\n  qos: 1\n  qos: 2\n", "engine.yaml:3: mqtt.qos: duplicate key"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), CASES, ids=[c[1].split(": ")[1] + str(i) for i, c in enumerate(CASES)]
+)
+def test_error_names_file_line_and_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigErrors) as ei:
+        load_engine_config(write(tmp_path, text))
+    assert message in str(ei.value)
+    assert str(tmp_path / "engine.yaml") in str(ei.value)
+
+
+def test_all_errors_in_one_pass(tmp_path: Path) -> None:
+    with pytest.raises(ConfigErrors) as ei:
+        load_engine_config(
+            write(tmp_path, "mqtt:\n  qos: 5\n  bogus: 1\ningest:\n  strict: maybe\n")
+        )
+    assert len(ei.value.errors) == 3
+    assert [e.line for e in ei.value.errors] == [2, 3, 5]
+
+
+def test_defaults_and_relative_paths(tmp_path: Path) -> None:
+    cfg = load_engine_config(write(tmp_path, "catalog: [cat/a.csv]\n"))
+    assert cfg.mqtt.topics == ["rw/#"]
+    assert cfg.path("cat/a.csv") == tmp_path / "cat" / "a.csv"
+
+
+def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pw").write_text("s3cret\n")
+    monkeypatch.setenv("RW_TOKEN", "tok")
+    cfg = load_engine_config(
+        write(
+            tmp_path,
+            f"mqtt: {{username: u, password_file: {tmp_path}/pw}}\n"
+            "storage: {influx: {api: v2, token_env: RW_TOKEN}}\n",
+        )
+    )
+    assert cfg.mqtt.password() == "s3cret"
+    assert cfg.storage.influx.token() == "tok"
+    monkeypatch.delenv("RW_TOKEN")
+    with pytest.raises(ConfigErrors, match="environment variable RW_TOKEN is not set"):
+        cfg.storage.influx.token()

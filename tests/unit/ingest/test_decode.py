@@ -1,0 +1,188 @@
+"""Decoding of the four payload forms and every dead-letter case."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from riskwatch.catalog import SensorRegistry
+from riskwatch.errors import DeadLetterReason as R
+from riskwatch.ingest.decode import Decoder
+from riskwatch.ingest.topics import TopicTemplate
+from riskwatch.model import Flags
+
+NOW_NS = 1_795_880_000_500_000_000
+MS = 1_795_880_000_000
+TOPIC = "rw/mine1/face1/GW-7"
+
+
+@pytest.fixture
+def reg() -> SensorRegistry:
+    return SensorRegistry()
+
+
+@pytest.fixture
+def dec(reg: SensorRegistry) -> Decoder:
+    return Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"), max_payload_bytes=4096)
+
+
+def j(x: object) -> bytes:
+    return orjson.dumps(x)
+
+
+def test_single_reading(dec: Decoder, reg: SensorRegistry) -> None:
+    m = dec.decode(TOPIC, j({"sensor": "CH4-0101", "ts": MS + 123, "value": 0.42}), NOW_NS)
+    assert m.deadletters == []
+    assert m.batch.time.tolist() == [(MS + 123) * 1_000_000]
+    assert m.batch.value.tolist() == [0.42]
+    assert reg.key(int(m.batch.sensor[0])) == "mine1/face1/CH4-0101"
+    assert m.batch.received.tolist() == [NOW_NS]
+
+
+def test_list_form(dec: Decoder) -> None:
+    m = dec.decode(
+        TOPIC,
+        j([{"sensor": "A", "ts": MS, "value": 1}, {"sensor": "B", "ts": MS, "value": 2.5}]),
+        NOW_NS,
+    )
+    assert m.batch.value.tolist() == [1.0, 2.5]
+    assert m.n_readings == 2
+
+
+def test_envelope_takes_envelope_ts_and_gateway(dec: Decoder, reg: SensorRegistry) -> None:
+    payload = {
+        "gateway": "GW-9",
+        "ts": MS,
+        "readings": [{"sensor": "A", "value": 1}, {"sensor": "B", "value": 2, "ts": MS + 5}],
+    }
+    m = dec.decode(TOPIC, j(payload), NOW_NS)
+    assert m.batch.time.tolist() == [MS * 1_000_000, (MS + 5) * 1_000_000]
+    assert reg.meta(int(m.batch.sensor[0]))["gateway"] == "GW-9"
+
+
+def test_column_form_with_scalar_ts_and_kind(dec: Decoder, reg: SensorRegistry) -> None:
+    payload = {"ts": MS, "sensor": ["A", "B", "C"], "value": [0.1, 0.2, 0.3], "kind": "ch4"}
+    m = dec.decode(TOPIC, j(payload), NOW_NS)
+    assert m.batch.value.tolist() == [0.1, 0.2, 0.3]
+    assert set(reg.column("kind").tolist()) == {"ch4"}
+
+
+def test_rfc3339_timestamps(dec: Decoder) -> None:
+    m = dec.decode(
+        TOPIC, j([{"sensor": "A", "ts": "2026-11-28T10:00:00.250+08:00", "value": 1}]), NOW_NS
+    )
+    assert m.batch.time.tolist() == [1_795_831_200_250_000_000]
+
+
+def test_quality_flags(dec: Decoder) -> None:
+    rs = [
+        {"sensor": "A", "ts": MS, "value": 1, "quality": "calibrating"},
+        {"sensor": "B", "ts": MS, "value": 1, "quality": "fault"},
+        {"sensor": "C", "ts": MS, "value": 1, "quality": "ok"},
+    ]
+    m = dec.decode(TOPIC, j(rs), NOW_NS)
+    assert m.batch.flags.tolist() == [Flags.CALIBRATING, Flags.FAULT, 0]
+
+
+def test_late_reading_is_flagged_not_rejected(dec: Decoder) -> None:
+    m = dec.decode(TOPIC, j({"sensor": "A", "ts": MS - 3_600_000, "value": 1}), NOW_NS)
+    assert m.batch.flags.tolist() == [Flags.LATE]
+
+
+def test_booleans_are_status_values(dec: Decoder) -> None:
+    m = dec.decode(TOPIC, j([{"sensor": "FEED", "ts": MS, "value": True}]), NOW_NS)
+    assert m.batch.value.tolist() == [1.0]
+
+
+BAD_READINGS = [
+    ({"sensor": "X", "ts": MS}, R.MISSING_VALUE, "value"),
+    ({"sensor": "X", "ts": MS, "value": None}, R.MISSING_VALUE, "value"),
+    ({"sensor": "X", "ts": MS, "value": "0.42"}, R.NON_NUMERIC_VALUE, "value"),
+    ({"sensor": "X", "ts": MS, "value": [1]}, R.NON_NUMERIC_VALUE, "value"),
+    ({"ts": MS, "value": 1}, R.MISSING_SENSOR, "sensor"),
+    ({"sensor": "", "ts": MS, "value": 1}, R.MISSING_SENSOR, "sensor"),
+    ({"sensor": "X", "ts": "yesterday", "value": 1}, R.BAD_TIMESTAMP, "ts"),
+    ({"sensor": "X", "ts": "2026-11-28T10:00:00", "value": 1}, R.BAD_TIMESTAMP, "ts"),
+    ({"sensor": "X", "value": 1}, R.BAD_TIMESTAMP, "ts"),
+    ({"sensor": "X", "ts": 5, "value": 1}, R.ABSURD_TIMESTAMP, "ts"),
+    ({"sensor": "X", "ts": MS + 86_400_000, "value": 1}, R.ABSURD_TIMESTAMP, "ts"),
+    ({"sensor": "X", "ts": MS, "value": 1, "quality": "weird"}, R.BAD_QUALITY, "quality"),
+]
+
+
+@pytest.mark.parametrize(
+    ("reading", "reason", "field"),
+    BAD_READINGS,
+    ids=[str(b[1]) + "-" + str(i) for i, b in enumerate(BAD_READINGS)],
+)
+def test_bad_reading_dead_lettered_good_ones_pass(
+    dec: Decoder, reading: dict, reason: R, field: str
+) -> None:
+    good = {"sensor": "GOOD", "ts": MS, "value": 7.0}
+    m = dec.decode(TOPIC, j([good, reading, good]), NOW_NS)
+    assert m.batch.value.tolist() == [7.0, 7.0]
+    assert [(d.reason, d.index, d.field) for d in m.deadletters] == [(reason, 1, field)]
+    assert m.deadletters[0].reading == reading
+
+
+def test_non_finite_values_from_lenient_json(dec: Decoder) -> None:
+    payload = (
+        b'[{"sensor":"A","ts":%d,"value":NaN},{"sensor":"B","ts":%d,"value":1.5},{"sensor":"C","ts":%d,"value":Infinity}]'
+        % (MS, MS, MS)
+    )
+    m = dec.decode(TOPIC, payload, NOW_NS)
+    assert m.batch.value.tolist() == [1.5]
+    assert [d.reason for d in m.deadletters] == [R.NON_FINITE_VALUE, R.NON_FINITE_VALUE]
+
+
+def test_non_object_in_list(dec: Decoder) -> None:
+    m = dec.decode(TOPIC, j([{"sensor": "A", "ts": MS, "value": 1}, 5]), NOW_NS)
+    assert len(m.batch) == 1
+    assert [(d.reason, d.index) for d in m.deadletters] == [(R.BAD_SHAPE, 1)]
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("rw/mine1/face1", j({"sensor": "A", "ts": MS, "value": 1}), R.TOPIC_MISMATCH),
+        ("other/mine1/face1/gw", j({"sensor": "A", "ts": MS, "value": 1}), R.TOPIC_MISMATCH),
+        (TOPIC, b"{not json", R.INVALID_JSON),
+        (TOPIC, b"\xff\xfe", R.INVALID_JSON),
+        (TOPIC, b"42", R.BAD_SHAPE),
+        (TOPIC, j({"readings": 5}), R.BAD_SHAPE),
+        (TOPIC, j({"ts": [MS, MS], "sensor": ["A"], "value": [1, 2]}), R.BAD_SHAPE),
+        (TOPIC, b"[" + b'{"sensor":"A","ts":1,"value":1},' * 200 + b"1]", R.TOO_LARGE),
+    ],
+)
+def test_whole_message_rejected(dec: Decoder, topic: str, payload: bytes, reason: R) -> None:
+    m = dec.decode(topic, payload, NOW_NS)
+    assert len(m.batch) == 0
+    assert [d.reason for d in m.deadletters] == [reason]
+    assert m.deadletters[0].topic == topic
+
+
+def test_column_form_partial_bad(dec: Decoder) -> None:
+    payload = {"ts": [MS, MS, "bad"], "sensor": ["A", "B", "C"], "value": [1.0, None, 3.0]}
+    m = dec.decode(TOPIC, j(payload), NOW_NS)
+    assert m.batch.value.tolist() == [1.0]
+    assert [(d.reason, d.index) for d in m.deadletters] == [
+        (R.MISSING_VALUE, 1),
+        (R.BAD_TIMESTAMP, 2),
+    ]
+    assert m.deadletters[1].reading == {"ts": "bad", "sensor": "C", "value": 3.0}
+
+
+def test_strict_registry_rejects_unknown_sensors() -> None:
+    reg = SensorRegistry(strict=True)
+    from riskwatch.catalog import CatalogEntry
+
+    reg.apply_catalog([CatalogEntry("mine1", "face1", "KNOWN", "ch4")])
+    d = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"))
+    m = d.decode(
+        TOPIC,
+        j([{"sensor": "KNOWN", "ts": MS, "value": 1}, {"sensor": "NEW", "ts": MS, "value": 2}]),
+        NOW_NS,
+    )
+    assert m.batch.value.tolist() == [1.0]
+    assert [(x.reason, x.index) for x in m.deadletters] == [(R.UNKNOWN_SENSOR, 1)]
+    assert len(reg) == 1

@@ -89,6 +89,7 @@ class MqttClient:
         self.client.on_connect = self._handle_connect
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
+        self.client.on_subscribe = self._handle_subscribe
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -116,6 +117,7 @@ class MqttClient:
             self.client.loop_stop()
 
     def wait_connected(self, timeout: float) -> bool:
+        """True once connected and (if subscribing) the broker confirmed the subscription."""
         return self.connected.wait(timeout)
 
     # ------------------------------------------------------------------ callbacks
@@ -133,10 +135,18 @@ class MqttClient:
         )
         if self._subscribe and self.cfg.topics:
             client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics])
-            log.info("subscribed to %s (QoS %d)", ", ".join(self.cfg.topics), self.cfg.qos)
-        self.connected.set()
+        else:
+            self.connected.set()
         if self._on_connected:
             self._on_connected(True)
+
+    def _handle_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+        bad = [str(rc) for rc in reason_codes if rc.is_failure]
+        if bad:
+            log.error("subscription to %s refused: %s", ", ".join(self.cfg.topics), ", ".join(bad))
+        else:
+            log.info("subscribed to %s (QoS %d)", ", ".join(self.cfg.topics), self.cfg.qos)
+        self.connected.set()
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         self.connected.clear()

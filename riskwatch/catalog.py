@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import csv
 import math
+import operator
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +282,16 @@ class SensorRegistry:
         self._catalogued.append(catalogued)
         self.generation += 1
         return sid
+
+    def lookup(self, prefixes: Sequence[str], sensors: Sequence[str]) -> np.ndarray:
+        """Ids of ``prefix + sensor`` keys (prefix ``"enterprise/site/"``); -1 if unknown.
+
+        >>> reg = SensorRegistry(); _ = reg.intern("e", "s", ["a"])
+        >>> reg.lookup(["e/s/", "e/s/"], ["a", "b"]).tolist()
+        [0, -1]
+        """
+        keys = map(operator.add, prefixes, sensors)
+        return np.fromiter(map(self._ids.get, keys, repeat(-1)), dtype=np.int32, count=len(sensors))
 
     # -- metadata ------------------------------------------------------------------
     def set_meta(self, sid: int, **meta: Any) -> None:

@@ -63,7 +63,9 @@ _DEFAULT = object()
 
 @dataclass(slots=True)
 class _Msg:
-    batch: Batch
+    topic: str
+    payload: bytes
+    received: int
     mid: int
     qos: int
 
@@ -343,14 +345,12 @@ class Engine:
         self.metrics.mqtt_connected.set(1 if up else 0)
 
     def _on_message(self, msg: Any) -> None:
-        received = self.clock.now_ns()
+        # Keep the network thread light: decoding happens in the engine thread, many
+        # messages at a time. put() blocks when the queue is full (backpressure).
         self.metrics.messages_in.inc()
-        decoded = self.decoder.decode(msg.topic, msg.payload, received)
-        if decoded.deadletters and self.deadletter is not None:
-            self.deadletter.write(decoded.deadletters, received)
         with self._unacked_lock:
             self._unacked += 1
-        self._q.put(_Msg(decoded.batch, msg.mid, msg.qos))  # blocks when full
+        self._q.put(_Msg(msg.topic, msg.payload, self.clock.now_ns(), msg.mid, msg.qos))
 
     # ------------------------------------------------------------------ engine thread
     def _loop(self) -> None:
@@ -358,35 +358,34 @@ class Engine:
         max_n = cfg.batch_max_readings
         max_wait = cfg.batch_max_wait_ms / 1000
         tick_s = cfg.tick_ms / 1000
-        pending: list[_Msg] = []
+        batches: list[Batch] = []
+        acks: list[tuple[int, int]] = []
         n = 0
         first = 0.0
         next_tick = time.monotonic() + tick_s
         next_reload_check = time.monotonic() + self.cfg.ingest.reload_check_s
         while True:
             now = time.monotonic()
-            timeout = min(next_tick, (first + max_wait) if pending else next_tick) - now
+            timeout = min(next_tick, (first + max_wait) if acks else next_tick) - now
+            raw: list[_Msg] = []
             try:
-                m = self._q.get(timeout=max(0.0, timeout))
-                pending.append(m)
-                n += len(m.batch)
-                if len(pending) == 1:
-                    first = time.monotonic()
-                # drain what is already there without waiting
-                while n < max_n:
-                    try:
-                        m = self._q.get_nowait()
-                    except queue.Empty:
-                        break
-                    pending.append(m)
-                    n += len(m.batch)
+                raw.append(self._q.get(timeout=max(0.0, timeout)))
+                while len(raw) < 5000:  # take what is already there without waiting
+                    raw.append(self._q.get_nowait())
             except queue.Empty:
                 pass
+            if raw:
+                batch = self._decode(raw)
+                if not acks:
+                    first = time.monotonic()
+                batches.append(batch)
+                acks.extend((m.mid, m.qos) for m in raw)
+                n += len(batch)
             now = time.monotonic()
             stopping = self._stop.is_set()
-            if pending and (n >= max_n or now - first >= max_wait or stopping):
-                self._flush(pending)
-                pending, n = [], 0
+            if acks and (n >= max_n or now - first >= max_wait or stopping):
+                self._flush(batches, acks)
+                batches, acks, n = [], [], 0
             if now >= next_tick:
                 self._tick()
                 next_tick = now + tick_s
@@ -394,12 +393,18 @@ class Engine:
                 self._maybe_reload(force=self._reload_requested.is_set())
                 self._reload_requested.clear()
                 next_reload_check = now + self.cfg.ingest.reload_check_s
-            if stopping and self._q.empty() and not pending:
+            if stopping and self._q.empty() and not acks:
                 return
 
-    def _flush(self, msgs: list[_Msg]) -> None:
+    def _decode(self, raw: list[_Msg]) -> Batch:
+        decoded = self.decoder.decode_many([(m.topic, m.payload, m.received) for m in raw])
+        if decoded.deadletters and self.deadletter is not None:
+            self.deadletter.write(decoded.deadletters, raw[-1].received)
+        return decoded.batch
+
+    def _flush(self, batches: list[Batch], acks: list[tuple[int, int]]) -> None:
         assert self.storage is not None
-        batch = concat_batches(m.batch for m in msgs).sorted_by_time()
+        batch = concat_batches(batches).sorted_by_time()
         now = self.clock.now_ns()
         ctx = StageContext(now_ns=now, registry=self.registry)
         signals: list[Signal] = []
@@ -419,7 +424,6 @@ class Engine:
                     signals.extend(out)
         if signals:
             self._emit(signals, ctx)
-        acks = [(m.mid, m.qos) for m in msgs]
         oldest = int(batch.received.min()) if len(batch) else now
         self.storage.submit(batch, self._make_ack(acks, oldest))
         self.metrics.queue_depth.set(self._q.qsize())

@@ -109,15 +109,37 @@ class Decoder:
         self.max_future_ns = int(max_future_s * 1e9)
         self.late_after_ns = int(late_after_s * 1e9)
 
-    # ------------------------------------------------------------------ entry point
+    # ------------------------------------------------------------------ entry points
     def decode(self, topic: str, payload: bytes, received_ns: int) -> DecodedMessage:
+        """Decode one message."""
+        return self.decode_many([(topic, payload, received_ns)])
+
+    def decode_many(self, msgs: Sequence[tuple[str, bytes, int]]) -> DecodedMessage:
+        """Decode many ``(topic, payload, received_ns)`` messages into one batch.
+
+        Per message there is a little Python work (topic, JSON, shape); all validation,
+        interning and flagging then runs once over the columns of every message, which
+        is what makes small messages (one reading each) cheap.
+        """
+        acc = _Acc()
+        dls: list[tuple[int, DeadLetter]] = []  # (message position, dead letter)
+        for pos, (topic, payload, received) in enumerate(msgs):
+            acc.pos = pos
+            err = self._parse_one(topic, payload, received, acc)
+            if err is not None:
+                dls.append((pos, err))
+        if not acc.values:
+            return DecodedMessage(Batch.empty(), [d for _, d in dls], 0)
+        return self._finish(acc, dls)
+
+    def _parse_one(self, topic: str, payload: bytes, received: int, acc: _Acc) -> DeadLetter | None:
         if len(payload) > self.max_payload_bytes:
-            return self._reject(
+            return DeadLetter(
                 R.TOO_LARGE, f"{len(payload)} bytes > limit {self.max_payload_bytes}", topic
             )
         tags = self.template.match(topic)
         if tags is None:
-            return self._reject(
+            return DeadLetter(
                 R.TOPIC_MISMATCH, f"topic does not match {self.template.template!r}", topic
             )
         try:
@@ -128,149 +150,56 @@ class Decoder:
             try:
                 obj = json.loads(payload)
             except (ValueError, UnicodeDecodeError):
-                return self._reject(R.INVALID_JSON, str(exc), topic, reading=_preview(payload))
+                return DeadLetter(R.INVALID_JSON, str(exc), topic, None, None, _preview(payload))
         enterprise = tags.get("enterprise", "")
         site = tags.get("site", "")
         gateway = tags.get("gateway", "")
-        if isinstance(obj, dict):
+        if type(obj) is dict:
             if "readings" in obj:
                 rs = obj["readings"]
-                if not isinstance(rs, list):
-                    return self._reject(R.BAD_SHAPE, "'readings' must be a list", topic, "readings")
+                if type(rs) is not list:
+                    return DeadLetter(
+                        R.BAD_SHAPE, "'readings' must be a list", topic, None, "readings"
+                    )
                 gw = obj.get("gateway")
                 if isinstance(gw, str) and gw:
                     gateway = gw
-                return self._rows(rs, obj.get("ts"), topic, enterprise, site, gateway, received_ns)
-            if isinstance(obj.get("value"), list) or isinstance(obj.get("sensor"), list):
-                return self._columns(obj, topic, enterprise, site, gateway, received_ns)
-            return self._rows([obj], None, topic, enterprise, site, gateway, received_ns)
-        if isinstance(obj, list):
-            return self._rows(obj, None, topic, enterprise, site, gateway, received_ns)
-        return self._reject(
+                acc.add_rows(rs, obj.get("ts"), payload, topic, enterprise, site, gateway, received)
+                return None
+            if type(obj.get("value")) is list or type(obj.get("sensor")) is list:
+                return acc.add_columns(obj, topic, enterprise, site, gateway, received)
+            acc.add_rows([obj], None, payload, topic, enterprise, site, gateway, received)
+            return None
+        if type(obj) is list:
+            acc.add_rows(obj, None, payload, topic, enterprise, site, gateway, received)
+            return None
+        return DeadLetter(
             R.BAD_SHAPE, "payload must be a reading, a list, an envelope or columns", topic
         )
 
-    def _reject(
-        self, reason: R, detail: str, topic: str, fld: str | None = None, reading: Any = None
-    ) -> DecodedMessage:
-        return DecodedMessage(
-            Batch.empty(), [DeadLetter(reason, detail, topic, None, fld, reading)], 0
-        )
-
-    # ------------------------------------------------------------------ row forms
-    def _rows(
-        self,
-        rs: list[Any],
-        env_ts: Any,
-        topic: str,
-        enterprise: str,
-        site: str,
-        gateway: str,
-        received_ns: int,
-    ) -> DecodedMessage:
-        n = len(rs)
-        if n == 0:
-            return DecodedMessage(Batch.empty(), [], 0)
-        if all(type(r) is dict for r in rs):
-            sensors = [r.get("sensor") for r in rs]
-            values = [r.get("value") for r in rs]
-            if env_ts is None:
-                ts = [r.get("ts") for r in rs]
-            else:
-                ts = [r.get("ts", env_ts) for r in rs]
-            has_meta = any(len(r) > 3 for r in rs)
-            if has_meta:
-                kinds = [r.get("kind") for r in rs]
-                units = [r.get("unit") for r in rs]
-                quality = [r.get("quality") for r in rs]
-            else:
-                kinds = units = quality = None
-            bad_rows = np.zeros(n, dtype=bool)
-        else:
-            bad_rows = np.array([type(r) is not dict for r in rs])
-            good = [r if type(r) is dict else {} for r in rs]
-            sensors = [r.get("sensor") for r in good]
-            values = [r.get("value") for r in good]
-            ts = [r.get("ts", env_ts) for r in good]
-            kinds = [r.get("kind") for r in good]
-            units = [r.get("unit") for r in good]
-            quality = [r.get("quality") for r in good]
-        return self._finish(
-            rs, sensors, values, ts, kinds, units, quality, bad_rows,
-            topic, enterprise, site, gateway, received_ns,
-        )  # fmt: skip
-
-    # ------------------------------------------------------------------ column form
-    def _columns(
-        self,
-        obj: dict[str, Any],
-        topic: str,
-        enterprise: str,
-        site: str,
-        gateway: str,
-        received_ns: int,
-    ) -> DecodedMessage:
-        sensors = obj.get("sensor")
-        values = obj.get("value")
-        if not isinstance(sensors, list) or not isinstance(values, list):
-            return self._reject(R.BAD_SHAPE, "columns need 'sensor' and 'value' lists", topic)
-        n = len(values)
-        cols: dict[str, list[Any] | None] = {}
-        for name in ("ts", "kind", "unit", "quality"):
-            v = obj.get(name)
-            if isinstance(v, list):
-                if len(v) != n:
-                    return self._reject(
-                        R.BAD_SHAPE, f"column '{name}' has {len(v)} rows, 'value' has {n}",
-                        topic, name,
-                    )  # fmt: skip
-                cols[name] = v
-            elif v is None:
-                cols[name] = None
-            else:
-                cols[name] = [v] * n
-        if len(sensors) != n:
-            return self._reject(
-                R.BAD_SHAPE, f"column 'sensor' has {len(sensors)} rows, 'value' has {n}",
-                topic, "sensor",
-            )  # fmt: skip
-        ts = cols["ts"] if cols["ts"] is not None else [None] * n
-        rows = _ColumnRows(obj)
-        return self._finish(
-            rows, sensors, values, ts, cols["kind"], cols["unit"], cols["quality"],
-            np.zeros(n, dtype=bool), topic, enterprise, site, gateway, received_ns,
-        )  # fmt: skip
-
     # ------------------------------------------------------------------ shared
-    def _finish(
-        self,
-        rs: Sequence[Any],
-        sensors: list[Any],
-        values: list[Any],
-        ts: list[Any],
-        kinds: list[Any] | None,
-        units: list[Any] | None,
-        quality: list[Any] | None,
-        bad_rows: np.ndarray,
-        topic: str,
-        enterprise: str,
-        site: str,
-        gateway: str,
-        received_ns: int,
-    ) -> DecodedMessage:
+    def _finish(self, acc: _Acc, dls: list[tuple[int, DeadLetter]]) -> DecodedMessage:
+        sensors, values, ts = acc.sensors, acc.values, acc.ts
         n = len(values)
-        reason = np.zeros(n, dtype=np.int16)  # 0 = ok, else index into _REASONS (+1)
-        detail_field: dict[int, str] = {}
+        reason = np.zeros(n, dtype=np.int16)  # 0 = ok, else _REASON_CODE
 
         def mark(mask: np.ndarray, r: R) -> None:
             m = mask & (reason == 0)
             if m.any():
                 reason[m] = _REASON_CODE[r]
 
-        mark(bad_rows, R.BAD_SHAPE)
+        if acc.bad_rows:
+            bad = np.zeros(n, dtype=bool)
+            bad[acc.bad_rows] = True
+            mark(bad, R.BAD_SHAPE)
+        received = np.repeat(
+            np.asarray(acc.msg_received, dtype=np.int64), np.asarray(acc.msg_count)
+        )
         # sensor names
-        sensor_ok = np.fromiter((type(s) is str and s != "" for s in sensors), bool, n)
-        mark(~sensor_ok, R.MISSING_SENSOR)
+        sensor_ok = np.fromiter(map(_is_name, sensors), bool, n)
+        if not sensor_ok.all():
+            mark(~sensor_ok, R.MISSING_SENSOR)
+            sensors = [s if ok else "" for s, ok in zip(sensors, sensor_ok.tolist(), strict=True)]
         # values
         val = _to_float(values)
         if val is None:
@@ -289,15 +218,20 @@ class Decoder:
                     val[i] = math.nan
             mark(missing, R.MISSING_VALUE)
             mark(nonnum, R.NON_NUMERIC_VALUE)
-        mark(~np.isfinite(val), R.NON_FINITE_VALUE)
+        finite = np.isfinite(val)
+        if not finite.all():
+            mark(~finite, R.NON_FINITE_VALUE)
         # timestamps
         t_ns, ts_bad = self._times(ts, n)
-        mark(ts_bad, R.BAD_TIMESTAMP)
-        absurd = (t_ns < self.min_time_ns) | (t_ns > received_ns + self.max_future_ns)
-        mark(absurd & ~ts_bad, R.ABSURD_TIMESTAMP)
+        if ts_bad.any():
+            mark(ts_bad, R.BAD_TIMESTAMP)
+        absurd = (t_ns < self.min_time_ns) | (t_ns > received + self.max_future_ns)
+        if absurd.any():
+            mark(absurd & ~ts_bad, R.ABSURD_TIMESTAMP)
         # quality flags
         flags = np.zeros(n, dtype=np.uint8)
-        if quality is not None:
+        if acc.quality is not None:
+            quality = acc.quality
             try:
                 flags[:] = [_QUALITY[q] for q in quality]
             except (KeyError, TypeError):
@@ -309,50 +243,41 @@ class Decoder:
                     else:
                         flags[i] = code
                 mark(qbad, R.BAD_QUALITY)
-        late = (received_ns - t_ns) > self.late_after_ns
-        flags[late] |= int(Flags.LATE)
-        # sensor ids (only for rows still good)
+        late = (received - t_ns) > self.late_after_ns
+        if late.any():
+            flags[late] |= int(Flags.LATE)
+        # sensor ids
+        ids = self.registry.lookup(acc.prefixes, sensors)
+        missing_id = ids < 0
+        if missing_id.any():
+            todo = np.flatnonzero(missing_id & (reason == 0))
+            if len(todo):
+                ids[todo] = self._intern_new(acc, sensors, todo)
+                mark(ids < 0, R.UNKNOWN_SENSOR)
         good = reason == 0
-        ids = np.full(n, -1, dtype=np.int32)
-        if good.any():
-            gi = np.flatnonzero(good)
-            all_good = len(gi) == n
-            names = sensors if all_good else [sensors[i] for i in gi]
-            k = None if kinds is None else (kinds if all_good else [kinds[i] for i in gi])
-            u = None if units is None else (units if all_good else [units[i] for i in gi])
-            got = self.registry.intern(enterprise, site, names, kinds=k, units=u, gateway=gateway)
-            ids[gi] = got
-            mark(good & (ids < 0), R.UNKNOWN_SENSOR)
-            good = reason == 0
-        dls: list[DeadLetter] = []
         if not good.all():
+            starts = np.cumsum([0, *acc.msg_count[:-1]])
             for i in np.flatnonzero(~good).tolist():
                 r = _REASONS[reason[i] - 1]
-                dls.append(
-                    DeadLetter(
-                        r,
-                        _DETAIL[r],
-                        topic,
-                        i,
-                        detail_field.get(i, _FIELD_OF[r]),
-                        _jsonable(rs[i]),
-                    )
-                )
+                m = int(np.searchsorted(starts, i, side="right")) - 1
+                src = acc.msg_rows[m]
+                dls.append((acc.msg_pos[m], DeadLetter(
+                    r, _DETAIL[r], acc.msg_topic[m], i - int(starts[m]), _FIELD_OF[r],
+                    _jsonable(src[i - int(starts[m])]),
+                )))  # fmt: skip
             idx = np.flatnonzero(good)
-            batch = Batch(
-                t_ns[idx], ids[idx], val[idx], flags[idx], np.full(len(idx), received_ns, np.int64)
-            )
+            batch = Batch(t_ns[idx], ids[idx], val[idx], flags[idx], received[idx])
         else:
-            batch = Batch(t_ns, ids, val, flags, np.full(n, received_ns, np.int64))
-        return DecodedMessage(batch, dls, n)
+            batch = Batch(t_ns, ids, val, flags, received)
+        dls.sort(key=lambda x: x[0])  # stable: message order, then reading order
+        return DecodedMessage(batch, [d for _, d in dls], n)
 
     def _times(self, ts: list[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
         """Epoch-ms ints / floats or RFC 3339 strings -> ns, plus a bad mask."""
         try:
-            arr = np.array(ts, dtype=np.int64)
-            if len(arr) == n and not any(type(x) is bool for x in ts):
-                return arr * _MS, np.zeros(n, dtype=bool)
-        except (TypeError, ValueError, OverflowError):
+            if all(type(x) is int for x in ts):
+                return np.array(ts, dtype=np.int64) * _MS, np.zeros(n, dtype=bool)
+        except OverflowError:
             pass
         out = np.zeros(n, dtype=np.int64)
         bad = np.zeros(n, dtype=bool)
@@ -374,6 +299,166 @@ class Decoder:
             else:
                 bad[i] = True
         return out, bad
+
+    def _intern_new(self, acc: _Acc, sensors: list[Any], todo: np.ndarray) -> np.ndarray:
+        """Register first-seen sensors (or -1 in strict mode); rare, so a loop is fine."""
+        starts = np.cumsum([0, *acc.msg_count[:-1]])
+        msg_of = np.searchsorted(starts, todo, side="right") - 1
+        out = np.full(len(todo), -1, dtype=np.int32)
+        for j, (i, m) in enumerate(zip(todo.tolist(), msg_of.tolist(), strict=True)):
+            ent, site, gw = acc.msg_tags[m]
+            kind = acc.kinds[i] if acc.kinds is not None else None
+            unit = acc.units[i] if acc.units is not None else None
+            out[j] = self.registry.intern(
+                ent, site, [sensors[i]],
+                kinds=[kind if isinstance(kind, str) else None],
+                units=[unit if isinstance(unit, str) else None], gateway=gw,
+            )[0]  # fmt: skip
+        return out
+
+
+def _is_name(s: Any) -> bool:
+    return type(s) is str and s != ""
+
+
+class _Acc:
+    """Columns accumulated over the messages of one decode call."""
+
+    __slots__ = (
+        "bad_rows",
+        "kinds",
+        "msg_count",
+        "msg_pos",
+        "msg_received",
+        "msg_rows",
+        "msg_tags",
+        "msg_topic",
+        "pos",
+        "prefixes",
+        "quality",
+        "sensors",
+        "ts",
+        "units",
+        "values",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.sensors: list[Any] = []
+        self.values: list[Any] = []
+        self.ts: list[Any] = []
+        self.prefixes: list[str] = []
+        self.kinds: list[Any] | None = None
+        self.units: list[Any] | None = None
+        self.quality: list[Any] | None = None
+        self.bad_rows: list[int] = []
+        self.msg_count: list[int] = []
+        self.msg_received: list[int] = []
+        self.msg_topic: list[str] = []
+        self.msg_rows: list[Any] = []
+        self.msg_tags: list[tuple[str, str, str]] = []
+        self.msg_pos: list[int] = []
+        self.pos = 0
+
+    def _meta(self, name: str, vals: list[Any] | None, n: int, base: int) -> None:
+        lst = getattr(self, name)
+        if vals is None:
+            if lst is not None:
+                lst.extend([None] * n)
+            return
+        if lst is None:
+            lst = [None] * base
+            setattr(self, name, lst)
+        lst.extend(vals)
+
+    def _message(
+        self, n: int, rows: Any, topic: str, ent: str, site: str, gw: str, received: int
+    ) -> None:
+        self.prefixes.extend([f"{ent}/{site}/"] * n)
+        self.msg_count.append(n)
+        self.msg_received.append(received)
+        self.msg_topic.append(topic)
+        self.msg_rows.append(rows)
+        self.msg_tags.append((ent, site, gw))
+        self.msg_pos.append(self.pos)
+
+    def add_rows(
+        self,
+        rs: list[Any],
+        env_ts: Any,
+        payload: bytes,
+        topic: str,
+        ent: str,
+        site: str,
+        gw: str,
+        received: int,
+    ) -> None:
+        n = len(rs)
+        if n == 0:
+            return
+        base = len(self.values)
+        try:
+            sensors = [r["sensor"] for r in rs]
+            values = [r["value"] for r in rs]
+            get_rs = rs
+        except (KeyError, TypeError, IndexError):
+            get_rs = [r if type(r) is dict else {} for r in rs]
+            self.bad_rows.extend(base + i for i, r in enumerate(rs) if type(r) is not dict)
+            sensors = [r.get("sensor") for r in get_rs]
+            values = [r.get("value") for r in get_rs]
+        if b'"ts"' in payload:
+            if env_ts is None:
+                ts = [r.get("ts") for r in get_rs]
+            else:
+                ts = [r.get("ts", env_ts) for r in get_rs]
+        else:
+            ts = [None] * n
+        self.sensors.extend(sensors)
+        self.values.extend(values)
+        self.ts.extend(ts)
+        for name, key in (("kinds", b'"kind"'), ("units", b'"unit"'), ("quality", b'"quality"')):
+            field_name = key.decode().strip('"')
+            vals = [r.get(field_name) for r in get_rs] if key in payload else None
+            self._meta(name, vals, n, base)
+        self._message(n, rs, topic, ent, site, gw, received)
+
+    def add_columns(
+        self, obj: dict[str, Any], topic: str, ent: str, site: str, gw: str, received: int
+    ) -> DeadLetter | None:
+        sensors = obj.get("sensor")
+        values = obj.get("value")
+        if type(sensors) is not list or type(values) is not list:
+            return DeadLetter(R.BAD_SHAPE, "columns need 'sensor' and 'value' lists", topic)
+        n = len(values)
+        if len(sensors) != n:
+            return DeadLetter(
+                R.BAD_SHAPE, f"column 'sensor' has {len(sensors)} rows, 'value' has {n}",
+                topic, None, "sensor",
+            )  # fmt: skip
+        cols: dict[str, list[Any] | None] = {}
+        for name in ("ts", "kind", "unit", "quality"):
+            v = obj.get(name)
+            if type(v) is list:
+                if len(v) != n:
+                    return DeadLetter(
+                        R.BAD_SHAPE, f"column '{name}' has {len(v)} rows, 'value' has {n}",
+                        topic, None, name,
+                    )  # fmt: skip
+                cols[name] = v
+            elif v is None:
+                cols[name] = None
+            else:
+                cols[name] = [v] * n
+        if n == 0:
+            return None
+        base = len(self.values)
+        self.sensors.extend(sensors)
+        self.values.extend(values)
+        self.ts.extend(cols["ts"] if cols["ts"] is not None else [None] * n)
+        self._meta("kinds", cols["kind"], n, base)
+        self._meta("units", cols["unit"], n, base)
+        self._meta("quality", cols["quality"], n, base)
+        self._message(n, _ColumnRows(obj), topic, ent, site, gw, received)
+        return None
 
 
 def _to_float(values: list[Any]) -> np.ndarray | None:

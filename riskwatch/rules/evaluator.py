@@ -1,0 +1,1226 @@
+"""Vectorised evaluation of a compiled rule set over micro-batches.
+
+How it works (the hot path has no Python loop over readings or sensors):
+
+1. Every per-reading rule (threshold on value / rate / windowed change, N-of-M,
+   frozen, out of range, calibration overrun) is compiled into *slots*: one slot per
+   (rule, matched sensor), with its numbers in per-slot parameter arrays (trigger,
+   clear, strict, ``for``, ``keep_firing_for`` per colour column) and its state in
+   per-slot arrays (latch, run starts, status, last value). Slots are ordered by sensor,
+   so a sensor's slots are one contiguous range (CSR).
+2. A batch is expanded into *rows* (reading × slot of its sensor) grouped by slot and in
+   time order within a slot; all condition kinds are then evaluated together with
+   whole-array operations. Sequential semantics (hysteresis latches, ``for`` runs,
+   N-of-M windows) use segmented forward fills (``np.maximum.accumulate`` over marker
+   indices), so a batch gives exactly the signals that the same readings fed one at a
+   time would give.
+3. Only rows whose status changed become :class:`~riskwatch.model.Signal` objects.
+
+Level semantics: each colour of a rule is an independent latch, set when its trigger
+held (continuously for ``for``) and reset only when its clear condition held
+(continuously for ``keep_firing_for``); the rule's level is the most severe latched
+colour. Losing data never clears a latch: only real readings do.
+
+>>> from riskwatch.catalog import SensorRegistry, CatalogEntry
+>>> from riskwatch.model import Batch
+>>> from riskwatch.rules.parse import load_rules_text
+>>> reg = SensorRegistry()
+>>> reg.apply_catalog([CatalogEntry("m1", "s1", "CH4-1", "ch4", unit="%")])
+>>> rf = load_rules_text('''
+... rules:
+...   - name: ch4
+...     match: {kind: ch4}
+...     levels:
+...       - {level: orange, above: 1.0, label: alarm}
+...       - {level: red, above: 1.5, clear_below: 1.0, label: power-off}
+... ''')
+>>> rs = RuleSet([rf], reg)
+>>> sig = rs.process(Batch.from_arrays([1, 2, 3, 4], [0, 0, 0, 0], [0.5, 1.6, 1.2, 0.9]), 5)
+>>> [(s.time, s.state, s.level and s.level.colour) for s in sig]
+[(2, 'firing', 'red'), (4, 'resolved', None)]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from riskwatch.catalog import SensorRegistry
+from riskwatch.errors import ConfigError, ConfigErrors
+from riskwatch.model import Batch, Flags, Level, Signal
+from riskwatch.rules.calendars import Calendar, build_calendars
+from riskwatch.rules.compile import resolve_number, select
+from riskwatch.rules.parse import (
+    LevelSpec,
+    RuleFile,
+    RuleSpec,
+    Setpoint,
+    as_setpoint,
+    parse_duration,
+)
+
+__all__ = ["RuleSet", "rule_fingerprint"]
+
+log = logging.getLogger("riskwatch.rules")
+
+# slot kinds
+K_VALUE, K_RATE, K_CHANGE, K_FROZEN, K_RANGE, K_CALIB = range(6)
+_OF = {"value": K_VALUE, "rate": K_RATE, "change": K_CHANGE}
+NLEV = 4  # colour columns: red, orange, yellow, blue (Level - 1)
+_NEVER = np.iinfo(np.int64).min // 4
+_PROCESS_SKIP = int(Flags.CALIBRATING | Flags.FAULT)
+CHANGE_SAMPLES = 64  # readings kept per slot for `of: change`
+
+
+def rule_fingerprint(rule: RuleSpec, calendars: dict[str, Any]) -> str:
+    """Identity of a rule's behaviour: unchanged rules keep their state on reload."""
+    cals = ""
+    if rule.calendar is not None:
+        cals = repr(
+            sorted(
+                (n, repr(calendars.get(n))) for n in rule.calendar.inside + rule.calendar.outside
+            )
+        )
+    return repr(rule) + cals
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return "n/a"
+    return f"{x:.4g}"
+
+
+class _SafeDict(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass
+class _Rule:
+    """A compiled per-reading rule."""
+
+    idx: int
+    spec: RuleSpec
+    kind: int
+    levels: list[LevelSpec]
+    file: str
+    calendar_in: list[Calendar] = field(default_factory=list)
+    calendar_out: list[Calendar] = field(default_factory=list)
+    count_n: int = 0
+    count_m: int = 0
+    per_ns: int = 10**9
+    window_ns: int = 0
+    labels: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class _Slots:
+    """Parameter and state arrays over (rule, sensor) slots."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.sensor = np.zeros(n, np.int32)
+        self.rule = np.zeros(n, np.int32)
+        self.kind = np.zeros(n, np.int8)
+        # parameters per colour column (signed so that every trigger reads x >= T)
+        self.sign = np.ones((n, NLEV))
+        self.T = np.full((n, NLEV), np.inf)
+        self.C = np.full((n, NLEV), -np.inf)
+        self.strict = np.zeros((n, NLEV), bool)
+        self.cincl = np.zeros((n, NLEV), bool)
+        self.for_ns = np.zeros((n, NLEV), np.int64)
+        self.keep_ns = np.zeros((n, NLEV), np.int64)
+        self.enabled = np.zeros((n, NLEV), bool)
+        self.low = np.full(n, np.nan)
+        self.high = np.full(n, np.nan)
+        self.per_ns = np.ones(n)
+        self.window_ns = np.zeros(n, np.int64)
+        self.count_n = np.zeros(n, np.int16)
+        self.count_m = np.zeros(n, np.int16)
+        # state
+        self.latch = np.zeros((n, NLEV), bool)
+        self.trun = np.zeros((n, NLEV), bool)
+        self.tsince = np.zeros((n, NLEV), np.int64)
+        self.crun = np.zeros((n, NLEV), bool)
+        self.csince = np.zeros((n, NLEV), np.int64)
+        self.hist = np.zeros((n, NLEV), np.uint64)
+        self.status = np.zeros(n, np.uint8)
+        self.last_t = np.full(n, _NEVER, np.int64)
+        self.last_v = np.full(n, np.nan)
+        self.last_x = np.full(n, np.nan)
+        # of: change ring buffers (only slots of change rules have rows here)
+        self.ring_row = np.full(n, -1, np.int32)
+        self.ring_t = np.zeros((0, CHANGE_SAMPLES), np.int64)
+        self.ring_v = np.zeros((0, CHANGE_SAMPLES))
+        self.ring_n = np.zeros(0, np.int32)
+
+    STATE = ("latch", "trun", "tsince", "crun", "csince", "hist", "status", "last_t", "last_v",
+             "last_x")  # fmt: skip
+
+    def nbytes_state(self) -> int:
+        return sum(getattr(self, a).nbytes for a in self.STATE) + (
+            self.ring_t.nbytes + self.ring_v.nbytes + self.ring_n.nbytes
+        )
+
+    def nbytes_params(self) -> int:
+        names = ("sensor", "rule", "kind", "sign", "T", "C", "strict", "cincl", "for_ns",
+                 "keep_ns", "enabled", "low", "high", "per_ns", "window_ns", "count_n", "count_m",
+                 "ring_row")  # fmt: skip
+        return sum(getattr(self, a).nbytes for a in names)
+
+
+def _ffill_idx(marker: np.ndarray, all_first: bool) -> np.ndarray:
+    if all_first:
+        return np.arange(len(marker))
+    idx = np.where(marker, np.arange(len(marker)), 0)
+    return np.maximum.accumulate(idx)
+
+
+def _shift(a: np.ndarray, first: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """Previous row's value within the segment; ``fill`` (per row) at segment starts."""
+    out = np.empty_like(a)
+    out[1:] = a[:-1]
+    if len(a):
+        out[0] = fill[0]
+    out[first] = fill[first]
+    return out
+
+
+class RuleSet:
+    """A compiled rule set with its per-sensor state; :meth:`process` and :meth:`tick`.
+
+    ``files`` are parsed :class:`RuleFile` s; ``base_dirs`` locate calendar files.
+    Raises :class:`ConfigErrors` if calendars or references are invalid.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[RuleFile],
+        registry: SensorRegistry,
+        *,
+        base_dirs: Sequence[Path | None] | None = None,
+        docs: Sequence[Any] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.files = list(files)
+        self.calendars: dict[str, Calendar] = {}
+        errors: list[ConfigError] = []
+        bases = list(base_dirs) if base_dirs is not None else [None] * len(self.files)
+        for i, rf in enumerate(self.files):
+            try:
+                cals = build_calendars(rf.calendars, bases[i], docs[i] if docs else None)
+            except ConfigErrors as exc:
+                errors += exc.errors
+                continue
+            for k, c in cals.items():
+                if k in self.calendars:
+                    errors.append(
+                        ConfigError(f"calendars.{k}", "calendar defined twice", file=rf.file)
+                    )
+                self.calendars[k] = c
+        self.specs: list[RuleSpec] = [r for rf in self.files for r in rf.rules if r.enabled]
+        self.rule_file: dict[str, str] = {r.name: rf.file for rf in self.files for r in rf.rules}
+        self.rules: list[_Rule] = []
+        self.nodata: list[_NoData] = []
+        self.compounds: list[_Compound] = []
+        names = {r.name for r in self.specs}
+        for r in self.specs:
+            if r.calendar is not None:
+                for n in r.calendar.inside + r.calendar.outside:
+                    if n not in self.calendars:
+                        errors.append(
+                            ConfigError(
+                                f"{r.name}.calendar",
+                                f"unknown calendar {n!r}",
+                                file=self.rule_file[r.name],
+                            )
+                        )
+            if r.kind == "compound":
+                assert r.compound is not None
+                for t in r.compound.terms:
+                    if t.rule is not None and t.rule not in names:
+                        errors.append(
+                            ConfigError(
+                                f"{r.name}.compound",
+                                f"unknown rule {t.rule!r}",
+                                file=self.rule_file[r.name],
+                            )
+                        )
+        ConfigErrors.raise_if(errors)
+        for r in self.specs:
+            if r.kind == "no_data":
+                self.nodata.append(_NoData(r))
+            elif r.kind == "compound":
+                self.compounds.append(_Compound(r))
+            else:
+                self.rules.append(self._compile_rule(len(self.rules), r))
+        self.rule_index = {r.name: r for r in self.rules}
+        self.generation = -1
+        self.slots = _Slots(0)
+        self.slot_start = np.zeros(1, np.int64)
+        self.slot_count = np.zeros(0, np.int64)
+        self.n_sensors = 0
+        # per-sensor arrays shared by no-data and compound rules
+        self.seen_event = np.full(0, _NEVER, np.int64)
+        self.seen_arrival = np.full(0, _NEVER, np.int64)
+        self.sensor_last_v = np.full(0, np.nan)
+        self.start_ns: int | None = None
+        self._rebuild()
+
+    # ------------------------------------------------------------------ compile
+    def _compile_rule(self, idx: int, r: RuleSpec) -> _Rule:
+        if r.kind == "frozen":
+            kind = K_FROZEN
+        elif r.kind == "out_of_range":
+            kind = K_RANGE
+        elif r.kind == "calibration":
+            kind = K_CALIB
+        else:
+            kind = _OF[r.of]
+        cr = _Rule(idx, r, kind, r.all_levels(), self.rule_file.get(r.name, ""))
+        if r.calendar is not None:
+            cr.calendar_in = [self.calendars[n] for n in r.calendar.inside]
+            cr.calendar_out = [self.calendars[n] for n in r.calendar.outside]
+        if r.count is not None:
+            cr.count_n, cr.count_m = r.count.n, r.count.m
+        cr.per_ns = parse_duration(r.per) or 10**9
+        cr.window_ns = parse_duration(r.window)
+        for lv in cr.levels:
+            cr.labels[int(lv.level) - 1] = lv.label or lv.level.colour
+        if kind in (K_FROZEN, K_RANGE, K_CALIB):
+            cr.labels = {int(r.out_level) - 1: r.kind.replace("_", " ")}
+        return cr
+
+    def _rebuild(self) -> None:
+        """(Re)build slot arrays for the registry's current sensors, keeping state."""
+        reg = self.registry
+        n_sens = len(reg)
+        old = self.slots
+        parts_sensor: list[np.ndarray] = []
+        parts_rule: list[np.ndarray] = []
+        for r in self.rules:
+            ids = np.flatnonzero(select(reg, r.spec.match, r.spec.exclude)).astype(np.int32)
+            parts_sensor.append(ids)
+            parts_rule.append(np.full(len(ids), r.idx, np.int32))
+        sensor = np.concatenate(parts_sensor) if parts_sensor else np.zeros(0, np.int32)
+        rule = np.concatenate(parts_rule) if parts_rule else np.zeros(0, np.int32)
+        order = np.lexsort((rule, sensor))
+        sensor, rule = sensor[order], rule[order]
+        s = _Slots(len(sensor))
+        s.sensor, s.rule = sensor, rule
+        for r in self.rules:
+            sel = np.flatnonzero(rule == r.idx)
+            if not len(sel):
+                continue
+            self._fill_params(s, r, sel, sensor[sel])
+        # change ring rows
+        ch = np.flatnonzero(s.kind == K_CHANGE)
+        s.ring_row[ch] = np.arange(len(ch), dtype=np.int32)
+        s.ring_t = np.zeros((len(ch), CHANGE_SAMPLES), np.int64)
+        s.ring_v = np.zeros((len(ch), CHANGE_SAMPLES))
+        s.ring_n = np.zeros(len(ch), np.int32)
+        # carry state of slots that existed before (same rule index and sensor)
+        if old.n and s.n:
+            okey = old.rule.astype(np.int64) << 32 | old.sensor.astype(np.int64)
+            nkey = s.rule.astype(np.int64) << 32 | s.sensor.astype(np.int64)
+            o = np.argsort(okey)
+            pos = np.searchsorted(okey[o], nkey)
+            pos = np.minimum(pos, len(o) - 1)
+            hit = okey[o][pos] == nkey
+            src = o[pos[hit]]
+            dst = np.flatnonzero(hit)
+            self._copy_state(old, src, s, dst)
+        self.slots = s
+        counts = np.bincount(sensor, minlength=n_sens).astype(np.int64)
+        self.slot_count = counts
+        self.slot_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        # per-sensor arrays grow with the registry
+        grow = n_sens - len(self.seen_event)
+        if grow > 0:
+            self.seen_event = np.concatenate([self.seen_event, np.full(grow, _NEVER, np.int64)])
+            self.seen_arrival = np.concatenate([self.seen_arrival, np.full(grow, _NEVER, np.int64)])
+            self.sensor_last_v = np.concatenate([self.sensor_last_v, np.full(grow, np.nan)])
+        self.n_sensors = n_sens
+        for nd in self.nodata:
+            nd.rebuild(reg)
+        for c in self.compounds:
+            c.rebuild(self, reg)
+        self.generation = reg.generation
+
+    @staticmethod
+    def _copy_state(old: _Slots, src: np.ndarray, new: _Slots, dst: np.ndarray) -> None:
+        for a in _Slots.STATE:
+            getattr(new, a)[dst] = getattr(old, a)[src]
+        orr = old.ring_row[src]
+        nrr = new.ring_row[dst]
+        ok = (orr >= 0) & (nrr >= 0)
+        if ok.any():
+            new.ring_t[nrr[ok]] = old.ring_t[orr[ok]]
+            new.ring_v[nrr[ok]] = old.ring_v[orr[ok]]
+            new.ring_n[nrr[ok]] = old.ring_n[orr[ok]]
+
+    def _fill_params(self, s: _Slots, r: _Rule, sel: np.ndarray, ids: np.ndarray) -> None:
+        reg = self.registry
+        s.kind[sel] = r.kind
+        s.per_ns[sel] = float(r.per_ns)
+        s.window_ns[sel] = r.window_ns
+        s.count_n[sel] = r.count_n
+        s.count_m[sel] = r.count_m
+        if r.kind == K_FROZEN:
+            assert r.spec.frozen is not None
+            k = int(r.spec.out_level) - 1
+            s.sign[sel, k] = -1.0
+            s.T[sel, k] = -r.spec.frozen.tolerance
+            s.C[sel, k] = -r.spec.frozen.tolerance
+            s.for_ns[sel, k] = parse_duration(r.spec.frozen.for_)
+            s.enabled[sel, k] = True
+            return
+        if r.kind == K_RANGE:
+            assert r.spec.out_of_range is not None
+            k = int(r.spec.out_level) - 1
+            lo = resolve_number(reg, as_setpoint(r.spec.out_of_range.low), ids, -1)
+            hi = resolve_number(reg, as_setpoint(r.spec.out_of_range.high), ids, 1)
+            s.low[sel], s.high[sel] = lo, hi
+            s.T[sel, k] = 0.0
+            s.strict[sel, k] = True
+            s.C[sel, k] = 0.0
+            s.cincl[sel, k] = True
+            s.for_ns[sel, k] = parse_duration(r.spec.out_of_range.for_)
+            s.enabled[sel, k] = ~(np.isnan(lo) & np.isnan(hi))
+            return
+        if r.kind == K_CALIB:
+            assert r.spec.calibration is not None
+            k = int(r.spec.out_level) - 1
+            s.T[sel, k] = 0.5
+            s.C[sel, k] = 0.5
+            s.for_ns[sel, k] = parse_duration(r.spec.calibration.max)
+            s.enabled[sel, k] = True
+            return
+        for lv in r.levels:
+            k = int(lv.level) - 1
+            d = lv.direction
+            trig = resolve_number(reg, lv.trigger, ids, d)
+            clear_sp = lv.clear
+            clr = resolve_number(reg, clear_sp, ids, d) if clear_sp is not None else trig
+            clr = np.where(np.isnan(clr), trig, clr)
+            s.sign[sel, k] = d
+            s.T[sel, k] = np.where(np.isnan(trig), np.inf, trig * d)
+            s.C[sel, k] = np.where(np.isnan(clr), -np.inf, clr * d)
+            s.strict[sel, k] = lv.strict
+            s.cincl[sel, k] = bool(lv.strict) and clear_sp is None
+            s.for_ns[sel, k] = parse_duration(lv.for_)
+            s.keep_ns[sel, k] = parse_duration(lv.keep_firing_for)
+            s.enabled[sel, k] = ~np.isnan(trig)
+
+    def memory(self) -> dict[str, int]:
+        """Bytes of rule state and parameters (for the benchmark's memory per sensor)."""
+        s = self.slots
+        per_sensor = self.seen_event.nbytes + self.seen_arrival.nbytes + self.sensor_last_v.nbytes
+        per_sensor += sum(nd.nbytes() for nd in self.nodata)
+        return {
+            "slots": s.n,
+            "state_bytes": s.nbytes_state() + per_sensor,
+            "param_bytes": s.nbytes_params() + self.slot_start.nbytes + self.slot_count.nbytes,
+        }
+
+    # ------------------------------------------------------------------ evaluation
+    def process(self, batch: Batch, now_ns: int) -> list[Signal]:
+        """Evaluate a batch (sorted by time); returns the transitions it caused."""
+        if self.registry.generation != self.generation:
+            self._rebuild()
+        if self.start_ns is None:
+            self.start_ns = now_ns
+        if not len(batch):
+            return []
+        sensor = batch.sensor
+        # per-sensor last seen (event/arrival), for no-data rules and compound terms
+        if self.nodata:
+            np.maximum.at(self.seen_event, sensor, batch.time)
+            np.maximum.at(self.seen_arrival, sensor, batch.received)
+        out = self._eval_slots(batch) if self.slots.n else []
+        if self.compounds:
+            ok = (batch.flags & _PROCESS_SKIP) == 0
+            self.sensor_last_v[sensor[ok]] = batch.value[ok]  # time-sorted: the last one wins
+        for nd in self.nodata:
+            out += nd.on_data(self, batch, now_ns)
+        if self.compounds:
+            t_eval = int(batch.time.max())
+            for c in self.compounds:
+                out += c.evaluate(self, t_eval)
+        return out
+
+    def tick(self, now_ns: int) -> list[Signal]:
+        """Timers that fire without data: no-data (deadman) rules and compound rules."""
+        if self.registry.generation != self.generation:
+            self._rebuild()
+        if self.start_ns is None:
+            self.start_ns = now_ns
+        out: list[Signal] = []
+        for nd in self.nodata:
+            out += nd.on_tick(self, now_ns)
+        for c in self.compounds:
+            out += c.evaluate(self, now_ns)
+        return out
+
+    def _expand(self, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Rows (reading index, slot) grouped by slot, time order within a slot."""
+        sensor = batch.sensor
+        cnt = self.slot_count[sensor]
+        has = cnt > 0
+        if not has.all():
+            ridx = np.flatnonzero(has)
+            sensor = sensor[ridx]
+            cnt = cnt[ridx]
+        else:
+            ridx = np.arange(len(sensor))
+        if not len(ridx):
+            e = np.zeros(0, np.int64)
+            return e, e, np.zeros(0, bool), True
+        dup = bool(np.bincount(sensor, minlength=0).max() > 1)
+        if not dup:
+            # each sensor once: rows are (reading, each of its slots)
+            total = int(cnt.sum())
+            rrow = np.repeat(ridx, cnt)
+            base = np.repeat(self.slot_start[sensor] - (np.cumsum(cnt) - cnt), cnt)
+            slot = base + np.arange(total)
+            return rrow, slot, np.ones(total, bool), True
+        order = np.argsort(sensor, kind="stable")
+        ssorted = sensor[order]
+        ridx = ridx[order]
+        cnt = cnt[order]
+        bnd = np.flatnonzero(np.r_[True, ssorted[1:] != ssorted[:-1]])
+        c_s = np.diff(np.r_[bnd, len(ssorted)])  # readings per sensor
+        k_s = cnt[bnd]  # slots per sensor
+        sens = ssorted[bnd]
+        nrows = c_s * k_s
+        total = int(nrows.sum())
+        grp = np.repeat(np.arange(len(bnd)), nrows)
+        local = np.arange(total) - np.repeat(np.cumsum(nrows) - nrows, nrows)
+        c_r = c_s[grp]
+        j = local // c_r
+        i = local - j * c_r
+        slot = self.slot_start[sens][grp] + j
+        rrow = ridx[bnd[grp] + i]
+        return rrow, slot, i == 0, False
+
+    def _eval_slots(self, batch: Batch) -> list[Signal]:
+        s = self.slots
+        rrow, slot, first, all_first = self._expand(batch)
+        if not len(rrow):
+            return []
+        kind = s.kind[slot]
+        f = batch.flags[rrow]
+        # calibrating / faulted readings never reach process rules (only calibration rules)
+        # (health kinds — range, frozen — still see readings a gateway marked faulty)
+        skip = (f & _PROCESS_SKIP) != 0
+        if skip.any():
+            calib = (f & int(Flags.CALIBRATING)) != 0
+            skip = np.where(kind == K_CALIB, False, np.where(kind >= K_FROZEN, calib, skip))
+        if skip.any():
+            keep = ~skip
+            rrow, slot, kind, f = rrow[keep], slot[keep], kind[keep], f[keep]
+            if not len(rrow):
+                return []
+            first = np.r_[True, slot[1:] != slot[:-1]]
+            all_first = bool(first.all())
+        n = len(rrow)
+        t = batch.time[rrow]
+        v = batch.value[rrow]
+        last = np.r_[first[1:], True] if n else first
+        if all_first:
+            t_prev, v_prev = s.last_t[slot], s.last_v[slot]
+        else:
+            t_prev = _shift(t, first, s.last_t[slot])
+            v_prev = _shift(v, first, s.last_v[slot])
+        # the compared quantity per row
+        x = v.copy()
+        anchor = t
+        if (kind == K_RATE).any():
+            m = kind == K_RATE
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dt = (t - t_prev).astype(np.float64)
+                rate = (v - v_prev) / dt * s.per_ns[slot]
+            rate[(t_prev == _NEVER) | (dt <= 0)] = np.nan
+            x = np.where(m, rate, x)
+        if (kind == K_FROZEN).any():
+            m = kind == K_FROZEN
+            x = np.where(m, np.abs(v - v_prev), x)
+            anchor = np.where(m & (t_prev != _NEVER), t_prev, t)
+        if (kind == K_RANGE).any():
+            m = kind == K_RANGE
+            with np.errstate(invalid="ignore"):
+                dev = np.fmax(s.low[slot] - v, v - s.high[slot])
+            x = np.where(m, dev, x)
+        if (kind == K_CALIB).any():
+            m = kind == K_CALIB
+            x = np.where(m, ((f & int(Flags.CALIBRATING)) != 0).astype(np.float64), x)
+        if (kind == K_CHANGE).any():
+            x = self._change(x, kind, slot, t, v, first)
+        # calendars: outside its windows a rule never triggers and its levels clear
+        off = None
+        for r in self.rules:
+            if not (r.calendar_in or r.calendar_out):
+                continue
+            m = np.flatnonzero(s.rule[slot] == r.idx)
+            if not len(m):
+                continue
+            sens = s.sensor[slot[m]]
+            ent = self.registry.column("enterprise")[sens]
+            site = self.registry.column("site")[sens]
+            act = np.ones(len(m), bool)
+            if r.calendar_in:
+                act = np.zeros(len(m), bool)
+                for c in r.calendar_in:
+                    act |= c.active(t[m], ent, site)
+            for c in r.calendar_out:
+                act &= ~c.active(t[m], ent, site)
+            if off is None:
+                off = np.zeros(n, bool)
+            off[m] = ~act
+        counted = (s.count_m[slot] > 0) if (s.count_m > 0).any() else None
+        status = np.zeros(n, np.uint8)
+        pend = np.zeros(n, np.uint8)
+        upd: dict[str, list[tuple[int, np.ndarray]]] = {
+            "latch": [], "trun": [], "tsince": [], "crun": [], "csince": [], "hist": []
+        }  # fmt: skip
+        cols = np.flatnonzero(s.enabled.any(axis=0))
+        process_kind = kind < K_FROZEN  # health kinds have no visible pending phase
+        lslot = slot[last]
+        for k in cols[::-1]:  # blue .. red: the most severe level written last wins
+            en = s.enabled[slot, k]
+            if not en.any():
+                continue
+            xs = x * s.sign[slot, k]
+            T = s.T[slot, k]
+            C = s.C[slot, k]
+            with np.errstate(invalid="ignore"):
+                trig = (xs > T) | (~s.strict[slot, k] & (xs == T))
+                clr = (xs < C) | (s.cincl[slot, k] & (xs == C))
+            trig &= en
+            if counted is not None and counted.any():
+                trig, clr, newhist = self._count(trig, clr, counted, slot, first, k)
+                upd["hist"].append((k, newhist))
+            if off is not None:
+                trig &= ~off
+                clr |= off
+            # trigger runs (for)
+            if all_first:
+                prev_trig = s.trun[slot, k]
+                start = np.where(prev_trig, s.tsince[slot, k], anchor)
+            else:
+                prev_trig = _shift(trig, first, s.trun[slot, k])
+                startval = np.where(first & prev_trig, s.tsince[slot, k], anchor)
+                start = startval[_ffill_idx((trig & ~prev_trig) | first, False)]
+            set_evt = trig & (t - start >= s.for_ns[slot, k])
+            # clear runs (keep_firing_for)
+            if all_first:
+                prev_clr = s.crun[slot, k]
+                cstart = np.where(prev_clr, s.csince[slot, k], t)
+            else:
+                prev_clr = _shift(clr, first, s.crun[slot, k])
+                cval = np.where(first & prev_clr, s.csince[slot, k], t)
+                cstart = cval[_ffill_idx((clr & ~prev_clr) | first, False)]
+            reset_evt = clr & ~trig & (t - cstart >= s.keep_ns[slot, k])
+            # latch: last set/reset event, else the carried state
+            val = np.where(set_evt, True, np.where(reset_evt, False, s.latch[slot, k]))
+            if all_first:
+                latch = val
+            else:
+                latch = val[_ffill_idx(set_evt | reset_evt | first, False)]
+            status[latch] = k + 1
+            pend[trig & ~latch & process_kind] = k + 11
+            upd["latch"].append((k, latch[last]))
+            upd["trun"].append((k, trig[last]))
+            upd["tsince"].append((k, start[last]))
+            upd["crun"].append((k, clr[last]))
+            upd["csince"].append((k, cstart[last]))
+        status = np.where(status > 0, status, pend)
+        prev = s.status[slot] if all_first else _shift(status, first, s.status[slot])
+        changed = np.flatnonzero(status != prev)
+        # write state back (last row of each slot segment)
+        for name, items in upd.items():
+            arr = getattr(s, name)
+            for k, vals in items:
+                arr[lslot, k] = vals
+        s.status[lslot] = status[last]
+        s.last_t[lslot] = t[last]
+        s.last_v[lslot] = v[last]
+        s.last_x[lslot] = x[last]
+        if not len(changed):
+            return []
+        return self._signals(changed, slot, t, v, x, status, prev)
+
+    def _count(
+        self,
+        trig: np.ndarray,
+        clr: np.ndarray,
+        counted: np.ndarray,
+        slot: np.ndarray,
+        first: np.ndarray,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """N-of-M: replace trig/clr on counted rows by the windowed count; new history."""
+        s = self.slots
+        ci = np.flatnonzero(counted)
+        b = trig[ci].astype(np.int64)
+        cs_ = slot[ci]
+        cf = np.r_[True, cs_[1:] != cs_[:-1]]
+        seg = np.cumsum(cf) - 1
+        seg_start = np.flatnonzero(cf)
+        pos = np.arange(len(ci)) - seg_start[seg]
+        seg_len = np.diff(np.r_[seg_start, len(ci)])
+        L = seg_len[seg]
+        m = s.count_m[cs_].astype(np.int64)
+        nn = s.count_n[cs_].astype(np.int64)
+        h = s.hist[cs_, k]
+        csum = np.cumsum(b)
+        base = np.where(seg_start[seg] > 0, csum[seg_start[seg] - 1], 0)
+        cs_in = csum - base  # inclusive count from segment start
+        back = pos - m
+        prior = np.where(back >= 0, csum[np.maximum(back + seg_start[seg], 0)] - base, 0)
+        prior = np.where(back >= 0, prior, 0)
+        cnt = cs_in - prior
+        need = np.clip(m - 1 - pos, 0, 63).astype(np.uint64)
+        mask = (np.uint64(1) << need) - np.uint64(1)
+        cnt = cnt + np.bitwise_count(h & mask).astype(np.int64)
+        newtrig = trig.copy()
+        newclr = clr.copy()
+        newtrig[ci] = cnt >= nn
+        newclr[ci] = (cnt < nn) & clr[ci]
+        # history after the segment: the last m-1 trigger bits, newest in bit 0
+        sh = (L - 1 - pos).astype(np.uint64)
+        contrib = np.where(sh < 63, b.astype(np.uint64) << np.minimum(sh, np.uint64(62)), 0)
+        contrib = contrib.astype(np.uint64)
+        bits = np.bitwise_or.reduceat(contrib, seg_start) if len(seg_start) else contrib
+        Ls = seg_len.astype(np.uint64)
+        h0 = s.hist[cs_[seg_start], k]
+        shifted = np.where(Ls < 63, h0 << np.minimum(Ls, np.uint64(62)), np.uint64(0))
+        ms = s.count_m[cs_[seg_start]].astype(np.uint64)
+        keepmask = (np.uint64(1) << np.maximum(ms - np.uint64(1), np.uint64(0))) - np.uint64(1)
+        newh_seg = (shifted | bits) & keepmask
+        # history array aligned to "last rows" of all slots: return full-length per last row
+        full = s.hist[slot, k].copy()
+        lastc = np.r_[cf[1:], True]
+        full[ci[lastc]] = newh_seg
+        last = np.r_[first[1:], True]
+        return newtrig, newclr, full[last]
+
+    def _change(
+        self, x: np.ndarray, kind: np.ndarray, slot: np.ndarray, t: np.ndarray, v: np.ndarray,
+        first: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """``of: change``: value minus the oldest value within ``window`` (kept readings)."""
+        s = self.slots
+        ci = np.flatnonzero(kind == K_CHANGE)
+        cs_ = slot[ci]
+        rr = s.ring_row[cs_]
+        win = s.window_ns[cs_]
+        # history rows (ring) + batch rows, merged per ring row in time order
+        ur = np.unique(rr)
+        hn = s.ring_n[ur]
+        h_rows = np.repeat(ur, hn)
+        h_pos = np.arange(int(hn.sum())) - np.repeat(np.cumsum(hn) - hn, hn)
+        h_t = s.ring_t[h_rows, h_pos]
+        h_v = s.ring_v[h_rows, h_pos]
+        all_r = np.r_[h_rows, rr]
+        all_t = np.r_[h_t, t[ci]]
+        all_v = np.r_[h_v, v[ci]]
+        all_src = np.r_[np.zeros(len(h_rows), np.int8), np.ones(len(ci), np.int8)]
+        all_ord = np.r_[np.arange(len(h_rows)), len(h_rows) + np.arange(len(ci))]
+        o = np.lexsort((all_ord, all_t, all_r))
+        all_r, all_t, all_v, all_src = all_r[o], all_t[o], all_v[o], all_src[o]
+        # query: first merged row of the same ring row with time >= t - window
+        q_r = rr
+        q_t = t[ci] - win
+        keys_r = np.r_[all_r, q_r]
+        keys_t = np.r_[all_t, q_t]
+        kind_ = np.r_[np.ones(len(all_r), np.int8), np.zeros(len(q_r), np.int8)]
+        oo = np.lexsort((kind_, keys_t, keys_r))
+        isq = kind_[oo] == 0
+        data_before = np.cumsum(~isq) - (~isq)
+        qpos = np.empty(len(q_r), np.int64)
+        qpos[oo[isq] - len(all_r)] = data_before[isq]
+        ref_v = all_v[np.minimum(qpos, len(all_v) - 1)]
+        x = x.copy()
+        x[ci] = v[ci] - ref_v
+        # new rings: the last CHANGE_SAMPLES merged rows per ring row
+        cap = CHANGE_SAMPLES
+        bnd = np.r_[all_r[1:] != all_r[:-1], True]
+        ends = np.flatnonzero(bnd)
+        seg_id = np.cumsum(np.r_[True, all_r[1:] != all_r[:-1]]) - 1
+        from_end = ends[seg_id] - np.arange(len(all_r))
+        keep = from_end < cap
+        seglen = np.diff(np.r_[-1, ends])
+        nkeep = np.minimum(seglen, cap)
+        posn = nkeep[seg_id] - 1 - from_end
+        rows = all_r[keep]
+        s.ring_t[rows, posn[keep]] = all_t[keep]
+        s.ring_v[rows, posn[keep]] = all_v[keep]
+        s.ring_n[all_r[ends]] = nkeep
+        return x
+
+    def _signals(
+        self,
+        changed: np.ndarray,
+        slot: np.ndarray,
+        t: np.ndarray,
+        v: np.ndarray,
+        x: np.ndarray,
+        status: np.ndarray,
+        prev: np.ndarray,
+    ) -> list[Signal]:
+        s = self.slots
+        order = changed[np.argsort(t[changed], kind="stable")]
+        out: list[Signal] = []
+        for i in order.tolist():
+            sl = int(slot[i])
+            r = self.rules[int(s.rule[sl])]
+            st = int(status[i])
+            sensor = int(s.sensor[sl])
+            if st == 0:
+                state, level, k = "resolved", None, int(prev[i]) % 10 - 1
+            elif st > 10:
+                state, k = "pending", st - 11
+                level = Level(k + 1)
+            else:
+                state, k = "firing", st - 1
+                level = Level(k + 1)
+            thr = float(s.T[sl, k] * s.sign[sl, k]) if r.kind not in (K_RANGE,) else math.nan
+            if r.kind == K_RANGE:
+                thr = float(s.high[sl] if v[i] > s.high[sl] else s.low[sl])
+            elif state == "resolved" and r.kind in (K_VALUE, K_RATE, K_CHANGE):
+                thr = float(s.C[sl, k] * s.sign[sl, k])
+            shown = float(x[i]) if r.kind in (K_RATE, K_CHANGE) else float(v[i])
+            out.append(
+                Signal(
+                    rule=r.name,
+                    sensor=sensor,
+                    time=int(t[i]),
+                    state=state,
+                    level=level,
+                    value=shown,
+                    threshold=thr,
+                    message=self._message(r, sensor, state, k, shown, thr),
+                    source="rule",
+                )
+            )
+        return out
+
+    def _message(self, r: _Rule, sensor: int, state: str, k: int, value: float, thr: float) -> str:
+        reg = self.registry
+        key = reg.key(sensor)
+        unit = reg.column("unit")[sensor] or ""
+        label = r.labels.get(k, Level(k + 1).colour)
+        if r.spec.message:
+            d = _SafeDict(
+                sensor=key, rule=r.name, state=state, level=Level(k + 1).colour, label=label,
+                value=_fmt(value), threshold=_fmt(thr), unit=unit,
+                kind=reg.column("kind")[sensor], location=reg.column("location")[sensor],
+            )  # fmt: skip
+            return r.spec.message.format_map(d)
+        what = {K_RATE: "rate", K_CHANGE: "change"}.get(
+            r.kind, reg.column("kind")[sensor] or "value"
+        )
+        if r.kind == K_FROZEN:
+            assert r.spec.frozen is not None
+            body = f"value {_fmt(value)} {unit} unchanged for >= {r.spec.frozen.for_}"
+            if state == "resolved":
+                body = f"value changed to {_fmt(value)} {unit}"
+        elif r.kind == K_RANGE:
+            body = f"value {_fmt(value)} {unit} outside measuring range"
+            if state == "resolved":
+                body = f"value {_fmt(value)} {unit} back inside measuring range"
+        elif r.kind == K_CALIB:
+            assert r.spec.calibration is not None
+            body = f"in calibration longer than {r.spec.calibration.max}"
+            if state == "resolved":
+                body = "calibration ended"
+        else:
+            lv = next((lv for lv in r.levels if int(lv.level) - 1 == k), None)
+            up = lv is None or lv.direction > 0
+            if state == "resolved":
+                op = "<" if up else ">"
+                body = f"{what} {_fmt(value)} {unit} {op} clear {_fmt(thr)} {unit}"
+            else:
+                op = (">" if up else "<") + ("" if lv is not None and lv.strict else "=")
+                body = f"{what} {_fmt(value)} {unit} {op} {label} {_fmt(thr)} {unit}"
+                if state == "pending":
+                    body += f" (pending for {lv.for_ if lv else ''})"
+        return f"{key}: {body} [{r.name}, {state}]".replace("  ", " ")
+
+    # ------------------------------------------------------------------ state views
+    def active(self) -> list[tuple[str, int, str, Level]]:
+        """Current (rule, sensor or -1, state, level) of every non-inactive slot/group."""
+        s = self.slots
+        out: list[tuple[str, int, str, Level]] = []
+        for i in np.flatnonzero(s.status).tolist():
+            st = int(s.status[i])
+            state = "pending" if st > 10 else "firing"
+            out.append((self.rules[int(s.rule[i])].name, int(s.sensor[i]), state, Level(st % 10)))
+        for nd in self.nodata:
+            out += nd.active()
+        for c in self.compounds:
+            out += c.active()
+        return out
+
+    def firing_level(self, rule_name: str) -> np.ndarray:
+        """Per sensor id: most severe firing level (1..4) of a rule, 0 if not firing."""
+        out = np.zeros(self.n_sensors, np.uint8)
+        r = self.rule_index.get(rule_name)
+        if r is not None:
+            m = np.flatnonzero(
+                (self.slots.rule == r.idx) & (self.slots.status > 0) & (self.slots.status < 10)
+            )
+            out[self.slots.sensor[m]] = self.slots.status[m]
+            return out
+        for nd in self.nodata:
+            if nd.spec.name == rule_name and nd.fired.shape[0] == self.n_sensors:
+                out[nd.fired] = int(nd.spec.out_level)
+        return out
+
+    def export_state(self) -> dict[str, Any]:
+        """State of each rule keyed by rule name (to carry unchanged rules over a reload)."""
+        return {"slots": self.slots, "rules": {r.name: r.idx for r in self.rules},
+                "nodata": {nd.spec.name: nd for nd in self.nodata},
+                "compounds": {c.spec.name: c for c in self.compounds},
+                "seen": (self.seen_event, self.seen_arrival, self.sensor_last_v,
+                         self.start_ns)}  # fmt: skip
+
+    def import_state(self, st: dict[str, Any], keep: set[str]) -> None:
+        """Take over the state of the rules named in ``keep`` from an exported state."""
+        old: _Slots = st["slots"]
+        old_idx: dict[str, int] = st["rules"]
+        se, sa, lv, start = st["seen"]
+        n = min(len(se), self.n_sensors)
+        self.seen_event[:n], self.seen_arrival[:n], self.sensor_last_v[:n] = se[:n], sa[:n], lv[:n]
+        self.start_ns = start
+        s = self.slots
+        for r in self.rules:
+            if r.name not in keep or r.name not in old_idx:
+                continue
+            src = np.flatnonzero(old.rule == old_idx[r.name])
+            dst = np.flatnonzero(s.rule == r.idx)
+            okey, nkey = old.sensor[src], s.sensor[dst]
+            _, oi, ni = np.intersect1d(okey, nkey, assume_unique=True, return_indices=True)
+            self._copy_state(old, src[oi], s, dst[ni])
+        for nd in self.nodata:
+            o = st["nodata"].get(nd.spec.name)
+            if nd.spec.name in keep and o is not None:
+                nd.take_state(o)
+        for c in self.compounds:
+            o = st["compounds"].get(c.spec.name)
+            if c.spec.name in keep and o is not None:
+                c.take_state(o)
+
+
+class _NoData:
+    """Deadman per sensor, or per site / gateway (no sensor of the group reported)."""
+
+    def __init__(self, spec: RuleSpec) -> None:
+        assert spec.no_data is not None
+        self.spec = spec
+        self.nd = spec.no_data
+        self.level = spec.out_level
+        self.mask = np.zeros(0, bool)
+        self.after = np.zeros(0, np.int64)
+        self.fired = np.zeros(0, bool)
+        self.group = np.zeros(0, np.int64)
+        self.group_names: list[str] = []
+        self.gfired = np.zeros(0, bool)
+
+    def nbytes(self) -> int:
+        return self.mask.nbytes + self.after.nbytes + self.fired.nbytes + self.group.nbytes
+
+    def rebuild(self, reg: SensorRegistry) -> None:
+        n = len(reg)
+        self.mask = select(reg, self.spec.match, self.spec.exclude)
+        after = self.nd.after
+        if isinstance(after, str) and "catalog." in after:
+            sp = as_setpoint(after)
+            assert sp is not None
+            sec = resolve_number(
+                reg, Setpoint(setpoint=sp.setpoint, factor=sp.factor), np.arange(n), 1
+            )
+            dflt = parse_duration(self.nd.default)
+            ns = np.where(np.isnan(sec), dflt, np.nan_to_num(sec) * 1e9)
+            self.after = ns.astype(np.int64)
+        else:
+            self.after = np.full(n, parse_duration(after), np.int64)
+        fired = np.zeros(n, bool)
+        fired[: len(self.fired)] = self.fired[:n]
+        self.fired = fired
+        if self.nd.per != "sensor":
+            cols = ["enterprise", "site"] + (["gateway"] if self.nd.per == "gateway" else [])
+            keys = reg.column(cols[0]).astype(str)
+            for c in cols[1:]:
+                keys = np.char.add(np.char.add(keys, "/"), reg.column(c).astype(str))
+            names, inv = (
+                np.unique(keys, return_inverse=True)
+                if n
+                else (np.zeros(0, str), np.zeros(0, np.int64))
+            )
+            old = dict(zip(self.group_names, self.gfired.tolist(), strict=False))
+            self.group_names = names.tolist()
+            self.group = inv.astype(np.int64)
+            self.gfired = np.array([old.get(g, False) for g in self.group_names], bool)
+
+    def take_state(self, other: _NoData) -> None:
+        n = min(len(other.fired), len(self.fired))
+        self.fired[:n] = other.fired[:n]
+        old = dict(zip(other.group_names, other.gfired.tolist(), strict=False))
+        self.gfired = np.array([old.get(g, False) for g in self.group_names], bool)
+
+    def _seen(self, rs: RuleSet) -> np.ndarray:
+        seen = rs.seen_arrival if self.nd.clock == "arrival" else rs.seen_event
+        if self.nd.never_reported:
+            seen = np.where(seen == _NEVER, rs.start_ns or 0, seen)
+        return seen
+
+    def _sig(self, rs: RuleSet, sensor: int, t: int, state: str, age: int, group: str | None,
+             after: int) -> Signal:  # fmt: skip
+        who = group if group is not None else rs.registry.key(sensor)
+        if state == "firing":
+            msg = (
+                f"{who}: no data for {age / 1e9:.0f} s "
+                f"(limit {after / 1e9:.0f} s, {self.nd.clock} time)"
+            )
+        else:
+            msg = f"{who}: data again after {age / 1e9:.0f} s"
+        extra = None
+        if group is not None:
+            parts = group.split("/")
+            extra = {"enterprise": parts[0], "site": parts[1] if len(parts) > 1 else ""}
+        return Signal(
+            rule=self.spec.name, sensor=sensor, time=t, state=state,
+            level=self.level if state == "firing" else None, value=age / 1e9,
+            threshold=after / 1e9, message=msg + f" [{self.spec.name}, {state}]",
+            group=group, extra=extra,
+        )  # fmt: skip
+
+    def on_tick(self, rs: RuleSet, now: int) -> list[Signal]:
+        if not len(self.mask):
+            return []
+        seen = self._seen(rs)
+        age = now - seen
+        out: list[Signal] = []
+        if self.nd.per == "sensor":
+            bad = self.mask & (age >= self.after) & (seen != _NEVER)
+            new = np.flatnonzero(bad & ~self.fired)
+            self.fired |= bad
+            for i in new.tolist():
+                out.append(self._sig(rs, i, now, "firing", int(age[i]), None, int(self.after[i])))
+            return out
+        G = len(self.group_names)
+        m = np.flatnonzero(self.mask)
+        gseen = np.full(G, _NEVER, np.int64)
+        np.maximum.at(gseen, self.group[m], seen[m])
+        gafter = np.zeros(G, np.int64)
+        np.maximum.at(gafter, self.group[m], self.after[m])
+        has = np.zeros(G, bool)
+        has[self.group[m]] = True
+        bad = has & (now - gseen >= gafter) & (gseen != _NEVER)
+        for g in np.flatnonzero(bad & ~self.gfired).tolist():
+            out.append(
+                self._sig(
+                    rs, -1, now, "firing", int(now - gseen[g]), self.group_names[g], int(gafter[g])
+                )
+            )
+        self.gfired |= bad
+        return out
+
+    def on_data(self, rs: RuleSet, batch: Batch, now: int) -> list[Signal]:
+        out: list[Signal] = []
+        if self.nd.per == "sensor":
+            if not self.fired.any():
+                return out
+            hit = self.fired[batch.sensor]
+            if self.nd.clock == "event":
+                hit &= (now - batch.time) < self.after[batch.sensor]
+            if not hit.any():
+                return out
+            idx = np.flatnonzero(hit)
+            sens, firsti = np.unique(batch.sensor[idx], return_index=True)
+            for sid, i in zip(sens.tolist(), idx[firsti].tolist(), strict=True):
+                self.fired[sid] = False
+                out.append(
+                    self._sig(
+                        rs, sid, int(batch.time[i]), "resolved", 0, None, int(self.after[sid])
+                    )
+                )
+            return out
+        if not self.gfired.any():
+            return out
+        ok = self.mask[batch.sensor]
+        g = self.group[batch.sensor]
+        hit = ok & self.gfired[g]
+        if not hit.any():
+            return out
+        idx = np.flatnonzero(hit)
+        gs, firsti = np.unique(g[idx], return_index=True)
+        for gi, i in zip(gs.tolist(), idx[firsti].tolist(), strict=True):
+            self.gfired[gi] = False
+            out.append(
+                self._sig(rs, -1, int(batch.time[i]), "resolved", 0, self.group_names[gi], 0)
+            )
+        return out
+
+    def active(self) -> list[tuple[str, int, str, Level]]:
+        if self.nd.per == "sensor":
+            return [
+                (self.spec.name, int(i), "firing", self.level) for i in np.flatnonzero(self.fired)
+            ]
+        return [(self.spec.name, -1, "firing", self.level) for _ in np.flatnonzero(self.gfired)]
+
+
+class _Compound:
+    """all / any / at_least-N over other rules' states or sensors' last values, per group."""
+
+    def __init__(self, spec: RuleSpec) -> None:
+        assert spec.compound is not None
+        self.spec = spec
+        self.c = spec.compound
+        self.level = spec.out_level
+        self.for_ns = parse_duration(spec.for_)
+        self.group = np.zeros(0, np.int64)
+        self.names: list[str] = []
+        self.term_masks: list[np.ndarray] = []
+        self.status = np.zeros(0, np.uint8)  # 0 inactive, 1 pending, 2 firing
+        self.since = np.zeros(0, np.int64)
+
+    def rebuild(self, rs: RuleSet, reg: SensorRegistry) -> None:
+        n = len(reg)
+        cols = list(self.c.by)
+        key = None
+        for c in cols:
+            col = (
+                reg.column(c).astype(str)
+                if reg.has_column(c)
+                else np.full(n, "", dtype=object).astype(str)
+            )
+            if c == "sensor" and self.c.link and reg.has_column(self.c.link):
+                link = reg.column(self.c.link).astype(str)
+                col = np.where(link != "", link, col)
+            key = col if key is None else np.char.add(np.char.add(key, "/"), col)
+        self.term_masks = []
+        for t in self.c.terms:
+            if t.rule is not None:
+                r = rs.rule_index.get(t.rule)
+                if r is not None:
+                    m = np.zeros(n, bool)
+                    m[rs.slots.sensor[rs.slots.rule == r.idx]] = True
+                else:
+                    nd = next((x for x in rs.nodata if x.spec.name == t.rule), None)
+                    m = nd.mask.copy() if nd is not None else np.zeros(n, bool)
+            else:
+                m = select(reg, t.match)
+            self.term_masks.append(m)
+        inany = np.zeros(n, bool)
+        for m in self.term_masks:
+            inany |= m
+        old = {
+            nm: (st, si)
+            for nm, st, si in zip(
+                self.names, self.status.tolist(), self.since.tolist(), strict=False
+            )
+        }
+        if key is None or not n:
+            self.names, self.group = [], np.full(n, -1, np.int64)
+        else:
+            names, inv = np.unique(key[inany], return_inverse=True)
+            self.names = names.tolist()
+            self.group = np.full(n, -1, np.int64)
+            self.group[inany] = inv
+        G = len(self.names)
+        self.status = np.array([old.get(g, (0, 0))[0] for g in self.names], np.uint8).reshape(G)
+        self.since = np.array([old.get(g, (0, 0))[1] for g in self.names], np.int64).reshape(G)
+
+    def take_state(self, other: _Compound) -> None:
+        old = {
+            nm: (st, si)
+            for nm, st, si in zip(
+                other.names, other.status.tolist(), other.since.tolist(), strict=False
+            )
+        }
+        for i, g in enumerate(self.names):
+            if g in old:
+                self.status[i], self.since[i] = old[g]
+
+    def _term_true(self, rs: RuleSet, i: int) -> np.ndarray:
+        t = self.c.terms[i]
+        m = self.term_masks[i]
+        if t.rule is not None:
+            lv = rs.firing_level(t.rule)
+            want = int(t.level) if t.level is not None else 4
+            return m & (lv > 0) & (lv <= want)
+        vals = rs.sensor_last_v
+        with np.errstate(invalid="ignore"):
+            return m & ((vals >= t.above) if t.above is not None else (vals <= t.below))
+
+    def evaluate(self, rs: RuleSet, t_eval: int) -> list[Signal]:
+        G = len(self.names)
+        if not G:
+            return []
+        counts = []
+        for i in range(len(self.c.terms)):
+            tt = self._term_true(rs, i)
+            g = self.group[tt]
+            counts.append(np.bincount(g[g >= 0], minlength=G))
+        cm = np.stack(counts)
+        if self.c.all:
+            cond = (cm >= 1).all(axis=0)
+        elif self.c.any:
+            cond = (cm >= 1).any(axis=0)
+        else:
+            assert self.c.at_least is not None
+            cond = (
+                (cm[0] >= self.c.at_least)
+                if len(counts) == 1
+                else ((cm >= 1).sum(axis=0) >= self.c.at_least)
+            )
+        new_status = self.status.copy()
+        starting = cond & (self.status == 0)
+        self.since[starting] = t_eval
+        ready = cond & (t_eval - self.since >= self.for_ns)
+        new_status[cond & ~ready & (self.status != 2)] = 1
+        new_status[ready] = 2
+        new_status[cond & (self.status == 2)] = 2
+        new_status[~cond] = 0
+        changed = np.flatnonzero(new_status != self.status)
+        out: list[Signal] = []
+        for g in changed.tolist():
+            st = int(new_status[g])
+            state = ("resolved", "pending", "firing")[st]
+            members = np.flatnonzero((self.group == g) & self.term_masks[0])
+            rep = int(members[0]) if len(members) else -1
+            desc = self.spec.description or self.spec.name
+            n_true = int(cm[:, g].sum())
+            msg = f"{self.names[g]}: {desc} ({n_true} input(s) true) [{self.spec.name}, {state}]"
+            out.append(
+                Signal(
+                    rule=self.spec.name, sensor=rep, time=int(t_eval), state=state,
+                    level=self.level if st else None, value=float(n_true),
+                    threshold=float(self.c.at_least or len(self.c.terms)), message=msg,
+                    group=self.names[g],
+                )
+            )  # fmt: skip
+        self.status = new_status
+        return out
+
+    def active(self) -> list[tuple[str, int, str, Level]]:
+        out = []
+        for g in np.flatnonzero(self.status).tolist():
+            members = np.flatnonzero((self.group == g) & self.term_masks[0])
+            rep = int(members[0]) if len(members) else -1
+            out.append(
+                (self.spec.name, rep, "pending" if self.status[g] == 1 else "firing", self.level)
+            )
+        return out

@@ -11,7 +11,8 @@ calibration) without calendars. Not for production use: it is slow on purpose-fr
 >>> from riskwatch.rules.evaluator import RuleSet
 >>> reg = SensorRegistry()
 >>> reg.apply_catalog([CatalogEntry("m1", "s1", "T", "temp")])
->>> rs = RuleSet([load_rules_text("rules: [{name: hot, match: {kind: temp}, level: red, above: 30}]")], reg)
+>>> rf = load_rules_text("rules: [{name: hot, match: {kind: temp}, level: red, above: 30}]")
+>>> rs = RuleSet([rf], reg)
 >>> ref = ScalarRules(rs)
 >>> ref.feed(1, 0, 31.0, 0), ref.feed(2, 0, 29.0, 0)
 ([('hot', 0, 1, 'firing', 1)], [('hot', 0, 2, 'resolved', None)])
@@ -59,16 +60,22 @@ class ScalarRules:
                 "n": int(s.count_n[i]),
                 "m": int(s.count_m[i]),
                 "levels": [
-                    (k, float(s.sign[i, k]), float(s.T[i, k]), float(s.C[i, k]),
-                     bool(s.strict[i, k]), bool(s.cincl[i, k]), int(s.for_ns[i, k]),
-                     int(s.keep_ns[i, k]))  # fmt: skip
+                    (
+                        k,
+                        float(s.sign[i, k]),
+                        float(s.T[i, k]),
+                        float(s.C[i, k]),
+                        bool(s.strict[i, k]),
+                        bool(s.cincl[i, k]),
+                        int(s.for_ns[i, k]),
+                        int(s.keep_ns[i, k]),
+                    )
                     for k in range(NLEV)
                     if s.enabled[i, k]
                 ],
-                # state
-                "latch": {}, "trun": {}, "tsince": {}, "crun": {}, "csince": {}, "hist": {},
-                "status": 0, "last_t": None, "last_v": math.nan, "ring": deque(maxlen=CHANGE_SAMPLES),
-            }  # fmt: skip
+            }
+            p.update(latch={}, trun={}, tsince={}, crun={}, csince={}, hist={}, status=0)
+            p.update(last_t=None, last_v=math.nan, ring=deque(maxlen=CHANGE_SAMPLES))
             self.by_sensor.setdefault(int(s.sensor[i]), []).append(p)
 
     def feed(self, t: int, sensor: int, v: float, flags: int) -> list[tuple[Any, ...]]:

@@ -3,6 +3,8 @@ give, under any split into batches, and the same as the plain per-reading refere
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rules_helpers import registry
@@ -57,7 +59,7 @@ readings = st.lists(
 def run(rs: RuleSet, rows: list[tuple[int, int, float, int]], cuts: list[int]) -> list[Signal]:
     out: list[Signal] = []
     bounds = [0, *sorted(set(c % (len(rows) + 1) for c in cuts)), len(rows)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         if a == b:
             continue
         part = rows[a:b]

@@ -872,6 +872,28 @@ class RuleSet:
             out += c.active()
         return out
 
+    def active_subjects(self) -> list[tuple[str, str, str, Level]]:
+        """Like :meth:`active` with the subject as text: the sensor key, or the group name."""
+        out: list[tuple[str, str, str, Level]] = []
+        reg = self.registry
+        s = self.slots
+        for i in np.flatnonzero(s.status).tolist():
+            st = int(s.status[i])
+            state = "pending" if st > 10 else "firing"
+            out.append((self.rules[int(s.rule[i])].name, reg.key(int(s.sensor[i])), state,
+                        Level(st % 10)))  # fmt: skip
+        for nd in self.nodata:
+            if nd.nd.per == "sensor":
+                out += [(nd.spec.name, reg.key(int(i)), "firing", nd.level)
+                        for i in np.flatnonzero(nd.fired)]  # fmt: skip
+            else:
+                out += [(nd.spec.name, nd.group_names[g], "firing", nd.level)
+                        for g in np.flatnonzero(nd.gfired)]  # fmt: skip
+        for c in self.compounds:
+            out += [(c.spec.name, c.names[g], "pending" if c.status[g] == 1 else "firing", c.level)
+                    for g in np.flatnonzero(c.status)]  # fmt: skip
+        return out
+
     def firing_level(self, rule_name: str) -> np.ndarray:
         """Per sensor id: most severe firing level (1..4) of a rule, 0 if not firing."""
         out = np.zeros(self.n_sensors, np.uint8)

@@ -20,7 +20,7 @@ import csv
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +47,14 @@ def parse_offset(s: str) -> int:
     return sign * (int(m.group(2)) * 3600 + int(m.group(3)) * 60) * 10**9
 
 
-def parse_time(s: str, offset_ns: int = 8 * 3600 * 10**9) -> int:
+def parse_time(s: str | datetime | date, offset_ns: int = 8 * 3600 * 10**9) -> int:
     """ISO time → epoch ns; a time without offset is local (``offset_ns``)."""
-    txt = str(s).strip().replace("Z", "+00:00")
-    dt = datetime.fromisoformat(txt)
+    if isinstance(s, datetime):
+        dt = s
+    elif isinstance(s, date):
+        dt = datetime(s.year, s.month, s.day)
+    else:
+        dt = datetime.fromisoformat(str(s).strip().replace("Z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone(timedelta(microseconds=offset_ns // 1000)))
     return int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
@@ -120,8 +124,10 @@ class Calendar:
         if spec.dates:
             days_ = []
             for d in spec.dates:
-                dt = datetime.fromisoformat(str(d))
-                days_.append((dt.date() - datetime(1970, 1, 1).date()).days)
+                day = d if isinstance(d, date) else datetime.fromisoformat(str(d)).date()
+                if isinstance(day, datetime):
+                    day = day.date()
+                days_.append((day - date(1970, 1, 1)).days)
             cal.dates = np.unique(np.asarray(days_, dtype=np.int64))
         if spec.file:
             p = Path(spec.file)

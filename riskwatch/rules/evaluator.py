@@ -606,11 +606,12 @@ class RuleSet:
                 trig = (xs > T) | (~s.strict[slot, k] & (xs == T))
                 clr = (xs < C) | (s.cincl[slot, k] & (xs == C))
             trig &= en
+            if off is not None:  # outside its calendar a reading counts as not triggered
+                trig &= ~off
             if counted is not None and counted.any():
                 trig, clr, newhist = self._count(trig, clr, counted, slot, first, k)
                 upd["hist"].append((k, newhist))
             if off is not None:
-                trig &= ~off
                 clr |= off
             # trigger runs (for)
             if all_first:

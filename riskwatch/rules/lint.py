@@ -3,8 +3,8 @@
 Every finding names file, line, column and key path. Errors: anything the strict parser
 rejects (unknown keys, wrong types, missing keys), a clear value on the wrong side of its
 trigger, a colour given twice, levels in the wrong order (a more severe level must be
-harder to reach), unknown calendars or rule references, and — with a catalogue — match
-keys that are not catalogue columns. Warnings: selectors that match no catalogued sensor,
+harder to reach), unknown calendars and unknown rule references. With a catalogue,
+warnings: match keys that are not catalogue columns, selectors that match no sensor,
 catalogue setpoints looser than the regulatory cap, and sensors that lack a referenced
 setpoint (that level is then off for them).
 
@@ -24,6 +24,7 @@ clear value 1.6 is above its trigger 1.5 (the alert could step down while still 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ def _check_rule(
             if tv is not None:
                 lits.append((int(lv.level), tv, lv))
         lits.sort()
-        for (_a, ta, la), (_b, tb, lb) in zip(lits, lits[1:], strict=False):
+        for (_a, ta, la), (_b, tb, lb) in itertools.pairwise(lits):
             if (d > 0 and ta < tb) or (d < 0 and ta > tb):
                 out.append(_f(doc, "error", (*base, "levels") if rule.levels else base,
                               f"{la.level.colour} (trigger {ta:g}) is easier to reach than "
@@ -146,8 +147,9 @@ def _check_rule(
     for path, m in selectors:
         bad = unknown_columns(reg, m)
         for k in bad:
-            out.append(_f(doc, "error", (*path, k),
-                          f"no catalogue column {k!r} (have: {', '.join(reg.columns)})"))  # fmt: skip
+            out.append(_f(doc, "warning", (*path, k),
+                          f"no catalogue column {k!r}, so this selects nothing "
+                          f"(have: {', '.join(reg.columns)})"))  # fmt: skip
         if not bad and not select(reg, m, rule.exclude).any():
             out.append(_f(doc, "warning", path, "selects no sensor of the catalogue"))
     if not rule.match:
@@ -244,7 +246,9 @@ def check_files(paths: Sequence[str | Path], catalog: Sequence[str | Path] = ())
     return out + check_docs(docs, catalog)
 
 
-def check_text(text: str, file: str = "<rules>", catalog: Sequence[str | Path] = ()) -> list[Finding]:
+def check_text(
+    text: str, file: str = "<rules>", catalog: Sequence[str | Path] = ()
+) -> list[Finding]:
     try:
         doc = YamlDoc.from_text(text, file=file)
     except ConfigErrors as exc:

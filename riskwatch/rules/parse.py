@@ -325,8 +325,8 @@ class CalendarUse:
 
 @dataclass(frozen=True)
 class FixedWindow:
-    start: str
-    end: str
+    start: Any  # ISO text, or a YAML timestamp
+    end: Any
     enterprise: str | None = None
     site: str | None = None
     reason: str = ""
@@ -349,7 +349,7 @@ class CalendarSpec:
     days: list[str] = field(default_factory=list)
     from_: str | None = field(default=None, metadata={"yaml": "from"})
     to: str | None = None
-    dates: list[str] = field(default_factory=list)
+    dates: list[Any] = field(default_factory=list)  # YYYY-MM-DD (text or YAML date)
     file: str | None = None
     any_of: list[str] = field(default_factory=list)
     utc_offset: str = "+08:00"

@@ -154,8 +154,8 @@ def run_case(tf: TestFile, case: TestCase, doc: YamlDoc, base: Path) -> CaseResu
         if sid is None:
             parts = s.sensor.split("/")
             if len(parts) != 3:
-                raise ConfigErrors([ConfigError("series.sensor",
-                                                f"sensor {s.sensor!r} must be enterprise/site/sensor")])  # fmt: skip
+                msg = f"sensor {s.sensor!r} must be enterprise/site/sensor"
+                raise ConfigErrors([ConfigError("series.sensor", msg, file=doc.file)])
             sid = int(reg.intern(parts[0], parts[1], [parts[2]])[0])
         step = parse_duration(s.interval if s.interval is not None else case.interval)
         for i, item in enumerate(expand_series(s.values)):

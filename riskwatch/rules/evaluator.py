@@ -75,6 +75,8 @@ _OF = {"value": K_VALUE, "rate": K_RATE, "change": K_CHANGE}
 NLEV = 4  # colour columns: red, orange, yellow, blue (Level - 1)
 _NEVER = np.iinfo(np.int64).min // 4
 _PROCESS_SKIP = int(Flags.CALIBRATING | Flags.FAULT)
+# lowest set bit (1-based) of a 4-bit level mask: the most severe level present
+_LOWBIT = np.array([0] + [(i & -i).bit_length() for i in range(1, 16)], np.uint8)
 CHANGE_SAMPLES = 64  # readings kept per slot for `of: change`
 
 
@@ -158,13 +160,29 @@ class _Slots:
         self.last_v = np.full(n, np.nan)
         self.last_x = np.full(n, np.nan)
         # of: change ring buffers (only slots of change rules have rows here)
+        self.q_lo = np.full(n, -np.inf)
+        self.q_hi = np.full(n, np.inf)
+        self.busy = np.zeros(n, bool)
+        self.lcount = np.zeros(n, np.int64)
+        self.lstart = np.zeros(n, np.int64)
+        self.lk = np.zeros(0, np.uint8)
+        self.lflat = np.zeros(0, np.int64)
+        self.any_sign = self.any_strict = self.any_cincl = False
+        self.any_for = self.any_keep = self.any_count = False
+        self.col_used = np.zeros(NLEV, bool)
+        self.col_all = np.zeros(NLEV, bool)
+        self.col_for = np.zeros(NLEV, bool)
+        self.col_keep = np.zeros(NLEV, bool)
+        self.col_strict = np.zeros(NLEV, bool)
+        self.col_cincl = np.zeros(NLEV, bool)
+        self.col_sign = np.zeros(NLEV, bool)
         self.ring_row = np.full(n, -1, np.int32)
         self.ring_t = np.zeros((0, CHANGE_SAMPLES), np.int64)
         self.ring_v = np.zeros((0, CHANGE_SAMPLES))
         self.ring_n = np.zeros(0, np.int32)
 
     STATE = ("latch", "trun", "tsince", "crun", "csince", "hist", "status", "last_t", "last_v",
-             "last_x")  # fmt: skip
+             "last_x", "busy")  # fmt: skip
 
     def nbytes_state(self) -> int:
         return sum(getattr(self, a).nbytes for a in self.STATE) + (
@@ -264,6 +282,7 @@ class RuleSet:
             else:
                 self.rules.append(self._compile_rule(len(self.rules), r))
         self.rule_index = {r.name: r for r in self.rules}
+        self.has_calendars = any(r.calendar_in or r.calendar_out for r in self.rules)
         self.generation = -1
         self.slots = _Slots(0)
         self.slot_start = np.zeros(1, np.int64)
@@ -322,6 +341,34 @@ class RuleSet:
             if not len(sel):
                 continue
             self._fill_params(s, r, sel, sensor[sel])
+        en = s.enabled  # (slot, level)
+        s.lcount = en.sum(axis=1).astype(np.int64)
+        s.lstart = (
+            np.concatenate([[0], np.cumsum(s.lcount)[:-1]]).astype(np.int64)
+            if s.n
+            else np.zeros(0, np.int64)
+        )
+        ls, lk = np.nonzero(en)  # row-major: by slot, then level ascending
+        s.lk = lk.astype(np.uint8)
+        s.lflat = ls.astype(np.int64) * NLEV + lk
+        s.any_sign = bool((s.sign[s.enabled] < 0).any())
+        s.any_strict = bool(s.strict[s.enabled].any())
+        s.any_cincl = bool(s.cincl[s.enabled].any())
+        s.any_for = bool((s.for_ns[s.enabled] > 0).any())
+        s.any_keep = bool((s.keep_ns[s.enabled] > 0).any())
+        s.any_count = bool((s.count_m > 0).any())
+        with np.errstate(invalid="ignore"):
+            up = s.enabled & (s.sign > 0)
+            down = s.enabled & (s.sign < 0)
+            s.q_hi = np.where(up, s.T, np.inf).min(axis=1) if s.n else np.zeros(0)
+            s.q_lo = np.where(down, -s.T, -np.inf).max(axis=1) if s.n else np.zeros(0)
+        s.col_used = s.enabled.any(axis=0)
+        s.col_all = s.enabled.all(axis=0)
+        s.col_for = (s.for_ns > 0).any(axis=0)
+        s.col_keep = (s.keep_ns > 0).any(axis=0)
+        s.col_strict = s.strict.any(axis=0)
+        s.col_cincl = s.cincl.any(axis=0)
+        s.col_sign = (s.sign < 0).any(axis=0)
         # change ring rows
         ch = np.flatnonzero(s.kind == K_CHANGE)
         s.ring_row[ch] = np.arange(len(ch), dtype=np.int32)
@@ -359,7 +406,8 @@ class RuleSet:
     @staticmethod
     def _copy_state(old: _Slots, src: np.ndarray, new: _Slots, dst: np.ndarray) -> None:
         for a in _Slots.STATE:
-            getattr(new, a)[dst] = getattr(old, a)[src]
+            arr = getattr(new, a)
+            arr[dst] = getattr(old, a)[src]
         orr = old.ring_row[src]
         nrr = new.ring_row[dst]
         ok = (orr >= 0) & (nrr >= 0)
@@ -565,12 +613,56 @@ class RuleSet:
             x = np.where(m, ((f & int(Flags.CALIBRATING)) != 0).astype(np.float64), x)
         if (kind == K_CHANGE).any():
             x = self._change(x, kind, slot, t, v, first)
-        # calendars: outside its windows a rule never triggers and its levels clear
+        # Quiet rows: an idle slot (inactive, no `for` run, no N-of-M history) whose value
+        # is strictly inside its quiet band (no level can trigger) changes nothing but its
+        # last value. Whole slot segments are skipped, so sequential semantics hold.
+        with np.errstate(invalid="ignore"):
+            quiet = (x > s.q_lo[slot]) & (x < s.q_hi[slot]) & ~s.busy[slot]
+        if not all_first:
+            seg = np.flatnonzero(first)
+            quiet = np.repeat(np.logical_and.reduceat(quiet, seg), np.diff(np.r_[seg, n]))
+        act = np.flatnonzero(~quiet)
+        status = np.zeros(n, np.uint8)
+        if len(act):
+            a_slot, a_t = slot[act], t[act]
+            a_anchor = anchor[act] if anchor is not t else a_t
+            a_first = first[act]
+            off = self._calendar_off(a_slot, a_t)
+            a_status, newstate = self._levels(
+                a_slot, x[act], a_t, a_anchor, a_first, all_first, kind[act], off
+            )
+            status[act] = a_status
+            for name, (flat, vals) in newstate.items():
+                getattr(s, name).reshape(-1)[flat] = vals
+        prev = s.status[slot] if all_first else _shift(status, first, s.status[slot])
+        changed = np.flatnonzero(status != prev)
+        lslot = slot[last]
+        s.status[lslot] = status[last]
+        s.last_t[lslot] = t[last]
+        s.last_v[lslot] = v[last]
+        s.last_x[lslot] = x[last]
+        if len(act):
+            touched = slot[act] if all_first else slot[act][np.r_[a_first[1:], True]]
+            s.busy[touched] = (
+                (s.status[touched] > 0)
+                | s.trun[touched].any(axis=1)
+                | (s.hist[touched] != 0).any(axis=1)
+            )
+        if not len(changed):
+            return []
+        return self._signals(changed, slot, t, v, x, status, prev)
+
+    def _calendar_off(self, slot: np.ndarray, t: np.ndarray) -> np.ndarray | None:
+        """Rows outside their rule's calendar (None when no rule has a calendar)."""
+        if not self.has_calendars:
+            return None
+        s = self.slots
         off = None
+        rule = s.rule[slot]
         for r in self.rules:
             if not (r.calendar_in or r.calendar_out):
                 continue
-            m = np.flatnonzero(s.rule[slot] == r.idx)
+            m = np.flatnonzero(rule == r.idx)
             if not len(m):
                 continue
             sens = s.sensor[slot[m]]
@@ -584,111 +676,190 @@ class RuleSet:
             for c in r.calendar_out:
                 act &= ~c.active(t[m], ent, site)
             if off is None:
-                off = np.zeros(n, bool)
+                off = np.zeros(len(slot), bool)
             off[m] = ~act
-        counted = (s.count_m[slot] > 0) if (s.count_m > 0).any() else None
-        status = np.zeros(n, np.uint8)
+        return off
+
+    def _levels(
+        self,
+        slot: np.ndarray,
+        x: np.ndarray,
+        t: np.ndarray,
+        anchor: np.ndarray,
+        first: np.ndarray,
+        all_first: bool,
+        kind: np.ndarray,
+        off: np.ndarray | None,
+    ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Evaluate every enabled level of every row at once.
+
+        Rows expand into (row, level) entries indexing the flattened ``[level, slot]``
+        arrays; entries of one (slot, level) are contiguous and in time order, so the
+        segmented run/latch logic applies unchanged. Returns the per-row status and the
+        state to write back (flat index, values).
+        """
+        s = self.slots
+        n = len(slot)
+        lcnt = s.lcount[slot]
+        if all_first:
+            total = int(lcnt.sum())
+            row = np.repeat(np.arange(n), lcnt)
+            lidx = np.repeat(s.lstart[slot] - (np.cumsum(lcnt) - lcnt), lcnt) + np.arange(total)
+            lfirst = None
+        else:
+            seg = np.flatnonzero(first)
+            c_s = np.diff(np.r_[seg, n])
+            L_s = lcnt[seg]
+            tot_s = c_s * L_s
+            total = int(tot_s.sum())
+            g = np.repeat(np.arange(len(seg)), tot_s)
+            local = np.arange(total) - np.repeat(np.cumsum(tot_s) - tot_s, tot_s)
+            c_r = c_s[g]
+            j = local // c_r
+            i = local - j * c_r
+            row = seg[g] + i
+            lidx = s.lstart[slot[seg]][g] + j
+            lfirst = i == 0
+        k = s.lk[lidx]
+        flat = s.lflat[lidx]
+        xl = x[row]
+        tl = t[row]
+        if s.any_sign:
+            xl = xl * s.sign.reshape(-1)[flat]
+        T = s.T.reshape(-1)[flat]
+        C = s.C.reshape(-1)[flat]
+        with np.errstate(invalid="ignore"):
+            if s.any_strict:
+                trig = (xl > T) | (~s.strict.reshape(-1)[flat] & (xl == T))
+            else:
+                trig = xl >= T
+            if s.any_cincl:
+                clr = (xl < C) | (s.cincl.reshape(-1)[flat] & (xl == C))
+            else:
+                clr = xl < C
+        offl = None
+        if off is not None:  # outside its calendar a reading counts as not triggered
+            offl = off[row]
+            trig &= ~offl
+        newstate: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if all_first:
+            lastf = flat
+        else:
+            assert lfirst is not None
+            llast = np.r_[lfirst[1:], True]
+            lastf = flat[llast]
+        if s.any_count:
+            ck = s.count_m[slot[row]] > 0
+            if ck.any():
+                lf = lfirst if lfirst is not None else np.ones(total, bool)
+                trig, clr, newstate["hist"] = self._count(trig, clr, ck, flat, lf, slot[row])
+        if offl is not None:
+            clr |= offl
+        # trigger runs (for)
+        trun = s.trun.reshape(-1)[flat]
+        if s.any_for:
+            al = anchor[row]
+            tsince = s.tsince.reshape(-1)[flat]
+            if lfirst is None:
+                start = np.where(trun, tsince, al)
+            else:
+                prev_trig = _shift(trig, lfirst, trun)
+                startval = np.where(lfirst & prev_trig, tsince, al)
+                start = startval[_ffill_idx((trig & ~prev_trig) | lfirst, False)]
+            set_evt = trig & (tl - start >= s.for_ns.reshape(-1)[flat])
+        else:
+            start = tl
+            set_evt = trig
+        # clear runs (keep_firing_for)
+        if s.any_keep:
+            crun = s.crun.reshape(-1)[flat]
+            csince = s.csince.reshape(-1)[flat]
+            if lfirst is None:
+                cstart = np.where(crun, csince, tl)
+            else:
+                prev_clr = _shift(clr, lfirst, crun)
+                cval = np.where(lfirst & prev_clr, csince, tl)
+                cstart = cval[_ffill_idx((clr & ~prev_clr) | lfirst, False)]
+            reset_evt = clr & ~trig & (tl - cstart >= s.keep_ns.reshape(-1)[flat])
+        else:
+            cstart = tl
+            reset_evt = clr & ~trig
+        # latch: last set/reset event, else the carried state
+        latch0 = s.latch.reshape(-1)[flat]
+        if lfirst is None:
+            latch = (latch0 | set_evt) & ~reset_evt
+        else:
+            val = np.where(set_evt, True, np.where(reset_evt, False, latch0))
+            latch = val[_ffill_idx(set_evt | reset_evt | lfirst, False)]
+        # per row: most severe latched level, else most severe pending (process kinds)
+        one = np.uint8(1)
+        fbits = latch.astype(np.uint8) << k
+        pbits = (trig & ~latch & (kind[row] < K_FROZEN)).astype(np.uint8) << k
+        fire = np.zeros(n, np.uint8)
         pend = np.zeros(n, np.uint8)
-        upd: dict[str, list[tuple[int, np.ndarray]]] = {
-            "latch": [], "trun": [], "tsince": [], "crun": [], "csince": [], "hist": []
-        }  # fmt: skip
-        cols = np.flatnonzero(s.enabled.any(axis=0))
-        process_kind = kind < K_FROZEN  # health kinds have no visible pending phase
-        lslot = slot[last]
-        for k in cols[::-1]:  # blue .. red: the most severe level written last wins
-            en = s.enabled[slot, k]
-            if not en.any():
-                continue
-            xs = x * s.sign[slot, k]
-            T = s.T[slot, k]
-            C = s.C[slot, k]
-            with np.errstate(invalid="ignore"):
-                trig = (xs > T) | (~s.strict[slot, k] & (xs == T))
-                clr = (xs < C) | (s.cincl[slot, k] & (xs == C))
-            trig &= en
-            if off is not None:  # outside its calendar a reading counts as not triggered
-                trig &= ~off
-            if counted is not None and counted.any():
-                trig, clr, newhist = self._count(trig, clr, counted, slot, first, k)
-                upd["hist"].append((k, newhist))
-            if off is not None:
-                clr |= off
-            # trigger runs (for)
-            if all_first:
-                prev_trig = s.trun[slot, k]
-                start = np.where(prev_trig, s.tsince[slot, k], anchor)
-            else:
-                prev_trig = _shift(trig, first, s.trun[slot, k])
-                startval = np.where(first & prev_trig, s.tsince[slot, k], anchor)
-                start = startval[_ffill_idx((trig & ~prev_trig) | first, False)]
-            set_evt = trig & (t - start >= s.for_ns[slot, k])
-            # clear runs (keep_firing_for)
-            if all_first:
-                prev_clr = s.crun[slot, k]
-                cstart = np.where(prev_clr, s.csince[slot, k], t)
-            else:
-                prev_clr = _shift(clr, first, s.crun[slot, k])
-                cval = np.where(first & prev_clr, s.csince[slot, k], t)
-                cstart = cval[_ffill_idx((clr & ~prev_clr) | first, False)]
-            reset_evt = clr & ~trig & (t - cstart >= s.keep_ns[slot, k])
-            # latch: last set/reset event, else the carried state
-            val = np.where(set_evt, True, np.where(reset_evt, False, s.latch[slot, k]))
-            if all_first:
-                latch = val
-            else:
-                latch = val[_ffill_idx(set_evt | reset_evt | first, False)]
-            status[latch] = k + 1
-            pend[trig & ~latch & process_kind] = k + 11
-            upd["latch"].append((k, latch[last]))
-            upd["trun"].append((k, trig[last]))
-            upd["tsince"].append((k, start[last]))
-            upd["crun"].append((k, clr[last]))
-            upd["csince"].append((k, cstart[last]))
-        status = np.where(status > 0, status, pend)
-        prev = s.status[slot] if all_first else _shift(status, first, s.status[slot])
-        changed = np.flatnonzero(status != prev)
-        # write state back (last row of each slot segment)
-        for name, items in upd.items():
-            arr = getattr(s, name)
-            for k, vals in items:
-                arr[lslot, k] = vals
-        s.status[lslot] = status[last]
-        s.last_t[lslot] = t[last]
-        s.last_v[lslot] = v[last]
-        s.last_x[lslot] = x[last]
-        if not len(changed):
-            return []
-        return self._signals(changed, slot, t, v, x, status, prev)
+        if lfirst is None:
+            has = np.flatnonzero(lcnt)
+            if len(has):
+                starts = (np.cumsum(lcnt) - lcnt)[has]
+                fire[has] = np.bitwise_or.reduceat(fbits, starts)
+                pend[has] = np.bitwise_or.reduceat(pbits, starts)
+        else:
+            np.bitwise_or.at(fire, row, fbits)
+            np.bitwise_or.at(pend, row, pbits)
+        del one
+        status = np.where(fire > 0, _LOWBIT[fire], np.where(pend > 0, _LOWBIT[pend] + 10, 0))
+        status = status.astype(np.uint8)
+        if lfirst is None:
+            newstate["latch"] = (flat, latch)
+            newstate["trun"] = (flat, trig)
+            if s.any_for:
+                newstate["tsince"] = (flat, start)
+            if s.any_keep:
+                newstate["crun"] = (flat, clr)
+                newstate["csince"] = (flat, cstart)
+        else:
+            newstate["latch"] = (lastf, latch[llast])
+            newstate["trun"] = (lastf, trig[llast])
+            if s.any_for:
+                newstate["tsince"] = (lastf, start[llast])
+            if s.any_keep:
+                newstate["crun"] = (lastf, clr[llast])
+                newstate["csince"] = (lastf, cstart[llast])
+        return status, newstate
 
     def _count(
         self,
         trig: np.ndarray,
         clr: np.ndarray,
         counted: np.ndarray,
-        slot: np.ndarray,
+        flat: np.ndarray,
         first: np.ndarray,
-        k: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """N-of-M: replace trig/clr on counted rows by the windowed count; new history."""
+        slot: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """N-of-M: replace trig/clr on counted entries by the windowed count.
+
+        Returns the new trig, clr and the history bits to store (flat index, bits), one
+        per counted (slot, level) segment.
+        """
         s = self.slots
+        hist = s.hist.reshape(-1)
         ci = np.flatnonzero(counted)
         b = trig[ci].astype(np.int64)
-        cs_ = slot[ci]
+        cs_ = flat[ci]
         cf = np.r_[True, cs_[1:] != cs_[:-1]]
         seg = np.cumsum(cf) - 1
         seg_start = np.flatnonzero(cf)
         pos = np.arange(len(ci)) - seg_start[seg]
         seg_len = np.diff(np.r_[seg_start, len(ci)])
         L = seg_len[seg]
-        m = s.count_m[cs_].astype(np.int64)
-        nn = s.count_n[cs_].astype(np.int64)
-        h = s.hist[cs_, k]
+        m = s.count_m[slot[ci]].astype(np.int64)
+        nn = s.count_n[slot[ci]].astype(np.int64)
+        h = hist[cs_]
         csum = np.cumsum(b)
         base = np.where(seg_start[seg] > 0, csum[seg_start[seg] - 1], 0)
         cs_in = csum - base  # inclusive count from segment start
         back = pos - m
         prior = np.where(back >= 0, csum[np.maximum(back + seg_start[seg], 0)] - base, 0)
-        prior = np.where(back >= 0, prior, 0)
         cnt = cs_in - prior
         need = np.clip(m - 1 - pos, 0, 63).astype(np.uint64)
         mask = (np.uint64(1) << need) - np.uint64(1)
@@ -703,17 +874,12 @@ class RuleSet:
         contrib = contrib.astype(np.uint64)
         bits = np.bitwise_or.reduceat(contrib, seg_start) if len(seg_start) else contrib
         Ls = seg_len.astype(np.uint64)
-        h0 = s.hist[cs_[seg_start], k]
+        h0 = hist[cs_[seg_start]]
         shifted = np.where(Ls < 63, h0 << np.minimum(Ls, np.uint64(62)), np.uint64(0))
-        ms = s.count_m[cs_[seg_start]].astype(np.uint64)
-        keepmask = (np.uint64(1) << np.maximum(ms - np.uint64(1), np.uint64(0))) - np.uint64(1)
+        ms = s.count_m[slot[ci[seg_start]]].astype(np.uint64)
+        keepmask = (np.uint64(1) << np.maximum(ms, np.uint64(1)) - np.uint64(1)) - np.uint64(1)
         newh_seg = (shifted | bits) & keepmask
-        # history array aligned to "last rows" of all slots: return full-length per last row
-        full = s.hist[slot, k].copy()
-        lastc = np.r_[cf[1:], True]
-        full[ci[lastc]] = newh_seg
-        last = np.r_[first[1:], True]
-        return newtrig, newclr, full[last]
+        return newtrig, newclr, (cs_[seg_start], newh_seg)
 
     def _change(
         self, x: np.ndarray, kind: np.ndarray, slot: np.ndarray, t: np.ndarray, v: np.ndarray,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from riskwatch.alerts.config import AlertsConfig  # the alerts package owns its section
 from riskwatch.config.schema import parse
 from riskwatch.config.yamldoc import YamlDoc
 from riskwatch.errors import ConfigError, ConfigErrors
@@ -211,15 +212,6 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class ConsoleConfig:
     listen: str | None = None
-
-
-@dataclass(frozen=True)
-class AlertsConfig:
-    """Alerting section; the alerts package validates ``notify`` entries by kind."""
-
-    store: str = "var/alerts.sqlite"
-    topic: str = "rw-alerts/{enterprise}"
-    notify: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

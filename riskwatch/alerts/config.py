@@ -1,0 +1,209 @@
+"""The ``alerts:`` section of the engine file, parsed into frozen dataclasses.
+
+Defaults work with no config at all: a SQLite store at ``var/alerts.sqlite`` (WAL) and one
+MQTT notifier publishing JSON on ``rw-alerts/{enterprise}`` (QoS 1) plus a retained per-site
+summary. ``store`` may also be a ``postgresql://`` URL (several engines, one database).
+
+>>> from riskwatch.config.yamldoc import YamlDoc
+>>> from riskwatch.config.schema import parse
+>>> cfg = parse(AlertsConfig, YamlDoc.from_text("{}"))
+>>> cfg.store, [n.kind for n in cfg.notifiers()]
+('var/alerts.sqlite', ['mqtt'])
+>>> try:
+...     parse(AlertsConfig, YamlDoc.from_text("escalate_after_s: {purple: 3}", file="e.yaml"))
+... except Exception as e:
+...     print(e)
+e.yaml:1:19: escalate_after_s: unknown level 'purple'; expected one of red, orange, yellow, blue
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "AlertsApiConfig",
+    "AlertsConfig",
+    "ApiToken",
+    "FlappingConfig",
+    "InhibitRule",
+    "NotifierConfig",
+]
+
+LEVEL_NAMES = ("red", "orange", "yellow", "blue")
+MATCH_KEYS = ("enterprise", "site", "sensor", "group", "rule", "level", "kind", "source")
+
+
+def resolve_secret(env: str | None, file: str | None, *, what: str) -> str | None:
+    """:func:`riskwatch.config.engine.resolve_secret`, imported late (that module imports us)."""
+    from riskwatch.config.engine import resolve_secret as _resolve
+
+    return _resolve(env, file, what=what)
+
+
+def _check_matchers(m: dict[str, list[str]]) -> str | None:
+    for k, vals in m.items():
+        if k not in MATCH_KEYS:
+            return f"unknown matcher key {k!r} (known: {', '.join(MATCH_KEYS)})"
+        for v in vals:
+            if v.startswith("~"):
+                try:
+                    re.compile(v[1:])
+                except re.error as exc:
+                    return f"{k}: bad regular expression {v[1:]!r}: {exc}"
+            elif k == "level" and v not in LEVEL_NAMES:
+                return f"level: unknown level {v!r}; expected one of {', '.join(LEVEL_NAMES)}"
+    return None
+
+
+def _matchers(**kw: object) -> object:
+    return field(default_factory=dict, metadata={"check": _check_matchers, **kw})
+
+
+def _pos(default: float) -> object:
+    return field(default=default, metadata={"check": lambda v: None if v > 0 else "must be > 0"})
+
+
+def _levels_check(d: dict[str, float]) -> str | None:
+    for k, v in d.items():
+        if k not in LEVEL_NAMES:
+            return f"unknown level {k!r}; expected one of red, orange, yellow, blue"
+        if v <= 0:
+            return f"{k}: must be > 0, got {v}"
+    return None
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    """One notifier. ``kind`` picks the plugin; ``match`` routes (all matchers must match;
+    a list value means any of; ``~regex`` is a regular expression); ``min_tier`` makes it an
+    escalation tier (only alerts escalated at least that many times reach it)."""
+
+    kind: Literal["mqtt", "webhook", "log"]
+    name: str = ""
+    match: dict[str, list[str]] = _matchers()  # type: ignore[assignment]  # noqa: RUF009
+    min_tier: int = 0
+    queue_max: int = _pos(10_000)  # type: ignore[assignment]
+    # mqtt
+    topic: str = "rw-alerts/{enterprise}"
+    summary_topic: str | None = "rw-alerts-summary/{enterprise}/{site}"
+    qos: int = field(default=1, metadata={"check": lambda v: None if v in (0, 1, 2) else "0-2"})
+    # webhook
+    url: str | None = None
+    secret_env: str | None = None
+    secret_file: str | None = None
+    timeout_s: float = _pos(5.0)  # type: ignore[assignment]
+    retry_initial_s: float = _pos(0.5)  # type: ignore[assignment]
+    retry_max_s: float = _pos(60.0)  # type: ignore[assignment]
+    give_up_after_s: float = _pos(24 * 3600.0)  # type: ignore[assignment]
+    # log
+    file: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+    def secret(self) -> str | None:
+        return resolve_secret(self.secret_env, self.secret_file, what=f"{self.label}.secret")
+
+    def validate(self) -> list[tuple[tuple[str, ...], str]]:
+        if self.kind == "webhook" and not self.url:
+            return [(("url",), "a webhook notifier needs url: http(s)://...")]
+        if self.url and not self.url.startswith(("http://", "https://")):
+            return [(("url",), f"must be an http(s) URL, got {self.url!r}")]
+        return []
+
+
+@dataclass(frozen=True)
+class InhibitRule:
+    """While an open, active alert matches ``source``, alerts matching ``target`` that agree
+    on every ``equal`` label are muted (recorded, not notified). ``lower_only`` restricts
+    muting to targets of a strictly lower severity than the source (a red mutes the orange
+    of the same site)."""
+
+    source: dict[str, list[str]] = _matchers()  # type: ignore[assignment]  # noqa: RUF009
+    target: dict[str, list[str]] = _matchers()  # type: ignore[assignment]  # noqa: RUF009
+    equal: list[str] = field(default_factory=lambda: ["enterprise", "site"])
+    lower_only: bool = False
+
+
+@dataclass(frozen=True)
+class FlappingConfig:
+    """Kapacitor-style flapping: more than ``high`` activations within ``window_s`` marks the
+    alert flapping (notified once); it settles when the count falls to ``low`` or below."""
+
+    window_s: float = _pos(600.0)  # type: ignore[assignment]
+    high: int = 6
+    low: int = 2
+
+    def validate(self) -> list[tuple[tuple[str, ...], str]]:
+        return [] if 0 <= self.low < self.high else [(("low",), "must be >= 0 and < high")]
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token: the secret comes from ``token_env`` or ``token_file`` (never the YAML).
+    ``enterprises: ["*"]`` sees all; ``role``: read < operate (ack, shelve, close,
+    silences) < admin."""
+
+    name: str
+    token_env: str | None = None
+    token_file: str | None = None
+    enterprises: list[str] = field(default_factory=lambda: ["*"])
+    role: Literal["read", "operate", "admin"] = "operate"
+
+    def token(self) -> str | None:
+        what = f"alerts.api.tokens.{self.name}"
+        return resolve_secret(self.token_env, self.token_file, what=what)
+
+    def validate(self) -> list[tuple[tuple[str, ...], str]]:
+        if not (self.token_env or self.token_file):
+            return [(("token_env",), "set token_env or token_file")]
+        return []
+
+
+@dataclass(frozen=True)
+class AlertsApiConfig:
+    listen: str | None = None
+    tokens: list[ApiToken] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alerting section. ``topic`` and ``notify`` are kept from the minimal first version:
+    ``topic`` sets the default MQTT notifier's topic when ``notify`` is empty."""
+
+    store: str = "var/alerts.sqlite"
+    topic: str = "rw-alerts/{enterprise}"
+    notify: list[NotifierConfig] = field(default_factory=list)
+    escalate_after_s: dict[str, float] = field(
+        default_factory=lambda: {"red": 300.0, "orange": 900.0, "yellow": 3600.0},
+        metadata={"check": _levels_check},
+    )
+    max_tier: int = 3
+    repeat_interval_s: float = _pos(3600.0)  # type: ignore[assignment]
+    flapping: FlappingConfig = field(default_factory=FlappingConfig)
+    inhibit: list[InhibitRule] = field(default_factory=list)
+    shelve_max_s: float = _pos(24 * 3600.0)  # type: ignore[assignment]
+    retention_days: float = _pos(90.0)  # type: ignore[assignment]
+    consoles: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    api: AlertsApiConfig = field(default_factory=AlertsApiConfig)
+
+    def notifiers(self) -> list[NotifierConfig]:
+        if self.notify:
+            return list(self.notify)
+        return [NotifierConfig(kind="mqtt", topic=self.topic)]
+
+    def validate(self) -> list[tuple[tuple[str, ...], str]]:
+        out = []
+        seen: set[str] = set()
+        for i, n in enumerate(self.notify):
+            if n.label in seen:
+                out.append((("notify", str(i), "name"), f"duplicate notifier name {n.label!r}"))
+            seen.add(n.label)
+        for name, m in self.consoles.items():
+            msg = _check_matchers(m)
+            if msg:
+                out.append((("consoles", name), msg))
+        return out

@@ -1,0 +1,714 @@
+"""The alert sink: signals in, alert transitions stored, then notified.
+
+:class:`AlertSink` is what the engine gets from :func:`riskwatch.alerts.build_sink`.
+``handle(signals, ctx)`` applies each signal to the alert of its key (rule + sensor, or
+rule + group) through the state machine of :mod:`riskwatch.alerts.state`; everything a
+batch changed (alerts, transitions, outbox rows) is written in one transaction, and only
+then offered to the notifiers. ``tick(ctx)`` runs the timers that must fire without data:
+shelving and out-of-service expiry, escalation of unacknowledged alerts, repeat
+notifications, flapping settling, notifying alerts whose inhibition or silence lifted,
+and retention. Operator actions (:meth:`ack`, :meth:`shelve`, :meth:`close`, ...) come
+from the API thread and take the same lock.
+
+>>> import tempfile, os
+>>> from riskwatch.catalog import SensorRegistry
+>>> from riskwatch.clock import ManualClock
+>>> from riskwatch.model import Level, Signal
+>>> from riskwatch.pipeline import StageContext
+>>> from prometheus_client import CollectorRegistry
+>>> reg = SensorRegistry(); sid = int(reg.intern("m1", "face1", ["CH4-01"])[0])
+>>> cfg = AlertsConfig(store=os.path.join(tempfile.mkdtemp(), "a.sqlite"),
+...                    notify=[NotifierConfig(kind="log")])
+>>> sink = AlertSink(cfg, reg, None, CollectorRegistry(), ManualClock(0))
+>>> sink.handle([Signal("ch4", sid, 1, "firing", Level.ORANGE, 1.1, 1.0, "CH4 high")],
+...             StageContext(10, reg))
+>>> [(a.rule, a.state.value, a.level) for a in sink.open_alerts()]
+[('ch4', 'firing', 2)]
+>>> a = sink.ack(sink.open_alerts()[0].id, who="li")
+>>> (a.state.value, a.acked_by)
+('acknowledged', 'li')
+>>> sink.stop()
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter
+
+from riskwatch.alerts.config import AlertsConfig, NotifierConfig
+from riskwatch.alerts.health import HealthTracker
+from riskwatch.alerts.notifiers import MqttNotifier, NotifierMetrics, NotifierRunner, build_notifier
+from riskwatch.alerts.stages import Flapping, Inhibitor, Router, Silencer
+from riskwatch.alerts.state import (
+    Alert,
+    AlertState,
+    Event,
+    IllegalTransition,
+    Transition,
+    transition,
+)
+from riskwatch.alerts.store import AlertStore, Delivery, Silence, StoreError
+from riskwatch.catalog import SensorRegistry
+from riskwatch.clock import Clock
+from riskwatch.errors import RiskwatchError
+from riskwatch.model import Level, Signal
+from riskwatch.pipeline import StageContext
+from riskwatch.storage.lineproto import escape_field_string, escape_tag
+
+__all__ = ["AlertNotFound", "AlertSink", "TransitionListener", "alert_lines"]
+
+log = logging.getLogger(__name__)
+
+S = 1_000_000_000
+_HIDDEN = (AlertState.SHELVED, AlertState.OUT_OF_SERVICE, "shelve", "out_of_service")
+
+# listeners get (alert, transition) pairs after they are stored (e.g. the InfluxDB writer)
+TransitionListener = Callable[[list[tuple[Alert, Transition]]], None]
+
+
+class AlertNotFound(RiskwatchError):
+    """No alert with that id (HTTP 404)."""
+
+
+def _colour(level: int | None) -> str | None:
+    return Level(level).colour if level else None
+
+
+def _num(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def alert_lines(items: Sequence[tuple[Alert, Transition]]) -> list[str]:
+    r"""Points of the ``alert`` measurement (DESIGN.md): tags enterprise, site, sensor, rule,
+    level; fields state, action, value, message; time = when the transition happened.
+
+    >>> from riskwatch.alerts.state import Alert, AlertState, Transition
+    >>> a = Alert("a1", "k", "ch4 face", "m1", "f1", "S1", None, "ch4", "rule",
+    ...           AlertState.FIRING, True, False, 2, 2, 1.1, 1.0, "CH4 high", 0, 5, 5)
+    >>> t = Transition("a1:1", "a1", 1, 7, 5, "engine", "firing", None, "firing", 2, 1.1, None)
+    >>> print(alert_lines([(a, t)])[0].replace(" state", "\n state"))
+    alert,enterprise=m1,level=orange,rule=ch4\ face,sensor=S1,site=f1
+     state="firing",action="firing",value=1.1,message="CH4 high",id="a1" 7
+    """
+    out = []
+    for a, t in items:
+        tags = {
+            "enterprise": a.enterprise, "site": a.site, "sensor": a.sensor or (a.group or ""),
+            "rule": a.rule, "level": _colour(t.level) or _colour(a.level) or "",
+        }  # fmt: skip
+        tagstr = ",".join(f"{k}={escape_tag(v)}" for k, v in sorted(tags.items()) if v)
+        v = t.value if math.isfinite(t.value) else 0.0
+        msg = a.message if not t.note else f"{a.message} ({t.note})"
+        out.append(
+            f"alert,{tagstr} state={escape_field_string(t.to_state)},"
+            f"action={escape_field_string(t.action)},value={float(v)!r},"
+            f"message={escape_field_string(msg)},id={escape_field_string(a.id)} {t.at_ns}"
+        )
+    return out
+
+
+@dataclass
+class _Changes:
+    new: dict[str, Alert] = field(default_factory=dict)
+    changed: dict[str, Alert] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    pairs: list[tuple[Alert, Transition]] = field(default_factory=list)
+    sites: set[tuple[str, str]] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.changed or self.transitions)
+
+
+class AlertSink:
+    """The engine's signal sink with the whole operator lifecycle. See the module doc."""
+
+    def __init__(
+        self,
+        cfg: AlertsConfig,
+        registry: SensorRegistry,
+        publisher: Any,
+        metrics_registry: CollectorRegistry | None,
+        clock: Clock,
+        *,
+        store: AlertStore | None = None,
+        base: Callable[[str], Path] = Path,
+    ) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.publisher = publisher
+        self.clock = clock
+        self.metrics_registry = metrics_registry or CollectorRegistry()
+        target = cfg.store if "://" in cfg.store else str(base(cfg.store))
+        self.store = store or AlertStore(target)
+        self._lock = threading.RLock()
+        self.router = Router(cfg.notifiers())
+        self.inhibitor = Inhibitor(cfg.inhibit)
+        self.flapping = Flapping(int(cfg.flapping.window_s * S), cfg.flapping.high,
+                                 cfg.flapping.low)  # fmt: skip
+        self.escalate_ns = {
+            int(Level.from_name(k)): int(v * S) for k, v in cfg.escalate_after_s.items()
+        }
+        self.repeat_ns = int(cfg.repeat_interval_s * S)
+        self.health = HealthTracker(cfg.consoles)
+        self.metrics_registry.register(self.health)
+        nm = NotifierMetrics(self.metrics_registry)
+        self.runners: dict[str, NotifierRunner] = {}
+        self.summary_publishers: list[MqttNotifier] = []
+        for nc in cfg.notifiers():
+            self._add_runner(nc, nm, base)
+        self.signals_total = Counter(
+            "riskwatch_alert_signals", "Signals into the alert sink by outcome", ["outcome"],
+            registry=self.metrics_registry,
+        )  # fmt: skip
+        self.transitions_total = Counter(
+            "riskwatch_alert_transitions", "Alert transitions stored, by action", ["action"],
+            registry=self.metrics_registry,
+        )  # fmt: skip
+        self.muted_total = Counter(
+            "riskwatch_alert_muted", "Transitions recorded but not notified, by reason",
+            ["reason"], registry=self.metrics_registry,
+        )  # fmt: skip
+        self.listeners: list[TransitionListener] = []
+        self.open: dict[str, Alert] = {}  # key -> open alert
+        self.by_id: dict[str, Alert] = {}
+        self._by_site: dict[tuple[str, str], dict[str, Alert]] = collections.defaultdict(dict)
+        self._unsaved: list[_Changes] = []
+        self._last_retention = 0
+        self.silencer = Silencer()
+        self._api: Any = None
+        self._started = False
+        self._restore()
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def from_engine_config(
+        cls, cfg: Any, registry: SensorRegistry, publisher: Any,
+        metrics_registry: CollectorRegistry | None, clock: Clock,
+    ) -> AlertSink:  # fmt: skip
+        return cls(cfg.alerts, registry, publisher, metrics_registry, clock, base=cfg.path)
+
+    def _add_runner(
+        self, nc: NotifierConfig, nm: NotifierMetrics, base: Callable[..., Path]
+    ) -> None:
+        plugin = build_notifier(nc, self.publisher, base)
+        if isinstance(plugin, MqttNotifier) and nc.summary_topic:
+            self.summary_publishers.append(plugin)
+        self.runners[nc.label] = NotifierRunner(
+            plugin, self.store, nm, queue_max=nc.queue_max, retry_initial_s=nc.retry_initial_s,
+            retry_max_s=nc.retry_max_s, give_up_after_s=nc.give_up_after_s,
+        )  # fmt: skip
+
+    def _restore(self) -> None:
+        """Open alerts (with their timers: fired/escalation base, tier, shelve expiry, last
+        notification, flapping history) and silences come back from the store."""
+        for a in self.store.load_open():
+            self._index(a)
+        now = self.clock.now_ns()
+        for s in self.store.silences(since_ns=now - 7 * 24 * 3600 * S):
+            self.silencer.add(s)
+        if self.open:
+            log.info("alerts: restored %d open alerts from %s", len(self.open), self.store._where())
+
+    def add_listener(self, fn: TransitionListener) -> None:
+        """Call ``fn`` with every stored batch of (alert, transition) pairs."""
+        self.listeners.append(fn)
+
+    def attach_storage(self, storage: Any) -> None:
+        """Write each transition as an ``alert`` point through the engine's StorageRunner."""
+
+        def write(items: list[tuple[Alert, Transition]]) -> None:
+            lines = alert_lines(items)
+            storage.submit_lines("\n".join(lines).encode(), len(lines))
+
+        self.add_listener(write)
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for r in self.runners.values():
+            r.start()
+            r.request_catch_up()  # undelivered rows from before a restart
+        with self._lock:
+            for e, s in list(self._by_site):
+                self._publish_summary(e, s)
+        if self.cfg.api.listen:
+            from riskwatch.alerts.api import ApiServer
+
+            self._api = ApiServer(self, self.cfg.api)
+            self._api.start()
+
+    def stop(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        with self._lock:
+            self._flush()
+        for r in self.runners.values():
+            r.stop()
+        self.store.close()
+
+    @property
+    def api_url(self) -> str | None:
+        return self._api.url if self._api is not None else None
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Until every notifier has sent everything (tests, bench, orderly shutdown)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(r.idle() for r in self.runners.values()):
+                return True
+            time.sleep(0.01)
+        return False
+
+    # ------------------------------------------------------------------ index
+    def _index(self, a: Alert) -> None:
+        site = (a.enterprise, a.site)
+        if a.state is AlertState.CLOSED:
+            self.open.pop(a.key, None)
+            self.by_id.pop(a.id, None)
+            self._by_site[site].pop(a.id, None)
+        else:
+            self.open[a.key] = a
+            self.by_id[a.id] = a
+            self._by_site[site][a.id] = a
+
+    def open_alerts(self) -> list[Alert]:
+        with self._lock:
+            return sorted(self.open.values(), key=lambda a: (a.level or 9, -a.since_ns, a.id))
+
+    # ------------------------------------------------------------------ signals
+    def _key(self, s: Signal) -> tuple[str, dict[str, str]]:
+        if s.sensor >= 0:
+            meta = self.registry.meta(s.sensor)
+            labels = {
+                "enterprise": str(meta.get("enterprise", "")), "site": str(meta.get("site", "")),
+                "sensor": str(meta.get("sensor", "")), "kind": str(meta.get("kind", "")),
+            }  # fmt: skip
+        else:
+            ex = s.extra or {}
+            parts = (s.group or "").split("/")
+            labels = {
+                "enterprise": str(ex.get("enterprise", parts[0] if parts else "")),
+                "site": str(ex.get("site", parts[1] if len(parts) > 1 else "")),
+                "sensor": "", "kind": "",
+            }  # fmt: skip
+        if s.group:
+            key = f"{s.rule}|{s.group}"
+        else:
+            key = f"{s.rule}|{labels['enterprise']}/{labels['site']}/{labels['sensor']}"
+        return key, labels
+
+    def handle(self, signals: Sequence[Signal], ctx: StageContext) -> None:
+        """Apply rule/detector transitions, store them, then notify."""
+        if not signals and not self._unsaved:
+            return
+        with self._lock:
+            ch = _Changes()
+            for s in signals:
+                self._apply(s, ctx.now_ns, ch)
+            self._commit(ch)
+
+    def _apply(self, s: Signal, now: int, ch: _Changes) -> None:
+        try:
+            ev = Event(s.state)
+        except ValueError:
+            self.signals_total.labels("ignored").inc()
+            log.warning("alerts: signal of %s with unknown state %r ignored", s.rule, s.state)
+            return
+        key, labels = self._key(s)
+        a = self.open.get(key)
+        lev = int(s.level) if s.level is not None else None
+        if a is None:
+            if ev is Event.RESOLVED:
+                self.signals_total.labels("dedup").inc()
+                return
+            firing = ev is Event.FIRING
+            a = Alert(
+                id=uuid.uuid4().hex[:16], key=key, rule=s.rule, enterprise=labels["enterprise"],
+                site=labels["site"], sensor=labels["sensor"], group=s.group, kind=labels["kind"],
+                source=s.source, state=AlertState.FIRING if firing else AlertState.PENDING,
+                active=firing, acked=False, level=lev, max_level=lev, value=s.value,
+                threshold=s.threshold, message=s.message, since_ns=now, ts_ns=s.time,
+                updated_ns=now, fired_ns=now if firing else None, flap_times=[],
+            )  # fmt: skip
+            self._index(a)
+            ch.new[a.id] = a
+            self.signals_total.labels("new").inc()
+            flapping_now = self._activated(a, now) if firing else False
+            self._record(a, ch, now, ev.value, None, lev, s.value, who="engine", ts=s.time)
+            if flapping_now:
+                self._record(a, ch, now, "flapping", a.state.value, a.level, s.value, ts=s.time)
+            return
+        old = a.condition
+        new = transition(old, ev)
+        level_change = ev is Event.FIRING and lev is not None and lev != a.level
+        if new == old and not level_change:
+            self.signals_total.labels("dedup").inc()
+            return
+        self.signals_total.labels("transition").inc()
+        a.state, a.active, a.acked = new.state, new.active, new.acked
+        a.value, a.threshold, a.message, a.ts_ns, a.updated_ns = (
+            s.value, s.threshold, s.message, s.time, now,
+        )  # fmt: skip
+        if lev is not None:
+            a.level = lev
+            a.max_level = min(a.max_level or lev, lev)
+        flapping_now = False
+        if new.active and not old.active:
+            a.fired_ns, a.tier = now, 0
+            flapping_now = self._activated(a, now)
+        if new.state is AlertState.CLOSED:
+            a.closed_ns, a.note = now, "cleared while pending (never fired)"
+        if new.state != old.state:
+            action = ev.value
+        elif level_change:
+            action = "level"
+        else:  # condition changed underneath a shelved / out-of-service alert
+            action = ev.value
+        note = a.note if new.state is AlertState.CLOSED else None
+        self._record(a, ch, now, action, old.state.value, lev, s.value, note=note, ts=s.time)
+        if flapping_now:
+            self._record(a, ch, now, "flapping", a.state.value, a.level, s.value, ts=s.time)
+        self._index(a)
+
+    def _activated(self, a: Alert, now: int) -> bool:
+        """Bookkeeping when an alert becomes active: health and flapping. True when it has
+        just started flapping."""
+        self.health.annunciate(a.labels(), a.key, now)
+        if a.flap_times is None:
+            a.flap_times = []
+        over = self.flapping.activate(a.flap_times, now)
+        if over and not a.flapping:
+            a.flapping = True
+            return True
+        return False
+
+    # ------------------------------------------------------------------ recording
+    def _muted(self, a: Alert, action: str, now: int) -> str:
+        if a.state in _HIDDEN and action not in _HIDDEN:
+            return a.state.value  # shelved / out of service: recorded, not annunciated
+        labels = a.labels()
+        sid = self.silencer.match(labels, now)
+        if sid is not None:
+            return f"silence:{sid}"
+        if self.inhibitor:
+            site = self._by_site.get((a.enterprise, a.site), {})
+            sources = [
+                (o.id, o.labels(), o.level) for o in site.values() if o.active and o.id != a.id
+            ]
+            if self.inhibitor.inhibited(labels, a.level, a.id, sources):
+                return "inhibited"
+        if a.flapping and action not in ("flapping", "settled"):
+            return "flapping"
+        return ""
+
+    def _record(
+        self, a: Alert, ch: _Changes, now: int, action: str, from_state: str | None,
+        level: int | None, value: float, *, who: str = "engine", note: str | None = None,
+        ts: int | None = None, notify: bool = True,
+    ) -> Transition:  # fmt: skip
+        a.seq += 1
+        a.updated_ns = now
+        muted = self._muted(a, action, now) if notify else "quiet"
+        t = Transition(
+            id=f"{a.id}:{a.seq}", alert_id=a.id, seq=a.seq, at_ns=now,
+            ts_ns=ts if ts is not None else now, who=who, action=action, from_state=from_state,
+            to_state=a.state.value, level=level, value=value, note=note, muted=muted,
+        )  # fmt: skip
+        ch.transitions.append(t)
+        ch.pairs.append((a, t))
+        if a.id not in ch.new:
+            ch.changed[a.id] = a
+        ch.sites.add((a.enterprise, a.site))
+        self.transitions_total.labels(action).inc()
+        if muted:
+            if muted != "quiet":
+                self.muted_total.labels(muted.split(":")[0]).inc()
+            if muted.startswith("silence") or muted == "inhibited":
+                a.undelivered = True
+            return t
+        a.undelivered = False
+        a.last_notified_ns = now
+        payload = orjson.dumps(self._payload(a, t))
+        for name in self.router.targets(a.labels(), a.tier):
+            ch.deliveries.append(
+                Delivery(f"{t.id}:{name}", a.id, name, payload, a.enterprise, a.site, now)
+            )
+        return t
+
+    def _payload(self, a: Alert, t: Transition) -> dict[str, Any]:
+        return {
+            "id": a.id, "event": t.id, "rule": a.rule, "level": _colour(t.level),
+            "state": a.state.value, "action": t.action, "enterprise": a.enterprise,
+            "site": a.site, "sensor": a.sensor, "group": a.group, "kind": a.kind,
+            "value": _num(t.value), "threshold": _num(a.threshold), "ts": t.ts_ns // 1_000_000,
+            "since": a.since_ns // 1_000_000, "message": a.message, "acked": a.acked,
+            "tier": a.tier, "flapping": a.flapping, "by": t.who, "note": t.note,
+            "source": a.source, "max_level": _colour(a.max_level),
+        }  # fmt: skip
+
+    def _commit(self, ch: _Changes) -> None:
+        """Store, then offer to the notifiers, then listeners and summaries. A failed write
+        is kept and retried first on the next call (nothing is notified before it is stored)."""
+        if ch:
+            self._unsaved.append(ch)
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._unsaved:
+            ch = self._unsaved[0]
+            with self.store.lock:
+                try:
+                    self.store.write(
+                        list(ch.new.values()),
+                        [a for i, a in ch.changed.items() if i not in ch.new],
+                        ch.transitions,
+                        ch.deliveries,
+                    )
+                except StoreError as exc:
+                    log.error("alerts: %s (kept in memory, retried on the next batch)", exc)
+                    return
+                self._unsaved.pop(0)
+                by_notifier: dict[str, list[Delivery]] = collections.defaultdict(list)
+                for d in ch.deliveries:
+                    by_notifier[d.notifier].append(d)
+                for name, items in by_notifier.items():
+                    self.runners[name].offer(items)
+            for fn in self.listeners:
+                try:
+                    fn(ch.pairs)
+                except Exception:
+                    log.exception("alerts: transition listener failed")
+            for e, s in ch.sites:
+                self._publish_summary(e, s)
+
+    def _publish_summary(self, enterprise: str, site: str) -> None:
+        if not self.summary_publishers or not self._started:
+            return
+        alerts = sorted(
+            self._by_site.get((enterprise, site), {}).values(),
+            key=lambda a: (a.level or 9, a.since_ns),
+        )
+        by_level: dict[str, int] = collections.Counter(_colour(a.level) or "none" for a in alerts)
+        body = orjson.dumps(
+            {
+                "enterprise": enterprise, "site": site, "ts": self.clock.now_ns() // 1_000_000,
+                "open": len(alerts), "by_level": by_level,
+                "unacknowledged": sum(1 for a in alerts if not a.acked and a.state in
+                                      (AlertState.FIRING, AlertState.RESOLVED)),
+                "alerts": [
+                    {"id": a.id, "rule": a.rule, "sensor": a.sensor, "group": a.group,
+                     "level": _colour(a.level), "state": a.state.value, "acked": a.acked,
+                     "since": a.since_ns // 1_000_000, "message": a.message}
+                    for a in alerts
+                ],
+            }
+        )  # fmt: skip
+        for p in self.summary_publishers:
+            try:
+                p.publish_summary(enterprise, site, body)
+            except Exception as exc:
+                log.warning("alerts: summary for %s/%s not published: %s", enterprise, site, exc)
+
+    # ------------------------------------------------------------------ timers
+    def tick(self, ctx: StageContext) -> None:
+        """Timers that fire without data (call every engine tick with the engine's now)."""
+        now = ctx.now_ns
+        with self._lock:
+            ch = _Changes()
+            for a in list(self.open.values()):
+                self._tick_one(a, now, ch)
+            if now - self._last_retention >= 3600 * S:
+                self._last_retention = now
+                self.silencer.prune(now - 7 * 24 * 3600 * S)
+                try:
+                    n = self.store.purge_closed(now - int(self.cfg.retention_days * 86400 * S))
+                    if n:
+                        log.info("alerts: retention removed %d closed alerts", n)
+                except Exception as exc:
+                    log.warning("alerts: retention failed: %s", exc)
+            self._commit(ch)
+            self.health.snapshot(now, self.open.values())
+
+    def _tick_one(self, a: Alert, now: int, ch: _Changes) -> None:
+        st = a.state
+        if st in (AlertState.SHELVED, AlertState.OUT_OF_SERVICE) and a.shelved_until_ns:
+            if now >= a.shelved_until_ns:
+                ev = Event.UNSHELVE if st is AlertState.SHELVED else Event.RETURN_TO_SERVICE
+                self._operate(a, ev, now, ch, who="system", note="time is up")
+            return
+        if a.flapping and a.flap_times is not None and self.flapping.settled(a.flap_times, now):
+            a.flapping = False
+            self._record(a, ch, now, "settled", a.state.value, a.level, a.value)
+            return
+        if st is AlertState.FIRING and a.level is not None and a.fired_ns is not None:
+            limit = self.escalate_ns.get(a.level)
+            if limit and a.tier < self.cfg.max_tier and now - a.fired_ns >= limit * (a.tier + 1):
+                a.tier += 1
+                note = f"unacknowledged for {(now - a.fired_ns) / S:.0f} s; tier {a.tier}"
+                self._record(a, ch, now, "escalate", st.value, a.level, a.value, note=note)
+                return
+            if a.last_notified_ns is not None and now - a.last_notified_ns >= self.repeat_ns:
+                self._record(a, ch, now, "repeat", st.value, a.level, a.value)
+                return
+        if a.undelivered and not self._muted(a, "unmuted", now):
+            self._record(a, ch, now, "unmuted", st.value, a.level, a.value)
+
+    # ------------------------------------------------------------------ operator actions
+    def _find(self, alert_id: str) -> Alert:
+        a = self.by_id.get(alert_id)
+        if a is not None:
+            return a
+        stored = self.store.get(alert_id)
+        if stored is None:
+            raise AlertNotFound(f"no alert with id {alert_id!r}")
+        return stored
+
+    def get(self, alert_id: str) -> Alert:
+        with self._lock:
+            return self._find(alert_id)
+
+    def _operate(
+        self, a: Alert, ev: Event, now: int, ch: _Changes, *, who: str, note: str | None
+    ) -> None:
+        old = a.condition
+        new = transition(old, ev)
+        a.state, a.active, a.acked = new.state, new.active, new.acked
+        if ev is Event.ACK:
+            a.acked_ns, a.acked_by = now, who
+            if a.fired_ns is not None:
+                self.health.acknowledged(a.labels(), (now - a.fired_ns) / S, now)
+        if ev in (Event.UNSHELVE, Event.RETURN_TO_SERVICE):
+            a.shelved_until_ns, a.reason = None, None
+        if ev is Event.CLOSE:
+            a.closed_ns, a.note = now, note
+        self._record(a, ch, now, ev.value, old.state.value, a.level, a.value, who=who, note=note)
+        self._index(a)
+
+    def _action(
+        self, alert_id: str, ev: Event, who: str, note: str | None,
+        prepare: Callable[[Alert, int], None] | None = None,
+    ) -> Alert:  # fmt: skip
+        with self._lock:
+            a = self._find(alert_id)
+            if a.state is AlertState.CLOSED:
+                raise IllegalTransition(a.state, ev, "it is closed")
+            now = self.clock.now_ns()
+            transition(a.condition, ev)  # raise before changing anything
+            if prepare is not None:
+                prepare(a, now)
+            ch = _Changes()
+            self._operate(a, ev, now, ch, who=who, note=note)
+            self._commit(ch)
+            if self._unsaved:
+                raise StoreError("the alert store is not writable; the action is queued")
+            return a
+
+    def ack(self, alert_id: str, who: str, note: str | None = None) -> Alert:
+        return self._action(alert_id, Event.ACK, who, note)
+
+    def shelve(self, alert_id: str, who: str, reason: str, duration_s: float) -> Alert:
+        """Hide an alert for ``duration_s`` (at most ``shelve_max_s``) with a reason."""
+        if not reason.strip():
+            raise ValueError("shelving needs a reason")
+        if not 0 < duration_s <= self.cfg.shelve_max_s:
+            raise ValueError(f"duration_s must be within (0, {self.cfg.shelve_max_s:g}] seconds")
+
+        def prep(a: Alert, now: int) -> None:
+            a.shelved_until_ns, a.reason = now + int(duration_s * S), reason
+
+        return self._action(alert_id, Event.SHELVE, who, reason, prep)
+
+    def unshelve(self, alert_id: str, who: str, note: str | None = None) -> Alert:
+        return self._action(alert_id, Event.UNSHELVE, who, note)
+
+    def out_of_service(
+        self, alert_id: str, who: str, reason: str, duration_s: float | None = None
+    ) -> Alert:
+        """Sensor under maintenance: the alert is hidden until returned to service (or until
+        ``duration_s`` passes)."""
+        if not reason.strip():
+            raise ValueError("out of service needs a reason")
+        if duration_s is not None and duration_s <= 0:
+            raise ValueError("duration_s must be > 0")
+
+        def prep(a: Alert, now: int) -> None:
+            a.reason = reason
+            a.shelved_until_ns = now + int(duration_s * S) if duration_s else None
+
+        return self._action(alert_id, Event.OUT_OF_SERVICE, who, reason, prep)
+
+    def return_to_service(self, alert_id: str, who: str, note: str | None = None) -> Alert:
+        return self._action(alert_id, Event.RETURN_TO_SERVICE, who, note)
+
+    def close(self, alert_id: str, who: str, note: str) -> Alert:
+        """Close a returned-to-normal alert with a disposition note (what was done)."""
+        if not note or not note.strip():
+            raise ValueError("closing needs a disposition note (what was done)")
+        return self._action(alert_id, Event.CLOSE, who, note)
+
+    # ------------------------------------------------------------------ silences
+    def add_silence(
+        self, matchers: dict[str, list[str]], author: str, reason: str,
+        ends_ns: int, starts_ns: int | None = None,
+    ) -> Silence:  # fmt: skip
+        from riskwatch.alerts.config import _check_matchers
+
+        msg = _check_matchers(matchers)
+        if msg:
+            raise ValueError(msg)
+        if not matchers:
+            raise ValueError("a silence needs at least one matcher")
+        if not reason.strip() or not author.strip():
+            raise ValueError("a silence needs an author and a reason")
+        now = self.clock.now_ns()
+        start = now if starts_ns is None else starts_ns
+        if ends_ns <= start or ends_ns <= now:
+            raise ValueError("a silence must end in the future and after it starts")
+        s = Silence(uuid.uuid4().hex[:12], matchers, start, ends_ns, author, reason, now)
+        with self._lock:
+            self.store.add_silence(s)
+            self.silencer.add(s)
+        return s
+
+    def expire_silence(self, silence_id: str) -> Silence:
+        with self._lock:
+            now = self.clock.now_ns()
+            if self.silencer.get(silence_id) is None:
+                raise AlertNotFound(f"no silence with id {silence_id!r}")
+            self.store.expire_silence(silence_id, now)
+            s = self.silencer.expire(silence_id, now)
+            assert s is not None
+            return s
+
+    def silences(self) -> list[Silence]:
+        with self._lock:
+            return self.silencer.all()
+
+    def health_snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            snap = self.health.snapshot(self.clock.now_ns(), list(self.open.values()))
+        snap["notifiers"] = {
+            n: {"queue": r.depth(), "sent": r.sent_total, "failed": r.failed_total,
+                "last_error": r.last_error}
+            for n, r in self.runners.items()
+        }  # fmt: skip
+        snap["open_alerts"] = len(self.open)
+        return snap
+
+    def iter_open(self) -> Iterable[Alert]:
+        return list(self.open.values())

@@ -3,8 +3,8 @@
 200 rules over 100k sensors (10 kinds x 10 locations; per kind/location one two-level
 threshold rule with hysteresis — every third with ``for`` — and one of rate, N-of-M,
 frozen or out-of-range), batches of 10k readings. Both evaluators get the same readings
-and must produce identical transitions; the script prints readings/s of each, the ratio,
-and the memory of rule state per sensor. Two traffic shapes: ``spread`` (each batch hits
+and must produce identical transitions; the script prints readings/s of each (best of
+3 runs, as the machine is shared), the ratio, and the memory of rule state per sensor. Two traffic shapes: ``spread`` (each batch hits
 10k distinct sensors) and ``bursty`` (each batch holds ~5 readings of each of 2k sensors,
 exercising the in-batch sequential path).
 
@@ -25,6 +25,7 @@ from riskwatch.rules.evaluator import RuleSet
 from riskwatch.rules.parse import load_rules_text
 from riskwatch.rules.reference import ScalarRules
 
+REPEAT = 3
 KINDS = [f"k{i}" for i in range(10)]
 LOCS = [f"loc{i}" for i in range(10)]
 EXTRA = [
@@ -95,18 +96,18 @@ def make_batches(
 def run(n_sensors: int, n_batches: int, size: int, baseline_batches: int, bursty: bool) -> None:
     text = rules_text()
     reg = registry(n_sensors)
-    rs = RuleSet([load_rules_text(text)], reg)
     batches = make_batches(n_sensors, n_batches, size, bursty)
-    rs.process(batches[0], batches[0].time[-1])  # warm-up (first batch also in the baseline)
-    t0 = time.perf_counter()
-    vec = []
-    for b in batches[1:]:
-        vec += rs.process(b, int(b.time[-1]))
-    dt_vec = time.perf_counter() - t0
     n_vec = sum(len(b) for b in batches[1:])
+    dt_vec = float("inf")
+    for _ in range(REPEAT):  # best of REPEAT on fresh state: the machine is shared
+        rs = RuleSet([load_rules_text(text)], reg)
+        rs.process(batches[0], batches[0].time[-1])  # warm-up (first batch also in the baseline)
+        t0 = time.perf_counter()
+        vec = []
+        for b in batches[1:]:
+            vec += rs.process(b, int(b.time[-1]))
+        dt_vec = min(dt_vec, time.perf_counter() - t0)
 
-    rs2 = RuleSet([load_rules_text(text)], reg)
-    ref = ScalarRules(rs2)
     rs_check = RuleSet([load_rules_text(text)], reg)
     got_ref = []
     got_vec = []
@@ -118,11 +119,16 @@ def run(n_sensors: int, n_batches: int, size: int, baseline_batches: int, bursty
             b.time.tolist(), b.sensor.tolist(), b.value.tolist(), b.flags.tolist(), strict=True
         )
     ]
-    t0 = time.perf_counter()
-    feed = ref.feed
-    for r in rows:
-        got_ref += feed(*r)
-    dt_ref = time.perf_counter() - t0
+    dt_ref = float("inf")
+    for rep in range(REPEAT):
+        ref = ScalarRules(RuleSet([load_rules_text(text)], reg))
+        got_ref = []
+        t0 = time.perf_counter()
+        feed = ref.feed
+        for r in rows:
+            got_ref += feed(*r)
+        dt_ref = min(dt_ref, time.perf_counter() - t0)
+        del rep
     for b in sub:
         got_vec += rs_check.process(b, int(b.time[-1]))
     a = sorted(

@@ -76,6 +76,7 @@ NLEV = 4  # colour columns: red, orange, yellow, blue (Level - 1)
 _NEVER = np.iinfo(np.int64).min // 4
 _PROCESS_SKIP = int(Flags.CALIBRATING | Flags.FAULT)
 # lowest set bit (1-based) of a 4-bit level mask: the most severe level present
+_LEVELS = [Level.RED, Level.ORANGE, Level.YELLOW, Level.BLUE]
 _LOWBIT = np.array([0] + [(i & -i).bit_length() for i in range(1, 16)], np.uint8)
 CHANGE_SAMPLES = 64  # readings kept per slot for `of: change`
 
@@ -119,6 +120,7 @@ class _Rule:
     per_ns: int = 10**9
     window_ns: int = 0
     labels: dict[int, str] = field(default_factory=dict)
+    level_by_col: dict[int, LevelSpec] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -315,6 +317,7 @@ class RuleSet:
         cr.window_ns = parse_duration(r.window)
         for lv in cr.levels:
             cr.labels[int(lv.level) - 1] = lv.label or lv.level.colour
+            cr.level_by_col[int(lv.level) - 1] = lv
         if kind in (K_FROZEN, K_RANGE, K_CALIB):
             cr.labels = {int(r.out_level) - 1: r.kind.replace("_", " ")}
         return cr
@@ -584,40 +587,45 @@ class RuleSet:
         t = batch.time[rrow]
         v = batch.value[rrow]
         last = np.r_[first[1:], True] if n else first
-        if all_first:
-            t_prev, v_prev = s.last_t[slot], s.last_v[slot]
-        else:
-            t_prev = _shift(t, first, s.last_t[slot])
-            v_prev = _shift(v, first, s.last_v[slot])
-        # the compared quantity per row
+        # the compared quantity per row (kind-specific inputs computed on their rows only)
         x = v.copy()
         anchor = t
-        if (kind == K_RATE).any():
-            m = kind == K_RATE
+        kcount = np.bincount(kind, minlength=6)
+        if kcount[K_RATE] or kcount[K_FROZEN]:
+            m = np.flatnonzero((kind == K_RATE) | (kind == K_FROZEN))
+            if all_first:
+                sm = slot[m]
+                tp, vp = s.last_t[sm], s.last_v[sm]
+            else:
+                tp = _shift(t, first, s.last_t[slot])[m]
+                vp = _shift(v, first, s.last_v[slot])[m]
+            tm, vm = t[m], v[m]
+            rate_rows = kind[m] == K_RATE
             with np.errstate(divide="ignore", invalid="ignore"):
-                dt = (t - t_prev).astype(np.float64)
-                rate = (v - v_prev) / dt * s.per_ns[slot]
-            rate[(t_prev == _NEVER) | (dt <= 0)] = np.nan
-            x = np.where(m, rate, x)
-        if (kind == K_FROZEN).any():
-            m = kind == K_FROZEN
-            x = np.where(m, np.abs(v - v_prev), x)
-            anchor = np.where(m & (t_prev != _NEVER), t_prev, t)
-        if (kind == K_RANGE).any():
-            m = kind == K_RANGE
+                dt = (tm - tp).astype(np.float64)
+                rate = (vm - vp) / dt * s.per_ns[slot[m]]
+            rate[(tp == _NEVER) | (dt <= 0)] = np.nan
+            x[m] = np.where(rate_rows, rate, np.abs(vm - vp))
+            if kcount[K_FROZEN]:
+                anchor = t.copy()
+                fz = ~rate_rows & (tp != _NEVER)
+                anchor[m[fz]] = tp[fz]
+        if kcount[K_RANGE]:
+            m = np.flatnonzero(kind == K_RANGE)
+            sm, vm = slot[m], v[m]
             with np.errstate(invalid="ignore"):
-                dev = np.fmax(s.low[slot] - v, v - s.high[slot])
-            x = np.where(m, dev, x)
-        if (kind == K_CALIB).any():
-            m = kind == K_CALIB
-            x = np.where(m, ((f & int(Flags.CALIBRATING)) != 0).astype(np.float64), x)
-        if (kind == K_CHANGE).any():
+                x[m] = np.fmax(s.low[sm] - vm, vm - s.high[sm])
+        if kcount[K_CALIB]:
+            m = np.flatnonzero(kind == K_CALIB)
+            x[m] = ((f[m] & int(Flags.CALIBRATING)) != 0).astype(np.float64)
+        if kcount[K_CHANGE]:
             x = self._change(x, kind, slot, t, v, first)
         # Quiet rows: an idle slot (inactive, no `for` run, no N-of-M history) whose value
         # is strictly inside its quiet band (no level can trigger) changes nothing but its
         # last value. Whole slot segments are skipped, so sequential semantics hold.
         with np.errstate(invalid="ignore"):
-            quiet = (x > s.q_lo[slot]) & (x < s.q_hi[slot]) & ~s.busy[slot]
+            # (NaN — e.g. a rate without a previous reading — neither triggers nor clears)
+            quiet = (((x > s.q_lo[slot]) & (x < s.q_hi[slot])) | np.isnan(x)) & ~s.busy[slot]
         if not all_first:
             seg = np.flatnonzero(first)
             quiet = np.repeat(np.logical_and.reduceat(quiet, seg), np.diff(np.r_[seg, n]))
@@ -947,56 +955,71 @@ class RuleSet:
     ) -> list[Signal]:
         s = self.slots
         order = changed[np.argsort(t[changed], kind="stable")]
+        sl = slot[order]
+        st = status[order].astype(np.int64)
+        pv = prev[order].astype(np.int64)
+        k = np.where(st == 0, pv % 10 - 1, np.where(st > 10, st - 11, st - 1)).clip(0, NLEV - 1)
+        vv = v[order]
+        rk = s.kind[sl]
+        with np.errstate(invalid="ignore"):
+            thr = np.where(
+                (st == 0) & (rk <= K_CHANGE), s.C[sl, k] * s.sign[sl, k], s.T[sl, k] * s.sign[sl, k]
+            )
+            thr = np.where(rk == K_RANGE, np.where(vv > s.high[sl], s.high[sl], s.low[sl]), thr)
+        shown = np.where((rk == K_RATE) | (rk == K_CHANGE), x[order], vv)
+        reg = self.registry
+        cols = {c: reg.column(c) for c in ("unit", "kind", "location")}
         out: list[Signal] = []
-        for i in order.tolist():
-            sl = int(slot[i])
-            r = self.rules[int(s.rule[sl])]
-            st = int(status[i])
-            sensor = int(s.sensor[sl])
-            if st == 0:
-                state, level, k = "resolved", None, int(prev[i]) % 10 - 1
-            elif st > 10:
-                state, k = "pending", st - 11
-                level = Level(k + 1)
+        rules = self.rules
+        for sl_, st_, k_, t_, val, th, rule_i, sensor in zip(
+            sl.tolist(), st.tolist(), k.tolist(), t[order].tolist(), shown.tolist(),
+            thr.tolist(), s.rule[sl].tolist(), s.sensor[sl].tolist(), strict=True,
+        ):  # fmt: skip
+            del sl_
+            r = rules[rule_i]
+            if st_ == 0:
+                state, level = "resolved", None
             else:
-                state, k = "firing", st - 1
-                level = Level(k + 1)
-            thr = float(s.T[sl, k] * s.sign[sl, k]) if r.kind not in (K_RANGE,) else math.nan
-            if r.kind == K_RANGE:
-                thr = float(s.high[sl] if v[i] > s.high[sl] else s.low[sl])
-            elif state == "resolved" and r.kind in (K_VALUE, K_RATE, K_CHANGE):
-                thr = float(s.C[sl, k] * s.sign[sl, k])
-            shown = float(x[i]) if r.kind in (K_RATE, K_CHANGE) else float(v[i])
+                state = "pending" if st_ > 10 else "firing"
+                level = _LEVELS[k_]
             out.append(
                 Signal(
                     rule=r.name,
                     sensor=sensor,
-                    time=int(t[i]),
+                    time=t_,
                     state=state,
                     level=level,
-                    value=shown,
-                    threshold=thr,
-                    message=self._message(r, sensor, state, k, shown, thr),
+                    value=val,
+                    threshold=th,
+                    message=self._message(r, sensor, state, k_, val, th, cols),
                     source="rule",
                 )
             )
         return out
 
-    def _message(self, r: _Rule, sensor: int, state: str, k: int, value: float, thr: float) -> str:
+    def _message(
+        self,
+        r: _Rule,
+        sensor: int,
+        state: str,
+        k: int,
+        value: float,
+        thr: float,
+        cols: dict[str, np.ndarray] | None = None,
+    ) -> str:
         reg = self.registry
+        if cols is None:
+            cols = {c: reg.column(c) for c in ("unit", "kind", "location")}
         key = reg.key(sensor)
-        unit = reg.column("unit")[sensor] or ""
-        label = r.labels.get(k, Level(k + 1).colour)
+        unit = cols["unit"][sensor] or ""
+        label = r.labels.get(k, _LEVELS[k].colour)
         if r.spec.message:
             d = _SafeDict(
-                sensor=key, rule=r.name, state=state, level=Level(k + 1).colour, label=label,
+                sensor=key, rule=r.name, state=state, level=_LEVELS[k].colour, label=label,
                 value=_fmt(value), threshold=_fmt(thr), unit=unit,
-                kind=reg.column("kind")[sensor], location=reg.column("location")[sensor],
+                kind=cols["kind"][sensor], location=cols["location"][sensor],
             )  # fmt: skip
             return r.spec.message.format_map(d)
-        what = {K_RATE: "rate", K_CHANGE: "change"}.get(
-            r.kind, reg.column("kind")[sensor] or "value"
-        )
         if r.kind == K_FROZEN:
             assert r.spec.frozen is not None
             body = f"value {_fmt(value)} {unit} unchanged for >= {r.spec.frozen.for_}"
@@ -1012,14 +1035,15 @@ class RuleSet:
             if state == "resolved":
                 body = "calibration ended"
         else:
-            lv = next((lv for lv in r.levels if int(lv.level) - 1 == k), None)
+            what = {K_RATE: "rate", K_CHANGE: "change"}.get(r.kind) or cols["kind"][sensor]
+            lv = r.level_by_col.get(k)
             up = lv is None or lv.direction > 0
             if state == "resolved":
                 op = "<" if up else ">"
-                body = f"{what} {_fmt(value)} {unit} {op} clear {_fmt(thr)} {unit}"
+                body = f"{what or 'value'} {_fmt(value)} {unit} {op} clear {_fmt(thr)} {unit}"
             else:
                 op = (">" if up else "<") + ("" if lv is not None and lv.strict else "=")
-                body = f"{what} {_fmt(value)} {unit} {op} {label} {_fmt(thr)} {unit}"
+                body = f"{what or 'value'} {_fmt(value)} {unit} {op} {label} {_fmt(thr)} {unit}"
                 if state == "pending":
                     body += f" (pending for {lv.for_ if lv else ''})"
         return f"{key}: {body} [{r.name}, {state}]".replace("  ", " ")

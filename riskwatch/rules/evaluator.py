@@ -171,13 +171,6 @@ class _Slots:
         self.lflat = np.zeros(0, np.int64)
         self.any_sign = self.any_strict = self.any_cincl = False
         self.any_for = self.any_keep = self.any_count = False
-        self.col_used = np.zeros(NLEV, bool)
-        self.col_all = np.zeros(NLEV, bool)
-        self.col_for = np.zeros(NLEV, bool)
-        self.col_keep = np.zeros(NLEV, bool)
-        self.col_strict = np.zeros(NLEV, bool)
-        self.col_cincl = np.zeros(NLEV, bool)
-        self.col_sign = np.zeros(NLEV, bool)
         self.ring_row = np.full(n, -1, np.int32)
         self.ring_t = np.zeros((0, CHANGE_SAMPLES), np.int64)
         self.ring_v = np.zeros((0, CHANGE_SAMPLES))
@@ -365,13 +358,6 @@ class RuleSet:
             down = s.enabled & (s.sign < 0)
             s.q_hi = np.where(up, s.T, np.inf).min(axis=1) if s.n else np.zeros(0)
             s.q_lo = np.where(down, -s.T, -np.inf).max(axis=1) if s.n else np.zeros(0)
-        s.col_used = s.enabled.any(axis=0)
-        s.col_all = s.enabled.all(axis=0)
-        s.col_for = (s.for_ns > 0).any(axis=0)
-        s.col_keep = (s.keep_ns > 0).any(axis=0)
-        s.col_strict = s.strict.any(axis=0)
-        s.col_cincl = s.cincl.any(axis=0)
-        s.col_sign = (s.sign < 0).any(axis=0)
         # change ring rows
         ch = np.flatnonzero(s.kind == K_CHANGE)
         s.ring_row[ch] = np.arange(len(ch), dtype=np.int32)

@@ -157,7 +157,7 @@ def as_setpoint(v: NumberSpec | None) -> Setpoint | None:
 
 
 def _check_numbers(obj: Any, names: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
-    out = []
+    out: list[tuple[tuple[str, ...], str]] = []
     for n in names:
         v = getattr(obj, n)
         if isinstance(v, str):

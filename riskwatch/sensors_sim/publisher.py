@@ -258,6 +258,7 @@ class MqttSink:
             raise SimulatorError(f"MQTT URL must look like mqtt://host:port, got {url!r}")
         self.url = url
         self.qos = qos
+        self.max_backlog = 20_000
         self._sent = 0
         self._done = 0
         self._lock = threading.Lock()
@@ -294,6 +295,13 @@ class MqttSink:
             self._done += 1
 
     def publish(self, topic: str, payload: bytes) -> None:
+        # bounded backlog: paho's message ids wrap at 65535, and memory must stay bounded
+        if self._sent - self._done >= self.max_backlog:
+            deadline = time.monotonic() + 60.0
+            while self._sent - self._done >= self.max_backlog // 2:
+                if time.monotonic() > deadline:
+                    raise SimulatorError(f"broker at {self.url} stopped acknowledging messages")
+                time.sleep(0.0005)
         info = self.client.publish(topic, payload, self.qos)
         if info.rc != 0:
             raise SimulatorError(f"publish to {topic} failed: rc={info.rc}")

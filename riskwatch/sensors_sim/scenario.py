@@ -101,10 +101,14 @@ _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
 def parse_duration(v: str | float | int) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"``, ``"250ms"``."""
+    """Seconds from ``90``, ``"90"``, ``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"``, ``"250ms"``."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
     s = str(v).strip().replace(" ", "")
+    try:
+        return float(s)
+    except ValueError:
+        pass
     pos, total = 0, 0.0
     for m in _DUR.finditer(s):
         if m.start() != pos:
@@ -203,6 +207,9 @@ class PlantSpec:
     enterprise: str
     scale: int = field(default=1, metadata={"check": lambda v: None if v > 0 else "must be > 0"})
     period: str | float | None = _dur(None)
+    # coal mine: areas per district (one site and substation/gateway per district);
+    # larger districts mean more readings per MQTT message
+    group: int = field(default=1, metadata={"check": lambda v: None if v > 0 else "must be > 0"})
     enterprises: list[str] | None = None  # electricity: the metered enterprises
     shutdown_orders: list[ShutdownOrder] = field(default_factory=list)
 

@@ -97,20 +97,25 @@ def _area(
 
 def build(spec: PlantSpec) -> TableBuilder:
     """Sensor rows of one mine: ``2 x scale`` longwall faces, ``scale`` headings, one main
-    return. KJ points report every 10 s unless ``period`` says otherwise (DOMAIN.md §1.3:
+    return; with ``group`` > 1, that many areas share a district site and substation. KJ points report every 10 s unless ``period`` says otherwise (DOMAIN.md §1.3:
     polling <= 10-25 s)."""
     period = parse_duration(spec.period) if spec.period is not None else 10.0
     b = TableBuilder()
     ent = spec.enterprise
+    g = spec.group
+
+    def district(n: int, name: str) -> str:
+        return name if g == 1 else f"district{(n - 1) // g + 1}"
+
     for i in range(1, 2 * spec.scale + 1):
-        site = f"face{i}"
+        site = district(i, f"face{i}")
         _area(
             b, ent, site, f"GW-{site}", f"F{i}",
             [("T0", "upper_corner"), ("T1", "working_face"), ("T2", "return_airway")],
             "working_face", period, phase=(i * 1234.5) % 5400,
         )  # fmt: skip
     for i in range(1, spec.scale + 1):
-        site = f"heading{i}"
+        site = district(2 * spec.scale + i, f"heading{i}")
         _area(
             b, ent, site, f"GW-{site}", f"H{i}",
             [("T1", "heading_face"), ("T2", "heading_return")],

@@ -97,8 +97,9 @@ def _area(
 
 def build(spec: PlantSpec) -> TableBuilder:
     """Sensor rows of one mine: ``2 x scale`` longwall faces, ``scale`` headings, one main
-    return; with ``group`` > 1, that many areas share a district site and substation. KJ points report every 10 s unless ``period`` says otherwise (DOMAIN.md §1.3:
-    polling <= 10-25 s)."""
+    return; with ``group`` > 1, that many areas share a district site and substation.
+    KJ points report every 10 s unless ``period`` says otherwise (DOMAIN.md §1.3: polling
+    <= 10-25 s)."""
     period = parse_duration(spec.period) if spec.period is not None else 10.0
     b = TableBuilder()
     ent = spec.enterprise

@@ -297,7 +297,7 @@ class AlertStore:
         site: str | None = None,
         rule: str | None = None,
         sensor: str | None = None,
-        max_level: int | None = None,
+        levels: Sequence[int] | None = None,
         open_only: bool = False,
         limit: int = 100,
         offset: int = 0,
@@ -317,8 +317,8 @@ class AlertStore:
             conds.append(tb.c.rule == rule)
         if sensor:
             conds.append(tb.c.sensor == sensor)
-        if max_level is not None:
-            conds.append(tb.c.level <= max_level)
+        if levels:
+            conds.append(tb.c.level.in_(list(levels)))
         sel = sa.select(tb).where(*conds)
         order = [sa.func.coalesce(tb.c.level, 9), tb.c.since_ns.desc(), tb.c.id]
         with self.engine.connect() as c:

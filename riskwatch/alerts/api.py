@@ -1,0 +1,454 @@
+"""HTTP JSON API for operators and integrators (FastAPI; OpenAPI at ``/openapi.json``,
+interactive docs at ``/docs``).
+
+Every call but ``/healthz`` needs ``Authorization: Bearer <token>``. Tokens are named in
+``alerts.api.tokens`` with their secret in an environment variable or file, the
+enterprises they may see (``["*"]`` for all) and a role: ``read`` (list, show, health),
+``operate`` (also acknowledge, shelve, out-of-service, close, silences) or ``admin``.
+Errors are JSON ``{"detail": "..."}``: 401 no or unknown token, 403 role or enterprise
+out of scope, 404 unknown id, 409 a move the state machine refuses (the text says why),
+422 bad input (which field, what was wrong), 503 store unavailable.
+
+==========  =======================================  ==========================================
+method      path                                     what
+==========  =======================================  ==========================================
+GET         /api/v1/alerts                           list/filter (state, enterprise, site, rule,
+                                                     sensor, level, open, limit, offset)
+GET         /api/v1/alerts/{id}                      one alert with its transition history
+POST        /api/v1/alerts/{id}/ack                  acknowledge (optional note, by)
+POST        /api/v1/alerts/{id}/shelve               hide for duration_s with a reason
+POST        /api/v1/alerts/{id}/unshelve
+POST        /api/v1/alerts/{id}/out-of-service       sensor under maintenance (reason)
+POST        /api/v1/alerts/{id}/return-to-service
+POST        /api/v1/alerts/{id}/close                close a resolved alert with a note
+GET/POST    /api/v1/silences                         list / create (matchers, duration, reason)
+DELETE      /api/v1/silences/{id}                    expire now
+GET         /api/v1/health                           alarm-system health (ISA-18.2 / EEMUA 191)
+GET         /healthz                                 liveness, no token
+==========  =======================================  ==========================================
+"""
+
+# no ``from __future__ import annotations`` here: FastAPI resolves the endpoint
+# annotations (``Annotated[..., Depends(...)]`` defined inside create_app) at run time
+import hmac
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from riskwatch.alerts.config import LEVEL_NAMES, AlertsApiConfig, ApiToken
+from riskwatch.alerts.state import Alert, AlertState, IllegalTransition, Transition
+from riskwatch.alerts.store import Silence, StoreError
+from riskwatch.model import Level
+
+if TYPE_CHECKING:
+    from riskwatch.alerts.lifecycle import AlertSink
+
+__all__ = ["ApiServer", "create_app"]
+
+log = logging.getLogger(__name__)
+ROLES = {"read": 0, "operate": 1, "admin": 2}
+
+
+# ---------------------------------------------------------------------- schemas
+class AlertOut(BaseModel):
+    """An alert. Times are epoch milliseconds; ``level`` is the current colour."""
+
+    id: str
+    rule: str
+    state: AlertState
+    level: str | None
+    max_level: str | None = Field(description="most severe level reached")
+    active: bool = Field(description="the process condition is present")
+    acked: bool
+    enterprise: str
+    site: str
+    sensor: str
+    group: str | None
+    kind: str
+    value: float | None
+    threshold: float | None
+    message: str
+    since: int = Field(description="when the alert opened (epoch ms)")
+    ts: int = Field(description="reading time of the last transition (epoch ms)")
+    updated: int
+    acked_at: int | None
+    acked_by: str | None
+    tier: int = Field(description="escalation tier reached while unacknowledged")
+    shelved_until: int | None
+    reason: str | None = Field(description="shelve or out-of-service reason")
+    flapping: bool
+    closed: int | None
+    note: str | None = Field(description="disposition note when closed")
+
+
+class TransitionOut(BaseModel):
+    seq: int
+    at: int
+    ts: int
+    who: str
+    action: str
+    from_state: str | None
+    to_state: str
+    level: str | None
+    value: float | None
+    note: str | None
+    muted: str = Field(description="why no notification went out, or empty")
+
+
+class AlertDetail(AlertOut):
+    history: list[TransitionOut]
+
+
+class AlertList(BaseModel):
+    total: int
+    items: list[AlertOut]
+
+
+class AckIn(BaseModel):
+    note: str | None = Field(default=None, max_length=2000)
+    by: str | None = Field(default=None, max_length=200, description="operator at the console")
+
+
+class ShelveIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    duration_s: float = Field(gt=0, description="how long to hide it")
+    by: str | None = Field(default=None, max_length=200)
+
+
+class OutOfServiceIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    duration_s: float | None = Field(default=None, gt=0)
+    by: str | None = Field(default=None, max_length=200)
+
+
+class NoteIn(BaseModel):
+    note: str | None = Field(default=None, max_length=2000)
+    by: str | None = Field(default=None, max_length=200)
+
+
+class CloseIn(BaseModel):
+    note: str = Field(min_length=1, max_length=4000, description="what was done")
+    by: str | None = Field(default=None, max_length=200)
+
+
+class SilenceIn(BaseModel):
+    matchers: dict[str, list[str]] = Field(
+        description="label -> accepted values; '~' starts a regular expression",
+        examples=[{"enterprise": ["mine1"], "site": ["face1"], "rule": ["~ch4_.*"]}],
+    )
+    duration_s: float | None = Field(default=None, gt=0)
+    ends: int | None = Field(default=None, description="epoch ms (instead of duration_s)")
+    starts: int | None = Field(default=None, description="epoch ms; default now")
+    reason: str = Field(min_length=1, max_length=2000)
+    author: str | None = Field(default=None, max_length=200)
+
+
+class SilenceOut(BaseModel):
+    id: str
+    matchers: dict[str, list[str]]
+    starts: int
+    ends: int
+    author: str
+    reason: str
+    created: int
+    active: bool
+    expired: bool
+
+
+# ---------------------------------------------------------------------- conversion
+def _ms(ns: int | None) -> int | None:
+    return ns // 1_000_000 if ns is not None else None
+
+
+def _colour(level: int | None) -> str | None:
+    return Level(level).colour if level else None
+
+
+def _num(v: float) -> float | None:
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def alert_out(a: Alert) -> dict[str, Any]:
+    return {
+        "id": a.id, "rule": a.rule, "state": a.state, "level": _colour(a.level),
+        "max_level": _colour(a.max_level), "active": a.active, "acked": a.acked,
+        "enterprise": a.enterprise, "site": a.site, "sensor": a.sensor, "group": a.group,
+        "kind": a.kind, "value": _num(a.value), "threshold": _num(a.threshold),
+        "message": a.message, "since": _ms(a.since_ns), "ts": _ms(a.ts_ns),
+        "updated": _ms(a.updated_ns), "acked_at": _ms(a.acked_ns), "acked_by": a.acked_by,
+        "tier": a.tier, "shelved_until": _ms(a.shelved_until_ns), "reason": a.reason,
+        "flapping": a.flapping, "closed": _ms(a.closed_ns), "note": a.note,
+    }  # fmt: skip
+
+
+def transition_out(t: Transition) -> dict[str, Any]:
+    return {
+        "seq": t.seq, "at": _ms(t.at_ns), "ts": _ms(t.ts_ns), "who": t.who, "action": t.action,
+        "from_state": t.from_state, "to_state": t.to_state, "level": _colour(t.level),
+        "value": _num(t.value), "note": t.note, "muted": t.muted,
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------------- auth
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    enterprises: frozenset[str] | None  # None: all
+    role: int
+
+    def sees(self, enterprise: str) -> bool:
+        return self.enterprises is None or enterprise in self.enterprises
+
+
+def _load_tokens(tokens: list[ApiToken]) -> list[tuple[bytes, Principal]]:
+    out = []
+    for t in tokens:
+        secret = t.token()
+        if not secret:
+            continue
+        ents = None if "*" in t.enterprises else frozenset(t.enterprises)
+        out.append((secret.encode(), Principal(t.name, ents, ROLES[t.role])))
+    return out
+
+
+def create_app(sink: "AlertSink", cfg: AlertsApiConfig) -> FastAPI:
+    """The API over one sink. Token secrets are read once, here."""
+    tokens = _load_tokens(cfg.tokens)
+    app = FastAPI(
+        title="riskwatch alerts",
+        version="1",
+        description=(__doc__ or "").split("\n\n")[0] + " See docs/alerts.md.",
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def principal(
+        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if cred is None or cred.scheme.lower() != "bearer":
+            raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        given = cred.credentials.encode()
+        for secret, p in tokens:
+            if hmac.compare_digest(secret, given):
+                return p
+        raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
+
+    Who = Annotated[Principal, Depends(principal)]
+
+    def need(p: Principal, role: str) -> None:
+        if p.role < ROLES[role]:
+            raise HTTPException(403, f"token {p.name!r} has no {role!r} rights")
+
+    def visible(p: Principal, alert_id: str) -> Alert:
+        a = sink.get(alert_id)
+        if not p.sees(a.enterprise):
+            raise HTTPException(403, f"token {p.name!r} may not see enterprise {a.enterprise!r}")
+        return a
+
+    def who(p: Principal, by: str | None) -> str:
+        return f"{by} (token {p.name})" if by else p.name
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    from riskwatch.alerts.lifecycle import AlertNotFound
+
+    @app.exception_handler(AlertNotFound)
+    async def _nf(_: Request, exc: AlertNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(ValueError)
+    async def _bad(_: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "open_alerts": len(sink.open)}
+
+    @app.get("/api/v1/alerts", response_model=AlertList, tags=["alerts"])
+    def list_alerts(
+        p: Who,
+        state: Annotated[list[AlertState] | None, Query(description="repeatable")] = None,
+        enterprise: str | None = None,
+        site: str | None = None,
+        rule: str | None = None,
+        sensor: str | None = None,
+        level: Annotated[list[Literal["red", "orange", "yellow", "blue"]] | None, Query()] = None,
+        open: Annotated[bool, Query(description="only alerts not closed")] = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        if enterprise is not None:
+            if not p.sees(enterprise):
+                raise HTTPException(403, f"token {p.name!r} may not see enterprise {enterprise!r}")
+            ents: list[str] | None = [enterprise]
+        else:
+            ents = None if p.enterprises is None else sorted(p.enterprises)
+        total, rows = sink.store.query(
+            enterprises=ents, states=[s.value for s in state or []], site=site, rule=rule,
+            sensor=sensor, levels=[LEVEL_NAMES.index(x) + 1 for x in level or []],
+            open_only=open, limit=limit, offset=offset,
+        )  # fmt: skip
+        live = sink.by_id
+        return {"total": total, "items": [alert_out(live.get(a.id, a)) for a in rows]}
+
+    @app.get("/api/v1/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"])
+    def show(alert_id: str, p: Who) -> dict[str, Any]:
+        a = visible(p, alert_id)
+        return {
+            **alert_out(a),
+            "history": [transition_out(t) for t in sink.store.transitions(a.id)],
+        }
+
+    @app.post("/api/v1/alerts/{alert_id}/ack", response_model=AlertOut, tags=["operator"])
+    def ack(alert_id: str, body: AckIn, p: Who) -> dict[str, Any]:
+        need(p, "operate")
+        visible(p, alert_id)
+        return alert_out(sink.ack(alert_id, who(p, body.by), body.note))
+
+    @app.post("/api/v1/alerts/{alert_id}/shelve", response_model=AlertOut, tags=["operator"])
+    def shelve(alert_id: str, body: ShelveIn, p: Who) -> dict[str, Any]:
+        need(p, "operate")
+        visible(p, alert_id)
+        return alert_out(sink.shelve(alert_id, who(p, body.by), body.reason, body.duration_s))
+
+    @app.post("/api/v1/alerts/{alert_id}/unshelve", response_model=AlertOut, tags=["operator"])
+    def unshelve(alert_id: str, body: NoteIn, p: Who) -> dict[str, Any]:
+        need(p, "operate")
+        visible(p, alert_id)
+        return alert_out(sink.unshelve(alert_id, who(p, body.by), body.note))
+
+    @app.post("/api/v1/alerts/{alert_id}/out-of-service", response_model=AlertOut,
+              tags=["operator"])  # fmt: skip
+    def oos(alert_id: str, body: OutOfServiceIn, p: Who) -> dict[str, Any]:
+        need(p, "operate")
+        visible(p, alert_id)
+        return alert_out(
+            sink.out_of_service(alert_id, who(p, body.by), body.reason, body.duration_s)
+        )
+
+    @app.post("/api/v1/alerts/{alert_id}/return-to-service", response_model=AlertOut,
+              tags=["operator"])  # fmt: skip
+    def rts(alert_id: str, body: NoteIn, p: Who) -> dict[str, Any]:
+        need(p, "operate")
+        visible(p, alert_id)
+        return alert_out(sink.return_to_service(alert_id, who(p, body.by), body.note))
+
+    @app.post("/api/v1/alerts/{alert_id}/close", response_model=AlertOut, tags=["operator"])
+    def close(alert_id: str, body: CloseIn, p: Who) -> dict[str, Any]:
+        need(p, "operate")
+        visible(p, alert_id)
+        return alert_out(sink.close(alert_id, who(p, body.by), body.note))
+
+    def silence_visible(p: Principal, s: Silence) -> bool:
+        if p.enterprises is None:
+            return True
+        ents = s.matchers.get("enterprise", [])
+        return bool(ents) and all(e in p.enterprises for e in ents)
+
+    @app.get("/api/v1/silences", response_model=list[SilenceOut], tags=["silences"])
+    def list_silences(p: Who, expired: bool = False) -> list[dict[str, Any]]:
+        now = sink.clock.now_ns()
+        return [
+            s.as_json(now)
+            for s in sink.silences()
+            if silence_visible(p, s) and (expired or s.ends_ns > now)
+        ]
+
+    @app.post("/api/v1/silences", response_model=SilenceOut, status_code=201, tags=["silences"])
+    def add_silence(body: SilenceIn, p: Who) -> dict[str, Any]:
+        need(p, "operate")
+        if p.enterprises is not None:
+            ents = body.matchers.get("enterprise", [])
+            if not ents or any(e.startswith("~") or not p.sees(e) for e in ents):
+                raise HTTPException(
+                    403,
+                    f"token {p.name!r} may only silence its enterprises: give matchers."
+                    f"enterprise from {sorted(p.enterprises)}",
+                )
+        now = sink.clock.now_ns()
+        starts = body.starts * 1_000_000 if body.starts is not None else None
+        if (body.duration_s is None) == (body.ends is None):
+            raise HTTPException(422, "give exactly one of duration_s or ends")
+        if body.ends is not None:
+            ends = body.ends * 1_000_000
+        else:
+            assert body.duration_s is not None
+            ends = (starts or now) + int(body.duration_s * 1e9)
+        s = sink.add_silence(body.matchers, body.author or p.name, body.reason, ends, starts)
+        return s.as_json(now)
+
+    @app.delete("/api/v1/silences/{silence_id}", response_model=SilenceOut, tags=["silences"])
+    def expire_silence(silence_id: str, p: Who) -> dict[str, Any]:
+        need(p, "operate")
+        hit = next((s for s in sink.silences() if s.id == silence_id), None)
+        if hit is None:
+            raise HTTPException(404, f"no silence with id {silence_id!r}")
+        if not silence_visible(p, hit):
+            raise HTTPException(403, f"token {p.name!r} may not expire silence {silence_id!r}")
+        return sink.expire_silence(silence_id).as_json(sink.clock.now_ns())
+
+    @app.get("/api/v1/health", tags=["health"])
+    def health(p: Who) -> dict[str, Any]:
+        """Alarm-system health per site and console: alarms per 10 min (flood > 10),
+        chattering, stale (> 24 h), time-to-acknowledge percentiles, top-10 alarms."""
+        snap = sink.health_snapshot()
+        if p.enterprises is not None:
+            snap["sites"] = {
+                k: v for k, v in snap["sites"].items() if k.split("/")[0] in p.enterprises
+            }
+        return snap
+
+    return app
+
+
+class ApiServer:
+    """Serve the API with uvicorn in a daemon thread on ``cfg.listen`` (``host:port``;
+    port 0 picks a free one, see :attr:`url`)."""
+
+    def __init__(self, sink: "AlertSink", cfg: AlertsApiConfig) -> None:
+        import uvicorn
+
+        assert cfg.listen
+        host, _, port = cfg.listen.rpartition(":")
+        self.app = create_app(sink, cfg)
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host=host or "127.0.0.1",
+                port=int(port),
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        self._thread: threading.Thread | None = None
+        self.url: str | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread = threading.Thread(target=self.server.run, name="alerts-api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the alerts API did not start (is the address in use?)")
+            time.sleep(0.02)
+        sock = self.server.servers[0].sockets[0].getsockname()
+        self.url = f"http://{sock[0]}:{sock[1]}"
+        log.info("alerts API at %s (OpenAPI at %s/openapi.json)", self.url, self.url)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)

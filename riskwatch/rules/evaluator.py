@@ -160,7 +160,6 @@ class _Slots:
         self.status = np.zeros(n, np.uint8)
         self.last_t = np.full(n, _NEVER, np.int64)
         self.last_v = np.full(n, np.nan)
-        self.last_x = np.full(n, np.nan)
         # of: change ring buffers (only slots of change rules have rows here)
         self.q_lo = np.full(n, -np.inf)
         self.q_hi = np.full(n, np.inf)
@@ -177,7 +176,7 @@ class _Slots:
         self.ring_n = np.zeros(0, np.int32)
 
     STATE = ("latch", "trun", "tsince", "crun", "csince", "hist", "status", "last_t", "last_v",
-             "last_x", "busy")  # fmt: skip
+             "busy")  # fmt: skip
 
     def nbytes_state(self) -> int:
         return sum(getattr(self, a).nbytes for a in self.STATE) + (
@@ -577,8 +576,9 @@ class RuleSet:
         x = v.copy()
         anchor = t
         kcount = np.bincount(kind, minlength=6)
+        rf = None
         if kcount[K_RATE] or kcount[K_FROZEN]:
-            m = np.flatnonzero((kind == K_RATE) | (kind == K_FROZEN))
+            m = rf = np.flatnonzero((kind == K_RATE) | (kind == K_FROZEN))
             if all_first:
                 sm = slot[m]
                 tp, vp = s.last_t[sm], s.last_v[sm]
@@ -616,35 +616,40 @@ class RuleSet:
             seg = np.flatnonzero(first)
             quiet = np.repeat(np.logical_and.reduceat(quiet, seg), np.diff(np.r_[seg, n]))
         act = np.flatnonzero(~quiet)
-        status = np.zeros(n, np.uint8)
-        if len(act):
-            a_slot, a_t = slot[act], t[act]
-            a_anchor = anchor[act] if anchor is not t else a_t
-            a_first = first[act]
-            off = self._calendar_off(a_slot, a_t)
-            a_status, newstate = self._levels(
-                a_slot, x[act], a_t, a_anchor, a_first, all_first, kind[act], off
-            )
-            status[act] = a_status
-            for name, (flat, vals) in newstate.items():
-                getattr(s, name).reshape(-1)[flat] = vals
-        prev = s.status[slot] if all_first else _shift(status, first, s.status[slot])
+        if rf is not None:  # previous value/time: only rate and frozen slots read them
+            lm = rf[last[rf]]
+            s.last_t[slot[lm]] = t[lm]
+            s.last_v[slot[lm]] = v[lm]
+        if not len(act):
+            return []
+        # quiet rows keep status 0 (they are idle), so only active rows can change
+        a_slot, a_t = slot[act], t[act]
+        a_anchor = anchor[act] if anchor is not t else a_t
+        a_first = first[act]
+        off = self._calendar_off(a_slot, a_t)
+        status, newstate = self._levels(
+            a_slot, x[act], a_t, a_anchor, a_first, all_first, kind[act], off
+        )
+        for name, (flat, vals) in newstate.items():
+            getattr(s, name).reshape(-1)[flat] = vals
+        if all_first:
+            prev = s.status[a_slot]
+            touched = a_slot
+            s.status[touched] = status
+        else:
+            prev = _shift(status, a_first, s.status[a_slot])
+            a_last = np.r_[a_first[1:], True]
+            touched = a_slot[a_last]
+            s.status[touched] = status[a_last]
+        s.busy[touched] = (
+            (s.status[touched] > 0)
+            | s.trun[touched].any(axis=1)
+            | (s.hist[touched] != 0).any(axis=1)
+        )
         changed = np.flatnonzero(status != prev)
-        lslot = slot[last]
-        s.status[lslot] = status[last]
-        s.last_t[lslot] = t[last]
-        s.last_v[lslot] = v[last]
-        s.last_x[lslot] = x[last]
-        if len(act):
-            touched = slot[act] if all_first else slot[act][np.r_[a_first[1:], True]]
-            s.busy[touched] = (
-                (s.status[touched] > 0)
-                | s.trun[touched].any(axis=1)
-                | (s.hist[touched] != 0).any(axis=1)
-            )
         if not len(changed):
             return []
-        return self._signals(changed, slot, t, v, x, status, prev)
+        return self._signals(changed, a_slot, a_t, v[act], x[act], status, prev)
 
     def _calendar_off(self, slot: np.ndarray, t: np.ndarray) -> np.ndarray | None:
         """Rows outside their rule's calendar (None when no rule has a calendar)."""

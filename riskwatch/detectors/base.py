@@ -1,0 +1,204 @@
+"""The detector contract: river's ``learn``/``score`` over whole columns of many sensors.
+
+A detector keeps its learned state in numpy arrays indexed by sensor id. One call
+handles one *round*: arrays ``sensor``, ``value``, ``time`` in which each sensor occurs
+at most once. ``score`` reads the state and never changes it; ``learn`` updates it and
+returns nothing. The streaming order is always score first, then learn, so a score only
+depends on readings before (and at) it — there is no look-ahead.
+
+A micro-batch may hold several readings of one sensor; :func:`rounds` splits it into
+rounds (the k-th reading of every sensor goes into round k) so a batch gives exactly
+the same scores as feeding readings one at a time. In the engine a round holds
+thousands of sensors, so the Python loop runs over rounds, never over readings.
+
+Scores are in [0, 1] and on one scale for every detector and every series:
+``0.5`` is each detector's classic decision rule (``z`` tail probability 1e-5, CUSUM
+sum reaching ``h``, Page–Hinkley reaching ``lambda``), ``1`` is far past it. For
+z-type detectors the score is ``-log10(p) / 10`` with ``p`` the two-sided Gaussian
+tail probability of the standardised deviation, so the scale means the same thing on
+a temperature and on a request latency.
+
+>>> import numpy as np
+>>> from riskwatch.detectors.ewma import EWMAZScore
+>>> det = EWMAZScore(alpha=0.1, warmup=5)
+>>> run_stream(det, np.zeros(3, np.int32), np.array([1.0, 1.0, 1.0]))
+array([0., 0., 0.])
+>>> float(np.round(z_score_to_unit(np.array([4.42]))[0], 2))
+0.5
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.special import log_ndtr
+
+__all__ = [
+    "Detector",
+    "HyperParameterError",
+    "rounds",
+    "run_stream",
+    "z_score_to_unit",
+]
+
+_LN10 = float(np.log(10.0))
+
+
+class HyperParameterError(ValueError):
+    """A detector constructor argument is out of its domain (names the parameter)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        self.param, self.message = param, message
+        super().__init__(f"{param}: {message}")
+
+
+def z_score_to_unit(z: np.ndarray) -> np.ndarray:
+    """Map ``|z|`` to ``min(1, -log10(two-sided Gaussian tail) / 10)``.
+
+    >>> z_score_to_unit(np.array([0.0, 3.0, 20.0])).round(3).tolist()
+    [0.0, 0.257, 1.0]
+    """
+    z = np.abs(np.asarray(z, dtype=np.float64))
+    logp = np.log(2.0) + log_ndtr(-z)
+    out = np.clip(-logp / (10.0 * _LN10), 0.0, 1.0) + 0.0  # + 0.0: no negative zero
+    out[np.isnan(z)] = 0.0
+    return out
+
+
+def z_score_to_unit_scalar(z: float) -> float:
+    """Scalar twin of :func:`z_score_to_unit` (reference implementations use it)."""
+    if z != z:
+        return 0.0
+    return float(z_score_to_unit(np.array([z]))[0])
+
+
+def check(cond: bool, name: str, msg: str) -> None:
+    """Raise :class:`HyperParameterError` naming ``name`` unless ``cond``."""
+    if not cond:
+        raise HyperParameterError(name, msg)
+
+
+class Detector(ABC):
+    """Base of the vectorised detectors.
+
+    Subclasses declare ``state_fields`` (name -> (dtype, initial value)); the arrays grow
+    on demand when a larger sensor id arrives. Hyper-parameters are constructor arguments,
+    validated there; ``threshold`` is the calibrated default alert threshold on the score.
+    """
+
+    kind: ClassVar[str] = ""
+    state_fields: ClassVar[dict[str, tuple[Any, float]]] = {}
+
+    def __init__(self, *, warmup: int = 30, threshold: float = 0.5) -> None:
+        check(isinstance(warmup, int) and warmup >= 0, "warmup", "must be an integer >= 0")
+        check(0.0 < threshold <= 1.0, "threshold", "must be in (0, 1]")
+        self.warmup = warmup
+        self.threshold = threshold
+        self._n = 0
+        self._s: dict[str, np.ndarray] = {
+            k: np.full(0, init, dtype=dt) for k, (dt, init) in self.state_fields.items()
+        }
+
+    # -- state -----------------------------------------------------------------------
+    @property
+    def n_sensors(self) -> int:
+        """How many sensor ids have state (ids ``0 .. n_sensors - 1``)."""
+        return self._n
+
+    def _grow(self, sensor: np.ndarray) -> None:
+        if len(sensor) == 0:
+            return
+        need = int(sensor.max()) + 1
+        if need <= self._n:
+            return
+        cap = max(need, 2 * self._n, 16)
+        for k, (dt, init) in self.state_fields.items():
+            old = self._s[k]
+            new = np.full((cap, *old.shape[1:]), init, dtype=dt)
+            new[: len(old)] = old
+            self._s[k] = new
+        self._n = cap
+
+    def forget(self, sensor: np.ndarray) -> None:
+        """Reset the learned state of these sensors (e.g. after recalibration)."""
+        sensor = np.asarray(sensor, dtype=np.int64)
+        sensor = sensor[sensor < self._n]
+        for k, (_, init) in self.state_fields.items():
+            self._s[k][sensor] = init
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        """Constructor arguments, for logs and fingerprints."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    # -- the contract ----------------------------------------------------------------
+    def score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """Scores in [0, 1] for one round (each sensor at most once); never changes state."""
+        sensor = np.asarray(sensor, dtype=np.int64)
+        if len(sensor) == 0:
+            return np.zeros(0)
+        self._grow(sensor)
+        out = self._score(sensor, np.asarray(value, dtype=np.float64), np.asarray(time))
+        return np.where(np.isfinite(out), out, 0.0)
+
+    def learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
+        """Update the state with one round; NaN values are skipped (a gap, not a reading)."""
+        sensor = np.asarray(sensor, dtype=np.int64)
+        value = np.asarray(value, dtype=np.float64)
+        ok = np.isfinite(value)
+        if not ok.all():
+            sensor, value, time = sensor[ok], value[ok], np.asarray(time)[ok]
+        if len(sensor) == 0:
+            return
+        self._grow(sensor)
+        self._learn(sensor, value, np.asarray(time, dtype=np.int64))
+
+    @abstractmethod
+    def _score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None: ...
+
+
+def rounds(sensor: np.ndarray) -> Iterator[np.ndarray]:
+    """Index arrays splitting a time-ordered batch so each sensor occurs once per round.
+
+    >>> [r.tolist() for r in rounds(np.array([3, 1, 3, 3, 1]))]
+    [[1, 0], [4, 2], [3]]
+    """
+    sensor = np.asarray(sensor)
+    n = len(sensor)
+    if n == 0:
+        return
+    order = np.argsort(sensor, kind="stable")
+    s = sensor[order]
+    start = np.r_[True, s[1:] != s[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    rank = np.arange(n) - first
+    top = int(rank.max())
+    if top == 0:
+        yield order
+        return
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.searchsorted(rank[by_rank], np.arange(top + 2))
+    for k in range(top + 1):
+        yield order[by_rank[bounds[k] : bounds[k + 1]]]
+
+
+def run_stream(
+    det: Detector,
+    sensor: np.ndarray,
+    value: np.ndarray,
+    time: np.ndarray | None = None,
+) -> np.ndarray:
+    """Score then learn a time-ordered batch, round by round; scores in input order."""
+    sensor = np.asarray(sensor, dtype=np.int64)
+    value = np.asarray(value, dtype=np.float64)
+    t = np.arange(len(value), dtype=np.int64) if time is None else np.asarray(time, np.int64)
+    out = np.zeros(len(value))
+    for idx in rounds(sensor):
+        out[idx] = det.score(sensor[idx], value[idx], t[idx])
+        det.learn(sensor[idx], value[idx], t[idx])
+    return out

@@ -1,0 +1,187 @@
+"""Ensemble of detectors and the decision that turns scores into one alert per window.
+
+Members score every reading on the common [0, 1] scale (see :mod:`.base`); a combine
+expression merges them: ``any`` takes the maximum (any member's evidence suffices),
+``all`` the minimum (a reading is anomalous only if *no* model explains it — e.g. a
+value that is both far from the recent level and far from its time-of-day profile).
+
+The decision keeps, per sensor, whether an anomaly *window* is open. A window opens on
+the first reading whose score reaches ``threshold`` (one raise), stays open while hot
+readings keep coming, and closes once ``hold_ns`` has passed since the last hot
+reading (one clear). Everything in between is suppressed, so an episode raises one
+alert, not one per reading.
+
+>>> import numpy as np
+>>> from riskwatch.detectors.ewma import EWMAZScore
+>>> ens = Ensemble({"z": EWMAZScore(alpha=0.1, warmup=5)}, threshold=0.5, hold_ns=3)
+>>> x = np.r_[np.tile([0.0, 1.0], 10), 30.0, 31.0, 30.0, np.tile([0.0, 1.0], 3)]
+>>> out = ens.process(np.zeros(len(x), np.int32), x, np.arange(len(x)))
+>>> np.flatnonzero(out.raised).tolist(), np.flatnonzero(out.cleared).tolist()
+([20], [23])
+>>> bool(out.decision[21] == 0.0)  # the repeats inside the window are suppressed
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+from riskwatch.detectors.base import Detector, rounds
+
+__all__ = ["Combine", "Ensemble", "EnsembleOutput", "evaluate", "members_of"]
+
+Combine = Union[str, tuple[str, Sequence["Combine"]]]  # noqa: UP007 - recursive alias
+
+
+def members_of(expr: Combine) -> list[str]:
+    """Member names an expression refers to.
+
+    >>> members_of(("any", ["flat", ("all", ["ewma", "seasonal"])]))
+    ['flat', 'ewma', 'seasonal']
+    """
+    if isinstance(expr, str):
+        return [expr]
+    out: list[str] = []
+    for e in expr[1]:
+        out += members_of(e)
+    return out
+
+
+def evaluate(expr: Combine, scores: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``any`` = element-wise max, ``all`` = element-wise min of the member scores."""
+    if isinstance(expr, str):
+        return scores[expr]
+    op, args = expr
+    parts = [evaluate(e, scores) for e in args]
+    red = np.maximum if op == "any" else np.minimum
+    out = parts[0]
+    for p in parts[1:]:
+        out = red(out, p)
+    return out
+
+
+@dataclass(frozen=True)
+class EnsembleOutput:
+    """Per reading (input order): combined ``score``, the ``decision`` score with repeats
+    inside an open window set to 0, and whether the reading ``raised`` or ``cleared`` a
+    window; ``members`` holds each member's own score."""
+
+    score: np.ndarray
+    decision: np.ndarray
+    raised: np.ndarray
+    cleared: np.ndarray
+    members: dict[str, np.ndarray]
+
+
+class Ensemble:
+    """Several detectors, one combine expression and the windowed decision."""
+
+    def __init__(
+        self,
+        members: Mapping[str, Detector],
+        combine: Combine | None = None,
+        *,
+        threshold: float = 0.5,
+        hold_ns: int = 3_600_000_000_000,
+    ) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = dict(members)
+        self.combine: Combine = combine if combine is not None else ("any", list(self.members))
+        unknown = [m for m in members_of(self.combine) if m not in self.members]
+        if unknown:
+            raise ValueError(f"combine refers to unknown members: {', '.join(unknown)}")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        if hold_ns < 0:
+            raise ValueError(f"hold must be >= 0, got {hold_ns}")
+        self.threshold = threshold
+        self.hold_ns = int(hold_ns)
+        self._active = np.zeros(0, dtype=bool)
+        self._last_hot = np.zeros(0, dtype=np.int64)
+        self._peak = np.zeros(0)
+
+    def _grow(self, sensor: np.ndarray) -> None:
+        need = int(sensor.max()) + 1 if len(sensor) else 0
+        n = len(self._active)
+        if need > n:
+            cap = max(need, 2 * n, 16)
+            self._active = np.r_[self._active, np.zeros(cap - n, dtype=bool)]
+            self._last_hot = np.r_[self._last_hot, np.zeros(cap - n, dtype=np.int64)]
+            self._peak = np.r_[self._peak, np.zeros(cap - n)]
+
+    def active(self, sensor: np.ndarray) -> np.ndarray:
+        """Whether each sensor has an open anomaly window."""
+        sensor = np.asarray(sensor, dtype=np.int64)
+        out = np.zeros(len(sensor), dtype=bool)
+        ok = sensor < len(self._active)
+        out[ok] = self._active[sensor[ok]]
+        return out
+
+    def peak(self, sensor: np.ndarray) -> np.ndarray:
+        """Highest score seen in each sensor's current (or last) window."""
+        self._grow(np.asarray(sensor))
+        return self._peak[np.asarray(sensor, dtype=np.int64)]
+
+    def step(
+        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """One round (unique sensors): score, learn, decide."""
+        sensor = np.asarray(sensor, dtype=np.int64)
+        time = np.asarray(time, dtype=np.int64)
+        ms: dict[str, np.ndarray] = {}
+        for name, det in self.members.items():
+            ms[name] = det.score(sensor, value, time)
+            det.learn(sensor, value, time)
+        score = evaluate(self.combine, ms) if len(sensor) else np.zeros(0)
+        self._grow(sensor)
+        act = self._active[sensor]
+        hot = score >= self.threshold
+        raised = hot & ~act
+        last = np.where(hot, time, self._last_hot[sensor])
+        now_active = act | hot
+        cleared = now_active & ~hot & (time - last >= self.hold_ns)
+        now_active &= ~cleared
+        self._active[sensor] = now_active
+        self._last_hot[sensor] = last
+        self._peak[sensor] = np.where(raised, score, np.maximum(self._peak[sensor], score * act))
+        decision = np.where(act & ~raised, 0.0, score)
+        return score, decision, raised, cleared, ms
+
+    def process(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> EnsembleOutput:
+        """A time-ordered batch, split into rounds; results in input order."""
+        sensor = np.asarray(sensor, dtype=np.int64)
+        value = np.asarray(value, dtype=np.float64)
+        time = np.asarray(time, dtype=np.int64)
+        n = len(sensor)
+        score, decision = np.zeros(n), np.zeros(n)
+        raised, cleared = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        members = {k: np.zeros(n) for k in self.members}
+        for idx in rounds(sensor):
+            sc, de, ra, cl, ms = self.step(sensor[idx], value[idx], time[idx])
+            score[idx], decision[idx], raised[idx], cleared[idx] = sc, de, ra, cl
+            for k, v in ms.items():
+                members[k][idx] = v
+        return EnsembleOutput(score, decision, raised, cleared, members)
+
+    def forget(self, sensor: np.ndarray) -> None:
+        """Reset every member's state and the window of these sensors."""
+        for det in self.members.values():
+            det.forget(sensor)
+        s = np.asarray(sensor, dtype=np.int64)
+        s = s[s < len(self._active)]
+        self._active[s] = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "members": {
+                k: {"type": d.kind, **d.hyper_parameters()} for k, d in self.members.items()
+            },
+            "combine": self.combine,
+            "threshold": self.threshold,
+            "hold_ns": self.hold_ns,
+        }

@@ -1,0 +1,27 @@
+"""Detector types by their YAML ``type:`` name (the extension point for new detectors).
+
+>>> sorted(DETECTORS)[:3]
+['cusum', 'ewma', 'flatline']
+"""
+
+from __future__ import annotations
+
+from riskwatch.detectors.base import Detector
+from riskwatch.detectors.cusum import Cusum
+from riskwatch.detectors.ewma import EWMAZScore
+from riskwatch.detectors.flatline import Flatline
+from riskwatch.detectors.page_hinkley import PageHinkley
+from riskwatch.detectors.robust import RobustZScore
+from riskwatch.detectors.seasonal import SeasonalBaseline
+
+__all__ = ["DETECTORS", "register"]
+
+DETECTORS: dict[str, type[Detector]] = {
+    c.kind: c for c in (EWMAZScore, RobustZScore, Cusum, PageHinkley, Flatline, SeasonalBaseline)
+}
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    """Class decorator adding a detector type under ``cls.kind``."""
+    DETECTORS[cls.kind] = cls
+    return cls

@@ -33,8 +33,10 @@ from the API thread and take the same lock.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import math
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -179,6 +181,8 @@ class AlertSink:
             "riskwatch_alert_muted", "Transitions recorded but not notified, by reason",
             ["reason"], registry=self.metrics_registry,
         )  # fmt: skip
+        self._outcome = {k: self.signals_total.labels(k) for k in ("new", "transition", "dedup")}
+        self._tcount: dict[str, Any] = {}
         self.listeners: list[TransitionListener] = []
         self.open: dict[str, Alert] = {}  # key -> open alert
         self.by_id: dict[str, Alert] = {}
@@ -188,6 +192,8 @@ class AlertSink:
         self.silencer = Silencer()
         self._api: Any = None
         self._started = False
+        self._id_prefix = secrets.token_hex(4)
+        self._id_seq = itertools.count()
         self._restore()
 
     # ------------------------------------------------------------------ set-up
@@ -274,6 +280,11 @@ class AlertSink:
             time.sleep(0.01)
         return False
 
+    def _new_id(self) -> str:
+        """16 hex digits: 8 random per sink start + a counter (unique across restarts and
+        engine instances sharing a database, without a random draw per alert)."""
+        return f"{self._id_prefix}{next(self._id_seq) & 0xFFFFFFFF:08x}"
+
     # ------------------------------------------------------------------ index
     def _index(self, a: Alert) -> None:
         site = (a.enterprise, a.site)
@@ -293,11 +304,10 @@ class AlertSink:
     # ------------------------------------------------------------------ signals
     def _key(self, s: Signal) -> tuple[str, dict[str, str]]:
         if s.sensor >= 0:
-            meta = self.registry.meta(s.sensor)
+            reg = self.registry
             labels = {
-                "enterprise": str(meta.get("enterprise", "")), "site": str(meta.get("site", "")),
-                "sensor": str(meta.get("sensor", "")), "kind": str(meta.get("kind", "")),
-            }  # fmt: skip
+                c: str(reg.column(c)[s.sensor]) for c in ("enterprise", "site", "sensor", "kind")
+            }
         else:
             ex = s.extra or {}
             parts = (s.group or "").split("/")
@@ -334,11 +344,11 @@ class AlertSink:
         lev = int(s.level) if s.level is not None else None
         if a is None:
             if ev is Event.RESOLVED:
-                self.signals_total.labels("dedup").inc()
+                self._outcome["dedup"].inc()
                 return
             firing = ev is Event.FIRING
             a = Alert(
-                id=uuid.uuid4().hex[:16], key=key, rule=s.rule, enterprise=labels["enterprise"],
+                id=self._new_id(), key=key, rule=s.rule, enterprise=labels["enterprise"],
                 site=labels["site"], sensor=labels["sensor"], group=s.group, kind=labels["kind"],
                 source=s.source, state=AlertState.FIRING if firing else AlertState.PENDING,
                 active=firing, acked=False, level=lev, max_level=lev, value=s.value,
@@ -347,7 +357,7 @@ class AlertSink:
             )  # fmt: skip
             self._index(a)
             ch.new[a.id] = a
-            self.signals_total.labels("new").inc()
+            self._outcome["new"].inc()
             flapping_now = self._activated(a, now) if firing else False
             self._record(a, ch, now, ev.value, None, lev, s.value, who="engine", ts=s.time)
             if flapping_now:
@@ -357,9 +367,9 @@ class AlertSink:
         new = transition(old, ev)
         level_change = ev is Event.FIRING and lev is not None and lev != a.level
         if new == old and not level_change:
-            self.signals_total.labels("dedup").inc()
+            self._outcome["dedup"].inc()
             return
-        self.signals_total.labels("transition").inc()
+        self._outcome["transition"].inc()
         a.state, a.active, a.acked = new.state, new.active, new.acked
         a.value, a.threshold, a.message, a.ts_ns, a.updated_ns = (
             s.value, s.threshold, s.message, s.time, now,
@@ -434,7 +444,10 @@ class AlertSink:
         if a.id not in ch.new:
             ch.changed[a.id] = a
         ch.sites.add((a.enterprise, a.site))
-        self.transitions_total.labels(action).inc()
+        tc = self._tcount.get(action)
+        if tc is None:
+            tc = self._tcount[action] = self.transitions_total.labels(action)
+        tc.inc()
         if muted:
             if muted != "quiet":
                 self.muted_total.labels(muted.split(":")[0]).inc()

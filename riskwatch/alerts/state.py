@@ -206,18 +206,19 @@ class Alert:
 
     def labels(self) -> dict[str, str]:
         """What matchers (routing, silences, inhibition, consoles) look at."""
-        from riskwatch.model import Level
-
         return {
             "enterprise": self.enterprise,
             "site": self.site,
             "sensor": self.sensor,
             "group": self.group or "",
             "rule": self.rule,
-            "level": Level(self.level).colour if self.level else "",
+            "level": _COLOURS[self.level] if self.level else "",
             "kind": self.kind,
             "source": self.source,
         }
+
+
+_COLOURS = ("", "red", "orange", "yellow", "blue")
 
 
 @dataclass(frozen=True, slots=True)

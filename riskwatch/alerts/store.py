@@ -91,6 +91,14 @@ _ALERT_COLS = (  # noqa: SIM905
 ).split()
 
 
+_TRANSITION_COLS = (
+    "id", "alert_id", "seq", "at_ns", "ts_ns", "who", "action", "from_state", "to_state",
+    "level", "value", "note", "muted",
+)  # fmt: skip
+_OUTBOX_COLS = ("id", "alert_id", "notifier", "payload", "enterprise", "site", "created_ns",
+                "status")  # fmt: skip
+
+
 def _tables(md: sa.MetaData, p: str) -> dict[str, sa.Table]:
     S, B, I, F, T, Bo = sa.String, sa.BigInteger, sa.Integer, sa.Float, sa.Text, sa.Boolean  # noqa: E741
     alerts = sa.Table(
@@ -170,6 +178,26 @@ class AlertStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"alert store {self._where()}: cannot open: {exc}") from exc
         self.dialect = self.engine.dialect.name
+        self._sql = self._prepare_sql()
+
+    def _prepare_sql(self) -> dict[str, str]:
+        d = self.engine.dialect
+        q = d.identifier_preparer.quote
+        ph = "?" if d.paramstyle == "qmark" else "%s"
+
+        def insert(table: str, cols: Sequence[str]) -> str:
+            return (
+                f"INSERT INTO {q(self.t[table].name)} ({', '.join(q(c) for c in cols)}) "
+                f"VALUES ({', '.join([ph] * len(cols))})"
+            )
+
+        sets = ", ".join(f"{q(c)} = {ph}" for c in _ALERT_COLS[1:])
+        return {
+            "alert_insert": insert("alerts", _ALERT_COLS),
+            "alert_update": f"UPDATE {q(self.t['alerts'].name)} SET {sets} WHERE {q('id')} = {ph}",
+            "transition_insert": insert("transitions", _TRANSITION_COLS),
+            "outbox_insert": insert("outbox", _OUTBOX_COLS),
+        }
 
     def _where(self) -> str:
         return self.target.split("@")[-1] if "://" in self.target else self.target
@@ -192,47 +220,34 @@ class AlertStore:
         """Everything one batch of signals or one operator action changed, in one transaction."""
         if not (new or changed or transitions or deliveries):
             return
-        t = self.t
+        # plain DBAPI executemany with prepared SQL text: SQLAlchemy's per-row parameter
+        # processing cost more than the database itself at hundreds of transitions per batch
+        sql = self._sql
         try:
             with self.lock, self.engine.begin() as c:
                 if new:
-                    c.execute(t["alerts"].insert(), [_alert_row(a) for a in new])
+                    c.exec_driver_sql(sql["alert_insert"], [_alert_tuple(a) for a in new])
                 if changed:
-                    tb = t["alerts"]
-                    stmt = (
-                        tb.update()
-                        .where(tb.c.id == sa.bindparam("b_id"))
-                        .values({k: sa.bindparam(k) for k in _ALERT_COLS if k != "id"})
-                    )
                     rows = []
                     for a in changed:
-                        r = _alert_row(a)
-                        r["b_id"] = r.pop("id")
-                        rows.append(r)
-                    c.execute(stmt, rows)
+                        r = _alert_tuple(a)
+                        rows.append((*r[1:], r[0]))
+                    c.exec_driver_sql(sql["alert_update"], rows)
                 if transitions:
-                    c.execute(
-                        t["transitions"].insert(),
+                    c.exec_driver_sql(
+                        sql["transition_insert"],
                         [
-                            {
-                                "id": x.id, "alert_id": x.alert_id, "seq": x.seq,
-                                "at_ns": x.at_ns, "ts_ns": x.ts_ns, "who": x.who,
-                                "action": x.action, "from_state": x.from_state,
-                                "to_state": x.to_state, "level": x.level,
-                                "value": _finite(x.value), "note": x.note, "muted": x.muted,
-                            }
+                            (x.id, x.alert_id, x.seq, x.at_ns, x.ts_ns, x.who, x.action,
+                             x.from_state, x.to_state, x.level, _finite(x.value), x.note, x.muted)
                             for x in transitions
                         ],
                     )  # fmt: skip
                 if deliveries:
-                    c.execute(
-                        t["outbox"].insert(),
+                    c.exec_driver_sql(
+                        sql["outbox_insert"],
                         [
-                            {
-                                "id": d.id, "alert_id": d.alert_id, "notifier": d.notifier,
-                                "payload": d.payload, "enterprise": d.enterprise,
-                                "site": d.site, "created_ns": d.created_ns, "status": "pending",
-                            }
+                            (d.id, d.alert_id, d.notifier, d.payload, d.enterprise, d.site,
+                             d.created_ns, "pending")
                             for d in deliveries
                         ],
                     )  # fmt: skip
@@ -418,19 +433,16 @@ def _finite(v: float) -> float | None:
     return v if v == v and v not in (float("inf"), float("-inf")) else None
 
 
-def _alert_row(a: Alert) -> dict[str, Any]:
-    return {
-        "id": a.id, "key": a.key, "rule": a.rule, "enterprise": a.enterprise, "site": a.site,
-        "sensor": a.sensor, "grp": a.group, "kind": a.kind, "source": a.source,
-        "state": a.state.value, "active": a.active, "acked": a.acked, "level": a.level,
-        "max_level": a.max_level, "value": _finite(a.value), "threshold": _finite(a.threshold),
-        "message": a.message, "since_ns": a.since_ns, "ts_ns": a.ts_ns,
-        "updated_ns": a.updated_ns, "fired_ns": a.fired_ns, "acked_ns": a.acked_ns,
-        "acked_by": a.acked_by, "tier": a.tier, "last_notified_ns": a.last_notified_ns,
-        "shelved_until_ns": a.shelved_until_ns, "reason": a.reason, "flapping": a.flapping,
-        "undelivered": a.undelivered, "closed_ns": a.closed_ns, "note": a.note, "seq": a.seq,
-        "extra": json.dumps({"flap_times": a.flap_times or []}),
-    }  # fmt: skip
+def _alert_tuple(a: Alert) -> tuple[Any, ...]:
+    """The alert's columns in ``_ALERT_COLS`` order."""
+    return (
+        a.id, a.key, a.rule, a.enterprise, a.site, a.sensor, a.group, a.kind, a.source,
+        a.state.value, a.active, a.acked, a.level, a.max_level, _finite(a.value),
+        _finite(a.threshold), a.message, a.since_ns, a.ts_ns, a.updated_ns, a.fired_ns,
+        a.acked_ns, a.acked_by, a.tier, a.last_notified_ns, a.shelved_until_ns, a.reason,
+        a.flapping, a.undelivered, a.closed_ns, a.note, a.seq,
+        json.dumps({"flap_times": a.flap_times or []}),
+    )  # fmt: skip
 
 
 def _row_alert(r: Any) -> Alert:

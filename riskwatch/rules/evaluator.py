@@ -1167,6 +1167,7 @@ class _NoData:
             keys = reg.column(cols[0]).astype(str)
             for c in cols[1:]:
                 keys = np.char.add(np.char.add(keys, "/"), reg.column(c).astype(str))
+            keys = np.char.rstrip(keys, "/")  # no gateway column: the site is the group
             names, inv = (
                 np.unique(keys, return_inverse=True)
                 if n

@@ -143,6 +143,68 @@ def preload(port: int, client_id: str, topic_root: str, bodies: list[bytes], v5:
     pub.loop_stop()
 
 
+def _publish_all(port: int, topic_root: str, bodies: list[bytes]) -> None:
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="live-pub-" + uuid.uuid4().hex[:6])
+    pub.max_inflight_messages_set(1000)
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    info = None
+    for i, b in enumerate(bodies):
+        info = pub.publish(f"{topic_root}/ent/site{i % 4}/gw", b, qos=1)
+    assert info is not None
+    info.wait_for_publish(300)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+def live(port: int, n: int, bodies: list[bytes], consumer: str) -> float:
+    """A publisher process sends the load as fast as it can while the consumer runs:
+    readings/s from the first publish to the consumer having processed the last one."""
+    import multiprocessing as mp
+
+    root = "live" + uuid.uuid4().hex[:6]
+    got = 0
+    done = threading.Event()
+    if consumer == "bare":
+
+        def on_message(c, u, m):  # type: ignore[no-untyped-def]
+            nonlocal got
+            got += 1
+            if got == len(bodies):
+                done.set()
+
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="lb-" + root)
+        c.on_message = on_message
+        c.connect("127.0.0.1", port)
+        c.subscribe(f"{root}/#", qos=1)
+        c.loop_start()
+        time.sleep(0.5)
+        stop = lambda: (c.disconnect(), c.loop_stop())  # noqa: E731
+        finished = lambda: done.is_set()  # noqa: E731
+    else:
+        eng = Engine(
+            load_engine_config_text(
+                engine_cfg(port, "lr-" + root, root, None, Path(tempfile.gettempdir()))
+            )
+        )
+        eng.start()
+        assert eng.mqtt is not None and eng.mqtt.wait_connected(10)
+        stop = eng.stop
+        finished = lambda: eng.readings_total >= n  # noqa: E731
+    ctx = mp.get_context("spawn")
+    proc = ctx.Process(target=_publish_all, args=(port, root, bodies))
+    t0 = time.perf_counter()
+    proc.start()
+    deadline = time.monotonic() + 600
+    while not finished() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    dt = time.perf_counter() - t0
+    proc.join(60)
+    stop()
+    return n / dt
+
+
 def bare_subscriber(port: int, form: str, n: int, n_msgs: int, bodies: list[bytes]) -> float:
     cid = "bare-" + uuid.uuid4().hex[:6]
     preload(port, cid, "bare" + cid[-6:], bodies, v5=False)
@@ -304,6 +366,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rw-bench-"))
     broker = Broker()
     results = {}
+    live_results = {}
     try:
         for form, n in loads.items():
             bodies = payloads(form, n)
@@ -313,6 +376,9 @@ def main() -> None:
             c = bare_writer(n, db + "_bare")
             d = riskwatch_consume(broker.port, n, bodies, db, tmp)
             results[form] = (a, b, c, d)
+            la = live(broker.port, n, bodies, "bare")
+            lb = live(broker.port, n, bodies, "riskwatch")
+            live_results[form] = (la, lb)
             print(
                 f"{form:9s} (a) bare paho {a:10,.0f}/s  (b) riskwatch ingest {b:10,.0f}/s  "
                 f"(c) bare writer {c:10,.0f}/s  (d) riskwatch end-to-end {d:10,.0f}/s  "
@@ -343,6 +409,13 @@ def main() -> None:
             f"| {form} | {a:,.0f}/s | {b:,.0f}/s | {b / a:.2f} | {c:,.0f}/s | {d:,.0f}/s | {d / c:.2f} | {p50:.0f} ms / {p99:.0f} ms |"
         )
     print("\nlatency runs (live, paced): single 2k readings/s, envelope and columns 20k readings/s")
+    print(
+        "\nLive: a publisher process sends the same load as fast as it can while the consumer runs"
+    )
+    print("| payload | (a') bare paho sub, live | (b') riskwatch ingest, live | (b')/(a') |")
+    print("|---|---|---|---|")
+    for form, (la, lb) in live_results.items():
+        print(f"| {form} | {la:,.0f}/s | {lb:,.0f}/s | {lb / la:.2f} |")
 
 
 if __name__ == "__main__":

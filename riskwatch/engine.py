@@ -29,7 +29,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from riskwatch.errors import ConfigErrors, DeadLetterReason, StorageError
 from riskwatch.ingest.client import MqttClient
 from riskwatch.ingest.deadletter import DeadLetterSink
 from riskwatch.ingest.decode import DeadLetter, Decoder
+from riskwatch.ingest.receiver import ReceiverProcess
 from riskwatch.ingest.topics import TopicTemplate
 from riskwatch.metrics import IngestMetrics, StorageMetrics, serve_metrics
 from riskwatch.model import Batch, Signal, concat_batches
@@ -61,13 +61,8 @@ log = logging.getLogger("riskwatch.engine")
 _DEFAULT = object()
 
 
-@dataclass(slots=True)
-class _Msg:
-    topic: str
-    payload: bytes
-    received: int
-    mid: int
-    qos: int
+# (topic, payload, received_ns, mid, qos): one received MQTT message, not yet decoded
+_Msg = tuple[str, bytes, int, int, int]
 
 
 def alert_line(tags: dict[str, str], state: str, value: float, message: str, time_ns: int) -> str:
@@ -189,7 +184,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._unacked = 0
         self._unacked_lock = threading.Lock()
-        self.mqtt: MqttClient | None = None
+        self.mqtt: MqttClient | ReceiverProcess | None = None
         self.storage: StorageRunner | None = None
         self.deadletter: DeadLetterSink | None = None
         self.pipeline = Pipeline([])
@@ -254,7 +249,15 @@ class Engine:
         writer = self._build_writer()
         spool = Spool(cfg.path(cfg.storage.spool_dir), cfg.storage.spool_max_bytes)
         dl_cfg = cfg.ingest.deadletter
-        self.mqtt = MqttClient(cfg.mqtt, self._on_message, on_connected=self._on_connected)
+        if cfg.ingest.receiver == "process":
+            self.mqtt = ReceiverProcess(
+                cfg.mqtt,
+                max_buffered=cfg.ingest.queue_max_messages,
+                on_connected=self._on_connected,
+                log_level=logging.getLogger().getEffectiveLevel(),
+            )
+        else:
+            self.mqtt = MqttClient(cfg.mqtt, self._on_message, on_connected=self._on_connected)
         self.deadletter = DeadLetterSink(
             cfg.path(dl_cfg.file) if dl_cfg.file else None,
             dl_cfg.topic,
@@ -307,7 +310,8 @@ class Engine:
             return
         log.info("stopping: flushing queued readings")
         assert self.mqtt is not None and self.storage is not None
-        self.mqtt.client.on_message = None  # nothing new enters the queue
+        if isinstance(self.mqtt, MqttClient):
+            self.mqtt.client.on_message = None  # nothing new enters the queue
         self._stop.set()
         self._thread.join(60)
         self.storage.stop()
@@ -350,7 +354,27 @@ class Engine:
         self.metrics.messages_in.inc()
         with self._unacked_lock:
             self._unacked += 1
-        self._q.put(_Msg(msg.topic, msg.payload, self.clock.now_ns(), msg.mid, msg.qos))
+        self._q.put((msg.topic, msg.payload, self.clock.now_ns(), msg.mid, msg.qos))
+
+    def _receive(self, timeout: float) -> list[_Msg]:
+        """Messages waiting to be decoded, blocking up to ``timeout`` s for the first."""
+        if isinstance(self.mqtt, ReceiverProcess):
+            if self._stop.is_set():
+                return []  # unread messages stay unacknowledged: the broker redelivers them
+            raw = self.mqtt.receive(timeout)
+            if raw:
+                self.metrics.messages_in.inc(len(raw))
+                with self._unacked_lock:
+                    self._unacked += len(raw)
+            return raw
+        raw = []
+        try:
+            raw.append(self._q.get(timeout=timeout))
+            while len(raw) < 5000:  # take what is already there without waiting
+                raw.append(self._q.get_nowait())
+        except queue.Empty:
+            pass
+        return raw
 
     # ------------------------------------------------------------------ engine thread
     def _loop(self) -> None:
@@ -367,19 +391,13 @@ class Engine:
         while True:
             now = time.monotonic()
             timeout = min(next_tick, (first + max_wait) if acks else next_tick) - now
-            raw: list[_Msg] = []
-            try:
-                raw.append(self._q.get(timeout=max(0.0, timeout)))
-                while len(raw) < 5000:  # take what is already there without waiting
-                    raw.append(self._q.get_nowait())
-            except queue.Empty:
-                pass
+            raw = self._receive(max(0.0, timeout))
             if raw:
                 batch = self._decode(raw)
                 if not acks:
                     first = time.monotonic()
                 batches.append(batch)
-                acks.extend((m.mid, m.qos) for m in raw)
+                acks.extend((m[3], m[4]) for m in raw)
                 n += len(batch)
             now = time.monotonic()
             stopping = self._stop.is_set()
@@ -397,9 +415,9 @@ class Engine:
                 return
 
     def _decode(self, raw: list[_Msg]) -> Batch:
-        decoded = self.decoder.decode_many([(m.topic, m.payload, m.received) for m in raw])
+        decoded = self.decoder.decode_many([(m[0], m[1], m[2]) for m in raw])
         if decoded.deadletters and self.deadletter is not None:
-            self.deadletter.write(decoded.deadletters, raw[-1].received)
+            self.deadletter.write(decoded.deadletters, raw[-1][2])
         return decoded.batch
 
     def _flush(self, batches: list[Batch], acks: list[tuple[int, int]]) -> None:
@@ -439,8 +457,11 @@ class Engine:
     def _make_ack(self, acks: list[tuple[int, int]], oldest_ns: int) -> Callable[[], None]:
         def done() -> None:
             assert self.mqtt is not None
-            for mid, qos in acks:
-                self.mqtt.ack(mid, qos)
+            if isinstance(self.mqtt, ReceiverProcess):
+                self.mqtt.ack_many(acks)
+            else:
+                for mid, qos in acks:
+                    self.mqtt.ack(mid, qos)
             with self._unacked_lock:
                 self._unacked -= len(acks)
                 self.metrics.unacked.set(self._unacked)

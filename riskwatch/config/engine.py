@@ -164,6 +164,9 @@ class IngestConfig:
     min_time: str = "2000-01-01T00:00:00Z"
     late_after_s: float = _pos(120.0)
     tick_ms: int = _pos(500)
+    # "process": paho runs in a child process (two cores: MQTT and decoding in parallel);
+    # "thread": everything in one process (simpler to debug, about half the throughput)
+    receiver: Literal["process", "thread"] = "process"
     reload_check_s: float = _pos(2.0)
     deadletter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
 

@@ -136,7 +136,10 @@ class MqttClient:
         if self._subscribe and self.cfg.topics:
             client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics])
         else:
-            self.connected.set()
+            self._ready()
+
+    def _ready(self) -> None:
+        self.connected.set()
         if self._on_connected:
             self._on_connected(True)
 
@@ -146,7 +149,7 @@ class MqttClient:
             log.error("subscription to %s refused: %s", ", ".join(self.cfg.topics), ", ".join(bad))
         else:
             log.info("subscribed to %s (QoS %d)", ", ".join(self.cfg.topics), self.cfg.qos)
-        self.connected.set()
+        self._ready()
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         self.connected.clear()

@@ -167,7 +167,7 @@ class Decoder:
                 acc.add_rows(rs, obj.get("ts"), payload, topic, enterprise, site, gateway, received)
                 return None
             if type(obj.get("value")) is list or type(obj.get("sensor")) is list:
-                return acc.add_columns(obj, topic, enterprise, site, gateway, received)
+                return acc.add_columns(obj, payload, topic, enterprise, site, gateway, received)
             acc.add_rows([obj], None, payload, topic, enterprise, site, gateway, received)
             return None
         if type(obj) is list:
@@ -196,8 +196,11 @@ class Decoder:
             np.asarray(acc.msg_received, dtype=np.int64), np.asarray(acc.msg_count)
         )
         # sensor names
-        sensor_ok = np.fromiter(map(_is_name, sensors), bool, n)
-        if not sensor_ok.all():
+        if set(map(type, sensors)) == {str} and "" not in sensors:  # C-level checks
+            sensor_ok = None
+        else:
+            sensor_ok = np.fromiter(map(_is_name, sensors), bool, n)
+        if sensor_ok is not None and not sensor_ok.all():
             mark(~sensor_ok, R.MISSING_SENSOR)
             sensors = [s if ok else "" for s, ok in zip(sensors, sensor_ok.tolist(), strict=True)]
         # values
@@ -257,10 +260,13 @@ class Decoder:
         good = reason == 0
         if not good.all():
             starts = np.cumsum([0, *acc.msg_count[:-1]])
+            rows_cache: dict[int, Any] = {}
             for i in np.flatnonzero(~good).tolist():
                 r = _REASONS[reason[i] - 1]
                 m = int(np.searchsorted(starts, i, side="right")) - 1
-                src = acc.msg_rows[m]
+                src = rows_cache.get(m)
+                if src is None:
+                    src = rows_cache[m] = _rows_of(acc.msg_rows[m])
                 dls.append((acc.msg_pos[m], DeadLetter(
                     r, _DETAIL[r], acc.msg_topic[m], i - int(starts[m]), _FIELD_OF[r],
                     _jsonable(src[i - int(starts[m])]),
@@ -274,11 +280,11 @@ class Decoder:
 
     def _times(self, ts: list[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
         """Epoch-ms ints / floats or RFC 3339 strings -> ns, plus a bad mask."""
-        try:
-            if all(type(x) is int for x in ts):
+        if set(map(type, ts)) == {int}:
+            try:
                 return np.array(ts, dtype=np.int64) * _MS, np.zeros(n, dtype=bool)
-        except OverflowError:
-            pass
+            except OverflowError:
+                pass
         out = np.zeros(n, dtype=np.int64)
         bad = np.zeros(n, dtype=bool)
         for i, t in enumerate(ts):
@@ -419,10 +425,17 @@ class _Acc:
             field_name = key.decode().strip('"')
             vals = [r.get(field_name) for r in get_rs] if key in payload else None
             self._meta(name, vals, n, base)
-        self._message(n, rs, topic, ent, site, gw, received)
+        self._message(n, payload, topic, ent, site, gw, received)
 
     def add_columns(
-        self, obj: dict[str, Any], topic: str, ent: str, site: str, gw: str, received: int
+        self,
+        obj: dict[str, Any],
+        payload: bytes,
+        topic: str,
+        ent: str,
+        site: str,
+        gw: str,
+        received: int,
     ) -> DeadLetter | None:
         sensors = obj.get("sensor")
         values = obj.get("value")
@@ -457,24 +470,22 @@ class _Acc:
         self._meta("kinds", cols["kind"], n, base)
         self._meta("units", cols["unit"], n, base)
         self._meta("quality", cols["quality"], n, base)
-        self._message(n, _ColumnRows(obj), topic, ent, site, gw, received)
+        self._message(n, payload, topic, ent, site, gw, received)
         return None
 
 
 def _to_float(values: list[Any]) -> np.ndarray | None:
-    """Fast path: every value is a JSON number (or bool)."""
+    """Fast path: every value is a JSON number (or bool); None sends the caller to the
+    per-value path that tells missing from non-numeric."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        return None
     try:
-        arr = np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
         return None
-    if arr.ndim != 1:
-        return None
-    # np.array turns numeric strings like "1.5" into floats and None into nan: recheck
-    if arr.dtype == np.float64 and not all(
-        type(v) is float or type(v) is int or type(v) is bool for v in values
-    ):
-        return None
-    return arr
+
+
+_NUMBER_TYPES = frozenset((int, float, bool))
 
 
 class _ColumnRows:
@@ -491,6 +502,25 @@ class _ColumnRows:
         for k, v in self.obj.items():
             out[k] = v[i] if isinstance(v, list) and i < len(v) else v
         return out
+
+
+def _rows_of(payload: bytes) -> Any:
+    """The readings of a payload, re-parsed for dead-letter records only.
+
+    Batches keep the raw payload rather than the parsed objects, so parsed JSON is freed
+    at once (keeping it alive makes the cyclic GC walk it over and over).
+    """
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        obj = json.loads(payload)
+    if type(obj) is dict:
+        if "readings" in obj:
+            return obj["readings"]
+        if type(obj.get("value")) is list or type(obj.get("sensor")) is list:
+            return _ColumnRows(obj)
+        return [obj]
+    return obj
 
 
 def _jsonable(x: Any) -> Any:

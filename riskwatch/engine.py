@@ -241,6 +241,17 @@ class Engine:
                 files += list(wf())
         self._watched = {f: _mtime(f) for f in files}
 
+    def check(self) -> dict[str, Any]:
+        """Load the catalogue, rules and detectors without connecting anywhere; raises
+        :class:`ConfigErrors` naming file, line and key of every problem found."""
+        if self.cfg.catalog:
+            self.registry.load_catalog([self.cfg.path(p) for p in self.cfg.catalog])
+        self._build_stages()
+        return {
+            "sensors": len(self.registry),
+            "stages": [getattr(s, "name", "?") for s in self.pipeline.stages],
+        }
+
     def start(self) -> None:
         cfg = self.cfg
         if cfg.catalog:

@@ -30,10 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_engine_config(args.config)
-    if args.check:
-        print(f"{args.config}: OK")
-        return 0
     from riskwatch.engine import Engine
+
+    if args.check:
+        eng = Engine(cfg)
+        n = eng.check()
+        stages = ", ".join(n["stages"]) or "none"
+        print(f"{args.config}: OK ({n['sensors']} catalogued sensors, stages: {stages})")
+        return 0
 
     Engine(cfg).run_forever()
     return 0

@@ -15,7 +15,9 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-NOW_MS = int(time.time() * 1000)
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def unique(prefix: str) -> str:

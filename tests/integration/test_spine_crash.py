@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.spine_helpers import (
-    NOW_MS,
     Publisher,
     engine_yaml,
     influx_count,
     influx_query,
+    now_ms,
     unique,
     wait_for,
 )
@@ -37,7 +37,7 @@ def spawn(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def publish_stream(pub: Publisher, root: str, start: int, n_msgs: int, pace_s: float) -> None:
-    t0 = NOW_MS - 200_000
+    t0 = now_ms() - 200_000
     for m in range(start, start + n_msgs):
         k = m * PER_MSG
         pub.send(

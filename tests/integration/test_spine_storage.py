@@ -13,12 +13,12 @@ import pytest
 from riskwatch.config.engine import load_engine_config
 from riskwatch.engine import Engine
 from tests.integration.spine_helpers import (
-    NOW_MS,
     Collector,
     Publisher,
     engine_yaml,
     influx_count,
     influx_query,
+    now_ms,
     unique,
     wait_for,
 )
@@ -49,7 +49,7 @@ def test_four_payload_forms_arrive_exactly_once(
                     influx=f"{{url: '{influx_v1_url}', database: {db}}}")
     )  # fmt: skip
     try:
-        t = NOW_MS - 60_000
+        t = now_ms() - 60_000
         publisher.send(f"{root}/mine1/face1/GW-1", {"sensor": "CH4-01", "ts": t, "value": 0.42})
         publisher.send(
             f"{root}/mine1/face1/GW-1",
@@ -109,7 +109,7 @@ def test_v2_write_path_into_victoriametrics(
                     influx=f"{{url: '{vm_url}', api: v2, org: o, bucket: b}}")
     )  # fmt: skip
     try:
-        t = NOW_MS - 30_000
+        t = now_ms() - 30_000
         publisher.send(
             f"{root}/{ent}/s1/gw",
             {"ts": [t, t + 1000, t + 2000], "sensor": ["A", "A", "B"], "value": [1.5, 2.5, 3.5]},
@@ -149,7 +149,7 @@ def test_influx_outage_spools_and_replays(
         )
     )
     try:
-        t0 = NOW_MS - 100_000
+        t0 = now_ms() - 100_000
 
         def send(start: int, n: int) -> None:
             for k in range(start, start + n, 50):
@@ -192,7 +192,7 @@ def test_malformed_input_dead_lettered_engine_keeps_going(
     dl = Collector(*mqtt_addr, f"{root}-dl")
     eng = start_engine(cfg)
     try:
-        t = NOW_MS - 1000
+        t = now_ms() - 1000
         topic = f"{root}/e/s/gw"
         good = {"sensor": "G1", "ts": t, "value": 1.0}
         publisher.send(topic, [good, {"sensor": "X", "ts": t}])  # missing value

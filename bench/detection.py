@@ -65,7 +65,7 @@ class Outcome:
     scenario: str
     sensors: int
     days: float
-    alerts: list[tuple[str, str, str, str, int, int]] = field(default_factory=list)
+    alerts: list[tuple[str, str, str, str, str, int]] = field(default_factory=list)
     # per event instance: (type, detected, ttd_s or nan, flagged or None)
     events: list[tuple[str, bool, float, bool | None]] = field(default_factory=list)
     false_alerts: int = 0
@@ -168,7 +168,7 @@ def score(
               sim.table.sensor, sim.table.period_s, strict=True)}  # fmt: skip
     out = Outcome(name, len(sim.table), sim.duration_s / 86400, readings=n, seconds=secs)
     fired = [s for s in signals if s.state == "firing"]
-    alerts = []
+    alerts: list[tuple[str, str, str, str, str, int]] = []
     for s in fired:
         if s.group is not None:
             parts = s.group.split("/")
@@ -177,7 +177,7 @@ def score(
         else:
             m = reg.meta(s.sensor)
             ent, site, sensor, gw = m["enterprise"], m["site"], m["sensor"], m["gateway"]
-        alerts.append((s.rule, ent, site, sensor, gw, s.time // MS))
+        alerts.append((s.rule, ent, site, sensor, gw, int(s.time) // MS))
     by_event: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for lb in sim.labels:
         by_event[lb["event"]].append(lb)
@@ -216,11 +216,11 @@ def score(
         det = first < math.inf
         out.events.append((typ, det, (first - lbs[0]["start"]) / 1000 if det else math.nan,
                            flag_hit))  # fmt: skip
-    out.alerts = alerts  # type: ignore[assignment]
+    out.alerts = alerts
     out.false_alerts = int((~matched).sum())
     top: dict[str, int] = defaultdict(int)
-    for j in np.flatnonzero(~matched):
-        top[alerts[j][0]] += 1
+    for k in np.flatnonzero(~matched).tolist():
+        top[alerts[k][0]] += 1
     out.top_false = ", ".join(f"{k} {v}" for k, v in sorted(top.items(), key=lambda kv: -kv[1])[:4])
     return out
 
@@ -265,15 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"|{'-' * 26}|--------|----------|--------|----------|----------|-------------------|")
     for typ in sorted(rows):
         v = rows[typ]
-        det = [d for d, _, _ in v]
-        ttd = np.array([t for d, t, _ in v if d])
-        p50 = float(np.percentile(ttd, 50)) if len(ttd) else math.nan
-        p95 = float(np.percentile(ttd, 95)) if len(ttd) else math.nan
-        fl = [f for _, _, f in v if f is not None]
-        fls = f"{sum(fl)}/{len(fl)}" if fl else "n/a"
+        hits = [d for d, _, _ in v]
+        ttds = np.array([t for d, t, _ in v if d])
+        p50 = float(np.percentile(ttds, 50)) if len(ttds) else math.nan
+        p95 = float(np.percentile(ttds, 95)) if len(ttds) else math.nan
+        flags = [f for _, _, f in v if f is not None]
+        fls = f"{sum(flags)}/{len(flags)}" if flags else "n/a"
         note = " (unwanted)" if typ == "calibration" else ""
         print(
-            f"| {typ + note:<24} | {len(v):>6} | {sum(det):>8} | {sum(det) / len(v):>6.0%} | "
+            f"| {typ + note:<24} | {len(v):>6} | {sum(hits):>8} | {sum(hits) / len(v):>6.0%} | "
             f"{fmt_s(p50):>8} | {fmt_s(p95):>8} | {fls:>17} |"
         )
     print("\nFalse alerts (alerts outside every labelled event window)\n")

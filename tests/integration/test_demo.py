@@ -58,7 +58,7 @@ def first_alert_s(out: str) -> int:
 
 
 def test_demo_with_embedded_broker_and_store(tmp_path: Path) -> None:
-    out, rc = run_demo_until_alerts(["--embedded-broker"], tmp_path)
+    out, rc = run_demo_until_alerts(["--embedded-broker"], tmp_path, n_alerts=2)
     assert rc == 0, out
     assert "(embedded (amqtt))" in out and "embedded local store" in out
     assert first_alert_s(out) < 60, out

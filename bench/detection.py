@@ -44,7 +44,7 @@ import numpy as np
 
 from riskwatch.catalog import SensorRegistry
 from riskwatch.config.engine import load_engine_config_text
-from riskwatch.demo import prepare_workdir
+from riskwatch.demo import detector_files, prepare_workdir
 from riskwatch.ingest.decode import Decoder
 from riskwatch.ingest.topics import TopicTemplate
 from riskwatch.model import Flags, Signal
@@ -70,18 +70,22 @@ class Outcome:
     events: list[tuple[str, bool, float, bool | None]] = field(default_factory=list)
     false_alerts: int = 0
     top_false: str = ""
+    stages: list[str] = field(default_factory=list)
     readings: int = 0
     seconds: float = 0.0
 
 
-def build_pipeline(sim: Simulator, workdir: Path) -> tuple[Pipeline, SensorRegistry, Any]:
+def build_pipeline(
+    sim: Simulator, workdir: Path, detectors: bool = True
+) -> tuple[Pipeline, SensorRegistry, Any]:
     import importlib
 
     catalog, rules = prepare_workdir(workdir, sim, sim.scenario.name)
     rl = ", ".join(f"'{p}'" for p in rules)
+    dl = ", ".join(f"'{p}'" for p in detector_files(workdir)) if detectors else ""
     cfg = load_engine_config_text(
         f"storage: {{influx: null}}\nmetrics: {{listen: null}}\ncatalog: ['{catalog}']\n"
-        f"rules: [{rl}]\n",
+        f"rules: [{rl}]\ndetectors: [{dl}]\n",
         file=str(workdir / "engine.yaml"),
     )
     cfg = replace(cfg, source=str(workdir / "engine.yaml"))
@@ -97,13 +101,13 @@ def build_pipeline(sim: Simulator, workdir: Path) -> tuple[Pipeline, SensorRegis
     return Pipeline(stages), reg, cfg
 
 
-def run_scenario(name: str, hours: float | None) -> Outcome:
+def run_scenario(name: str, hours: float | None, detectors: bool = True) -> Outcome:
     sc = load_scenario(name)
     start_ns = int(datetime.fromisoformat(START).timestamp()) * S
     dur = sc.duration_s if hours is None else min(sc.duration_s, hours * 3600)
     sim = Simulator(sc, start_ns=start_ns, duration_s=dur)
     work = Path(tempfile.mkdtemp(prefix=f"rw-detect-{name}-"))
-    pipe, reg, cfg = build_pipeline(sim, work)
+    pipe, reg, cfg = build_pipeline(sim, work, detectors)
     dec = Decoder(
         reg,
         TopicTemplate(cfg.mqtt.topic_template),
@@ -151,7 +155,9 @@ def run_scenario(name: str, hours: float | None) -> Outcome:
             signals += pipe.tick(ctx)
             last_tick = now
     secs = time.perf_counter() - t0
-    return score(sim, reg, signals, flagged, dead, name, n, secs)
+    out = score(sim, reg, signals, flagged, dead, name, n, secs)
+    out.stages = [getattr(st, "name", type(st).__name__) for st in pipe.stages]
+    return out
 
 
 def score(
@@ -242,16 +248,17 @@ def main(argv: list[str] | None = None) -> int:
         help="bundled scenarios (default: all but the demo mix and load_100k)",
     )  # fmt: skip
     ap.add_argument("--hours", type=float, help="cut every scenario to this many hours")
+    ap.add_argument("--no-detectors", action="store_true", help="rule packs only")
     a = ap.parse_args(argv)
     names = a.scenarios or [n for n in bundled_scenarios() if n not in ("load_100k", "mixed")]
     outcomes = []
     for name in names:
-        o = run_scenario(name, a.hours)
+        o = run_scenario(name, a.hours, not a.no_detectors)
         outcomes.append(o)
         print(
             f"{name}: {o.sensors} sensors, {o.days * 24:.1f} h plant time, {o.readings} readings "
             f"in {o.seconds:.1f} s ({o.readings / max(o.seconds, 1e-9):.0f} readings/s), "
-            f"{len(o.alerts)} alerts",
+            f"{len(o.alerts)} alerts; stages: {', '.join(o.stages)}",
             file=sys.stderr,
         )
     rows: dict[str, list[tuple[bool, float, bool | None]]] = defaultdict(list)

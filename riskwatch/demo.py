@@ -70,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--influx-db", default="riskwatch", help="InfluxDB database (default riskwatch)")
     p.add_argument("--no-store", action="store_true", help="do not store readings at all")
     p.add_argument("--duration", help="stop after this long (e.g. 90s, 10m); default: Ctrl-C")
+    p.add_argument("--no-detectors", action="store_true", help="rules only (no anomaly detectors)")
     p.add_argument("--scenario", default="mixed", help="scenario to simulate (default mixed)")
     p.add_argument("--seed", type=int, help="simulator seed (default: the scenario's)")
     p.add_argument(
@@ -203,7 +204,19 @@ def prepare_workdir(workdir: Path, sim: Any, scenario_name: str) -> tuple[Path, 
         w.writerows(sim.shutdown_calendar())
     catalog = workdir / "catalog" / f"{scenario_name}.csv"
     write_catalog(sim, catalog)
+    dsrc = Path(str(resources.files("riskwatch") / "config" / "detectors"))
+    if dsrc.is_dir():
+        ddst = workdir / "detectors"
+        if ddst.exists():
+            shutil.rmtree(ddst)
+        shutil.copytree(dsrc, ddst, ignore=shutil.ignore_patterns("__pycache__"))
     return catalog, [rules / p for p in RULE_PACKS if (rules / p).exists()]
+
+
+def detector_files(workdir: Path) -> list[Path]:
+    """The bundled detector configs copied by :func:`prepare_workdir` (used when the
+    detectors package provides a stage)."""
+    return sorted((workdir / "detectors").glob("*.yaml"))
 
 
 def engine_yaml(
@@ -215,24 +228,34 @@ def engine_yaml(
     catalog: Path,
     rules: list[Path],
     metrics: str | None,
+    detectors: list[Path] | None = None,
 ) -> str:
     storage = (
         f"  influx: {{url: '{influx_url}', api: v1, database: '{influx_db}'}}\n"
         if influx_url
         else "  influx: null\n"
     )
-    rule_list = ", ".join(f"'{p.relative_to(catalog.parent.parent)}'" for p in rules)
-    return (
-        "# written by riskwatch demo; run it again with: riskwatch run -c engine.yaml\n"
+    base = catalog.parent.parent
+
+    def paths(ps: list[Path]) -> str:
+        return "[" + ", ".join(f"'{p.relative_to(base)}'" for p in ps) + "]"
+
+    lines = [
+        "# written by riskwatch demo; run it again with: riskwatch run -c engine.yaml",
         f"mqtt: {{url: '{mqtt_url}', client_id: 'riskwatch-demo-{int(time.time())}', "
-        f"protocol: '{protocol}', clean_start: true, session_expiry_s: 60}}\n"
-        "ingest:\n  batch_max_wait_ms: 100\n  deadletter: {file: var/deadletter.jsonl}\n"
-        f"storage:\n{storage}  spool_dir: var/spool\n"
-        f"catalog: ['{catalog.relative_to(catalog.parent.parent)}']\n"
-        f"rules: [{rule_list}]\n"
-        "alerts: {store: var/alerts.sqlite, topic: 'rw-alerts/{enterprise}'}\n"
-        f"metrics: {{listen: {repr(metrics) if metrics else 'null'}}}\n"
-    )
+        f"protocol: '{protocol}', clean_start: true, session_expiry_s: 60}}",
+        "ingest:\n  batch_max_wait_ms: 100\n  deadletter: {file: var/deadletter.jsonl}",
+        f"storage:\n{storage}  spool_dir: var/spool",
+        f"catalog: {paths([catalog])}",
+        f"rules: {paths(rules)}",
+    ]
+    if detectors:
+        lines.append(f"detectors: {paths(detectors)}")
+    lines += [
+        "alerts: {store: var/alerts.sqlite, topic: 'rw-alerts/{enterprise}'}",
+        f"metrics: {{listen: {repr(metrics) if metrics else 'null'}}}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------- the run
@@ -295,6 +318,7 @@ class Demo:
         text = engine_yaml(
             mqtt_url=url, protocol=protocol, influx_url=a.influx, influx_db=a.influx_db,
             catalog=catalog, rules=rules, metrics=metrics,
+            detectors=None if a.no_detectors else detector_files(self.workdir),
         )  # fmt: skip
         cfg_path = self.workdir / "engine.yaml"
         cfg_path.write_text(text, encoding="utf-8")

@@ -364,3 +364,24 @@ def test_shutdown_orders_idle_unless_production_event() -> None:
         if ls:
             assert (v[in_order & prod] > idle[i]).mean() > 0.9
         assert v[~in_order].max() > 0.6 * rated[i]
+
+
+def test_load_generator_pool_and_rate_outcome() -> None:
+    from riskwatch.sensors_sim.publisher import build_pool, run_rate
+
+    sim = Simulator(load_scenario("hazchem"), start_ns=T0)
+    enc = encoder_for(sim, "columns", 500)
+    pool = build_pool(sim, enc, min_readings=1000)
+    assert sum(n for _, _, n in pool) >= 1000
+    for _, parts, n in pool:  # one timestamp placeholder per message, swapped at send time
+        assert len(parts) == 2 and n > 0
+    sink = MemorySink()
+    ok = run_rate(pool, sink, rate=2000, duration_s=0.5, batch_size=500, qos=0, form="columns")
+    assert ok.reached and "rate reached: " in ok.summary()
+    assert sink.messages and b"9999999999999" not in sink.messages[0][1]
+    # a clock that jumps 10 s per reading makes any rate unreachable: the report says so
+    ticks = iter(range(0, 10_000, 10))
+    bad = run_rate(pool, MemorySink(), rate=1000, duration_s=25, batch_size=500, qos=1,
+                   form="columns", clock=lambda: float(next(ticks)))  # fmt: skip
+    assert not bad.reached
+    assert bad.summary().startswith("COULD NOT reach the asked rate: ")

@@ -442,10 +442,14 @@ class Demo:
         if self.broker is not None:
             self.broker.stop()
         raised = ", ".join(f"{k} {self.raised.get(k, 0)}" for k in LEVELS)
-        first = "none" if self.first_alert_s is None else f"{self.first_alert_s:.0f} s"
+        first = (
+            "no alert raised"
+            if self.first_alert_s is None
+            else f"first alert after {self.first_alert_s:.0f} s"
+        )
         self.say(
             f"stopped cleanly: {self.engine.readings_total if self.engine else 0} readings "
-            f"processed, alerts raised: {raised}; first alert after {first}; "
+            f"processed, alerts raised: {raised}; {first}; "
             f"files in {self.workdir}"
         )
         if self.sim_error is not None:

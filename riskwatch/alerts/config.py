@@ -189,6 +189,10 @@ class AlertsConfig:
     retention_days: float = _pos(90.0)  # type: ignore[assignment]
     consoles: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     api: AlertsApiConfig = field(default_factory=AlertsApiConfig)
+    # "async": a writer thread group-commits (the engine thread never waits for fsync);
+    # "sync": every handle()/tick() commits before returning (a reading is acknowledged to
+    # the broker only after its transitions are on disk; slower under load)
+    write: Literal["async", "sync"] = "async"
 
     def notifiers(self) -> list[NotifierConfig]:
         if self.notify:

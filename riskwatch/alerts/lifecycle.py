@@ -59,7 +59,7 @@ from riskwatch.alerts.state import (
     Transition,
     transition,
 )
-from riskwatch.alerts.store import AlertStore, Delivery, Silence, StoreError
+from riskwatch.alerts.store import AlertStore, Delivery, Silence, StoreError, _alert_tuple
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock
 from riskwatch.errors import RiskwatchError
@@ -132,6 +132,20 @@ class _Changes:
         return bool(self.new or self.changed or self.transitions)
 
 
+def _merge(chs: list[_Changes]) -> _Changes:
+    if len(chs) == 1:
+        return chs[0]
+    m = _Changes()
+    for ch in chs:
+        m.new.update(ch.new)
+        m.changed.update(ch.changed)
+        m.transitions += ch.transitions
+        m.deliveries += ch.deliveries
+        m.pairs += ch.pairs
+        m.sites |= ch.sites
+    return m
+
+
 class AlertSink:
     """The engine's signal sink with the whole operator lifecycle. See the module doc."""
 
@@ -188,6 +202,11 @@ class AlertSink:
         self.by_id: dict[str, Alert] = {}
         self._by_site: dict[tuple[str, str], dict[str, Alert]] = collections.defaultdict(dict)
         self._unsaved: list[_Changes] = []
+        self.sync_writes = cfg.write == "sync"
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._writer: threading.Thread | None = None
         self._last_retention = 0
         self.silencer = Silencer()
         self._api: Any = None
@@ -243,6 +262,10 @@ class AlertSink:
         if self._started:
             return
         self._started = True
+        if not self.sync_writes:
+            self._writer = threading.Thread(target=self._write_loop, name="alerts-writer",
+                                            daemon=True)  # fmt: skip
+            self._writer.start()
         for r in self.runners.values():
             r.start()
             r.request_catch_up()  # undelivered rows from before a restart
@@ -259,8 +282,12 @@ class AlertSink:
         if self._api is not None:
             self._api.stop()
             self._api = None
-        with self._lock:
-            self._flush()
+        self._stopping.set()
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join(10)
+            self._writer = None
+        self.flush()
         for r in self.runners.values():
             r.stop()
         self.store.close()
@@ -275,7 +302,11 @@ class AlertSink:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(r.idle() for r in self.runners.values()):
+            if (
+                not self._unsaved
+                and not self._write_lock.locked()
+                and all(r.idle() for r in self.runners.values())
+            ):
                 return True
             time.sleep(0.01)
         return False
@@ -331,6 +362,8 @@ class AlertSink:
             for s in signals:
                 self._apply(s, ctx.now_ns, ch)
             self._commit(ch)
+        if self.sync_writes or self._writer is None:
+            self.flush()
 
     def _apply(self, s: Signal, now: int, ch: _Changes) -> None:
         try:
@@ -475,39 +508,56 @@ class AlertSink:
         }  # fmt: skip
 
     def _commit(self, ch: _Changes) -> None:
-        """Store, then offer to the notifiers, then listeners and summaries. A failed write
-        is kept and retried first on the next call (nothing is notified before it is stored)."""
+        """Queue what a batch changed for the writer (call with ``_lock`` held)."""
         if ch:
             self._unsaved.append(ch)
-        self._flush()
+            self._wake.set()
 
-    def _flush(self) -> None:
-        while self._unsaved:
-            ch = self._unsaved[0]
+    def _write_loop(self) -> None:
+        """Group commit: everything queued since the last write goes in one transaction (one
+        fsync), so the engine thread never waits for the disk."""
+        while not self._stopping.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if not self.flush():
+                self._stopping.wait(1.0)
+
+    def flush(self) -> bool:
+        """Store everything queued, then offer it to the notifiers, then listeners and
+        summaries. Nothing is notified before it is stored; a failed write stays queued
+        (in order) and is retried. Returns False if the store refused."""
+        with self._write_lock:
+            with self._lock:
+                if not self._unsaved:
+                    return True
+                chs, self._unsaved = self._unsaved, []
+                m = _merge(chs)
+                # snapshot the rows under the lock: the engine thread goes on changing alerts
+                new_rows = [_alert_tuple(a) for a in m.new.values()]
+                changed_rows = [_alert_tuple(a) for i, a in m.changed.items() if i not in m.new]
             with self.store.lock:
                 try:
-                    self.store.write(
-                        list(ch.new.values()),
-                        [a for i, a in ch.changed.items() if i not in ch.new],
-                        ch.transitions,
-                        ch.deliveries,
-                    )
+                    self.store.write_rows(new_rows, changed_rows, m.transitions, m.deliveries)
                 except StoreError as exc:
-                    log.error("alerts: %s (kept in memory, retried on the next batch)", exc)
-                    return
-                self._unsaved.pop(0)
+                    log.error("alerts: %s (kept in memory, retried)", exc)
+                    with self._lock:
+                        self._unsaved[:0] = chs
+                    return False
                 by_notifier: dict[str, list[Delivery]] = collections.defaultdict(list)
-                for d in ch.deliveries:
+                for d in m.deliveries:
                     by_notifier[d.notifier].append(d)
                 for name, items in by_notifier.items():
                     self.runners[name].offer(items)
             for fn in self.listeners:
                 try:
-                    fn(ch.pairs)
+                    fn(m.pairs)
                 except Exception:
                     log.exception("alerts: transition listener failed")
-            for e, s in ch.sites:
-                self._publish_summary(e, s)
+            if self.summary_publishers:
+                with self._lock:
+                    for e, site in m.sites:
+                        self._publish_summary(e, site)
+            return True
 
     def _publish_summary(self, enterprise: str, site: str) -> None:
         if not self.summary_publishers or not self._started:
@@ -556,6 +606,8 @@ class AlertSink:
                     log.warning("alerts: retention failed: %s", exc)
             self._commit(ch)
             self.health.snapshot(now, self.open.values())
+        if self.sync_writes or self._writer is None:
+            self.flush()
 
     def _tick_one(self, a: Alert, now: int, ch: _Changes) -> None:
         st = a.state
@@ -627,9 +679,9 @@ class AlertSink:
             ch = _Changes()
             self._operate(a, ev, now, ch, who=who, note=note)
             self._commit(ch)
-            if self._unsaved:
-                raise StoreError("the alert store is not writable; the action is queued")
-            return a
+        if not self.flush():
+            raise StoreError("the alert store is not writable; the action is queued")
+        return a
 
     def ack(self, alert_id: str, who: str, note: str | None = None) -> Alert:
         return self._action(alert_id, Event.ACK, who, note)

@@ -103,6 +103,7 @@ def test_lifecycle_over_mqtt_and_restore(store_factory, mqtt_addr: tuple[str, in
         assert len({m["event"] for m in msgs}) == 6
         hist = sink.store.transitions(a.id)
         assert [t.who for t in hist] == ["engine", "engine", "engine", "op-li", "engine", "op-li"]
+        assert sink.wait_idle()  # delivered marks are written in groups, every 100 ms
         assert sink.store.delivery_counts() == {("mqtt", "delivered"): 6}
         total, rows = sink.store.query(states=["closed"])
         assert total == 1 and rows[0].note == "face ventilated, power restored"

@@ -98,6 +98,11 @@ class NotifierRunner:
         self._t0: dict[str, int] = {}
         self._backlog = False
         self._busy = False
+        # delivered ids not yet marked in the outbox: marked together at most every
+        # ``mark_interval_s`` (one commit instead of one per send)
+        self._marks: list[str] = []
+        self._marks_t0 = 0.0
+        self.mark_interval_s = 0.1
         self._cv = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,7 +136,7 @@ class NotifierRunner:
 
     def idle(self) -> bool:
         with self._cv:
-            return not self._q and not self._busy and not self._backlog
+            return not self._q and not self._busy and not self._backlog and not self._marks
 
     def depth(self) -> int:
         with self._cv:
@@ -149,6 +154,7 @@ class NotifierRunner:
             self._cv.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._flush_marks(force=True)
         self.notifier.close()
 
     def _catch_up(self) -> None:
@@ -163,17 +169,27 @@ class NotifierRunner:
                     self._known.add(d.id)
                     self._t0[d.id] = now
                 # all caught up when everything pending fitted
-                self._backlog = len(rows) >= self.queue_max and bool(fresh)
+                self._backlog = len(rows) >= self.queue_max
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._flush_marks(force=False)
             with self._cv:
                 while not self._q and not self._backlog and not self._stop.is_set():
-                    self._cv.wait(0.5)
+                    if not self._marks:
+                        self._cv.wait(0.5)
+                        continue
+                    due = self._marks_t0 + self.mark_interval_s - time.monotonic()
+                    if due <= 0:
+                        break
+                    self._cv.wait(due)
                 if self._stop.is_set():
-                    return
+                    break
                 need_catch_up = not self._q and self._backlog
+            if not self._q and not need_catch_up:
+                continue  # only marks were due
             if need_catch_up:
+                self._flush_marks(force=True)  # delivered rows must not look pending
                 try:
                     self._catch_up()
                 except Exception as exc:  # store trouble: try again later
@@ -186,20 +202,31 @@ class NotifierRunner:
             done: list[str] = []
             failed: list[str] = []
             try:
-                for i, d in enumerate(batch):
+                for d in batch:
                     ok = self._deliver(d)
                     if ok is None:  # stopping: put the rest back for the outbox
                         return
                     (done if ok else failed).append(d.id)
-                    if i % 64 == 63 and done:
-                        self._mark(done, "delivered")
-                        done = []
             finally:
-                self._mark(done, "delivered")
+                if done:
+                    with self._cv:
+                        if not self._marks:
+                            self._marks_t0 = time.monotonic()
+                        self._marks.extend(done)
                 self._mark(failed, "failed", self.last_error)
                 with self._cv:
                     self._busy = False
                     self.metrics.depth.labels(self.name).set(len(self._q))
+
+    def _flush_marks(self, force: bool) -> None:
+        with self._cv:
+            if not self._marks:
+                return
+            young = time.monotonic() - self._marks_t0 < self.mark_interval_s
+            if not force and len(self._marks) < 256 and young:
+                return
+            ids, self._marks = self._marks, []
+        self._mark(ids, "delivered")
 
     def _mark(self, ids: list[str], status: str, error: str | None = None) -> None:
         if not ids:

@@ -164,6 +164,9 @@ class _Slots:
         self.q_lo = np.full(n, -np.inf)
         self.q_hi = np.full(n, np.inf)
         self.busy = np.zeros(n, bool)
+        # quiet band packed for one gather per row: [lo, hi], lo = +inf while busy
+        self.band = np.empty((n, 2))
+        self.band[:, 0], self.band[:, 1] = -np.inf, np.inf
         self.lcount = np.zeros(n, np.int64)
         self.lstart = np.zeros(n, np.int64)
         self.lk = np.zeros(0, np.uint8)
@@ -174,6 +177,11 @@ class _Slots:
         self.ring_t = np.zeros((0, CHANGE_SAMPLES), np.int64)
         self.ring_v = np.zeros((0, CHANGE_SAMPLES))
         self.ring_n = np.zeros(0, np.int32)
+
+    def refresh_band(self, idx: np.ndarray | slice = slice(None)) -> None:
+        """Recompute the packed quiet band (after a rebuild, reload or busy change)."""
+        self.band[idx, 0] = np.where(self.busy[idx], np.inf, self.q_lo[idx])
+        self.band[idx, 1] = self.q_hi[idx]
 
     STATE = ("latch", "trun", "tsince", "crun", "csince", "hist", "status", "last_t", "last_v",
              "busy")  # fmt: skip
@@ -374,6 +382,7 @@ class RuleSet:
             src = o[pos[hit]]
             dst = np.flatnonzero(hit)
             self._copy_state(old, src, s, dst)
+        s.refresh_band()
         self.slots = s
         counts = np.bincount(sensor, minlength=n_sens).astype(np.int64)
         self.slot_count = counts
@@ -611,7 +620,9 @@ class RuleSet:
         # last value. Whole slot segments are skipped, so sequential semantics hold.
         with np.errstate(invalid="ignore"):
             # (NaN — e.g. a rate without a previous reading — neither triggers nor clears)
-            quiet = (((x > s.q_lo[slot]) & (x < s.q_hi[slot])) | np.isnan(x)) & ~s.busy[slot]
+            band = s.band[slot]
+            lo = band[:, 0]
+            quiet = ((x > lo) & (x < band[:, 1])) | (np.isnan(x) & (lo != np.inf))
         if not all_first:
             seg = np.flatnonzero(first)
             quiet = np.repeat(np.logical_and.reduceat(quiet, seg), np.diff(np.r_[seg, n]))
@@ -646,6 +657,7 @@ class RuleSet:
             | s.trun[touched].any(axis=1)
             | (s.hist[touched] != 0).any(axis=1)
         )
+        s.refresh_band(touched)
         changed = np.flatnonzero(status != prev)
         if not len(changed):
             return []
@@ -1116,6 +1128,7 @@ class RuleSet:
             okey, nkey = old.sensor[src], s.sensor[dst]
             _, oi, ni = np.intersect1d(okey, nkey, assume_unique=True, return_indices=True)
             self._copy_state(old, src[oi], s, dst[ni])
+        s.refresh_band()
         for nd in self.nodata:
             o = st["nodata"].get(nd.spec.name)
             if nd.spec.name in keep and o is not None:

@@ -225,8 +225,10 @@ class NotifierRunner:
             young = time.monotonic() - self._marks_t0 < self.mark_interval_s
             if not force and len(self._marks) < 256 and young:
                 return
-            ids, self._marks = self._marks, []
-        self._mark(ids, "delivered")
+            ids = list(self._marks)
+        self._mark(ids, "delivered")  # idle() stays False until the rows are marked
+        with self._cv:
+            del self._marks[: len(ids)]
 
     def _mark(self, ids: list[str], status: str, error: str | None = None) -> None:
         if not ids:

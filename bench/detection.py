@@ -155,9 +155,9 @@ def run_scenario(name: str, hours: float | None, detectors: bool = True) -> Outc
             signals += pipe.tick(ctx)
             last_tick = now
     secs = time.perf_counter() - t0
-    out = score(sim, reg, signals, flagged, dead, name, n, secs)
-    out.stages = [getattr(st, "name", type(st).__name__) for st in pipe.stages]
-    return out
+    result = score(sim, reg, signals, flagged, dead, name, n, secs)
+    result.stages = [getattr(st, "name", type(st).__name__) for st in pipe.stages]
+    return result
 
 
 def score(

@@ -68,7 +68,7 @@ def test_demo_with_embedded_broker_and_store(tmp_path: Path) -> None:
     assert lp.count("\nreading,") > 20
     assert "alert," in lp
     labels = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
-    assert {"ch4_buildup", "gas_leak", "outburst"} <= {x["type"] for x in labels}
+    assert {"ch4_buildup", "gas_leak", "tank_overfill"} <= {x["type"] for x in labels}
     assert (tmp_path / "var" / "alerts.sqlite").exists()
     assert "riskwatch run -c engine.yaml" in (tmp_path / "engine.yaml").read_text()
 

@@ -539,7 +539,7 @@ class RuleSet:
             slot = base + np.arange(total)
             return rrow, slot, np.ones(total, bool), True
         # stable order by sensor: an unstable sort of (sensor, position) keys is faster
-        pos_bits = max(1, int(len(sensor)).bit_length())
+        pos_bits = max(1, len(sensor).bit_length())
         key = (sensor.astype(np.int64) << pos_bits) | np.arange(len(sensor), dtype=np.int64)
         order = np.sort(key) & ((1 << pos_bits) - 1)
         ssorted = sensor[order]

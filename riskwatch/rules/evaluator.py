@@ -479,13 +479,14 @@ class RuleSet:
 
     # ------------------------------------------------------------------ evaluation
     def process(self, batch: Batch, now_ns: int) -> list[Signal]:
-        """Evaluate a batch (sorted by time); returns the transitions it caused."""
+        """Evaluate a batch; returns the transitions it caused, in time order."""
         if self.registry.generation != self.generation:
             self._rebuild()
         if self.start_ns is None:
             self.start_ns = now_ns
         if not len(batch):
             return []
+        batch = batch.sorted_by_time()  # a no-op check when it already is
         sensor = batch.sensor
         # per-sensor last seen (event/arrival), for no-data rules and compound terms
         if self.nodata:

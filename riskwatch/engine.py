@@ -49,6 +49,7 @@ from riskwatch.ingest.topics import TopicTemplate
 from riskwatch.metrics import IngestMetrics, StorageMetrics, serve_metrics
 from riskwatch.model import Batch, Signal, concat_batches
 from riskwatch.pipeline import Pipeline, StageContext
+from riskwatch.quality import QualityStage
 from riskwatch.storage.influx import Writer, make_writer
 from riskwatch.storage.lineproto import LineEncoder, escape_field_string, escape_tag
 from riskwatch.storage.runner import StorageRunner
@@ -216,7 +217,7 @@ class Engine:
             if stage is not None:
                 stages.append(stage)
                 log.info("stage %s loaded", getattr(stage, "name", modname))
-        self.pipeline = Pipeline(stages)
+        self.pipeline = Pipeline([QualityStage(), *stages])
 
     def _build_sink(self) -> None:
         import importlib

@@ -155,6 +155,8 @@ def _summarise(g: dict[str, list[Any]], now_ns: int) -> dict[str, Any]:
         per_key[key].append(t)
     chattering = []
     for key, ts in per_key.items():
+        if len(ts) < CHATTER_COUNT:
+            continue
         arr = np.asarray(ts, dtype=np.int64)
         if len(arr) >= CHATTER_COUNT:
             span = arr[CHATTER_COUNT - 1 :] - arr[: len(arr) - CHATTER_COUNT + 1]

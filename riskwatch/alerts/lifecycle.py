@@ -38,6 +38,7 @@ import logging
 import math
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ __all__ = ["AlertNotFound", "AlertSink", "TransitionListener", "alert_lines"]
 log = logging.getLogger(__name__)
 
 S = 1_000_000_000
+SUMMARY_EVERY_S = 1.0
+SUMMARY_MAX_ALERTS = 200
 _HIDDEN = (AlertState.SHELVED, AlertState.OUT_OF_SERVICE, "shelve", "out_of_service")
 
 # listeners get (alert, transition) pairs after they are stored (e.g. the InfluxDB writer)
@@ -207,7 +210,10 @@ class AlertSink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
+        self._dirty_sites: set[tuple[str, str]] = set()
+        self._last_summary = 0.0
         self._last_retention = 0
+        self._last_health = 0
         self.silencer = Silencer()
         self._api: Any = None
         self._started = False
@@ -288,6 +294,7 @@ class AlertSink:
             self._writer.join(10)
             self._writer = None
         self.flush()
+        self._publish_due_summaries(force=True)
         for r in self.runners.values():
             r.stop()
         self.store.close()
@@ -297,9 +304,7 @@ class AlertSink:
         return self._api.url if self._api is not None else None
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Until every notifier has sent everything (tests, bench, orderly shutdown)."""
-        import time
-
+        """Until everything queued is stored and sent, summaries included (tests, bench)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (
@@ -307,6 +312,7 @@ class AlertSink:
                 and not self._write_lock.locked()
                 and all(r.idle() for r in self.runners.values())
             ):
+                self._publish_due_summaries(force=True)
                 return True
             time.sleep(0.01)
         return False
@@ -519,6 +525,7 @@ class AlertSink:
         while not self._stopping.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
+            self._publish_due_summaries()
             if not self.flush():
                 self._stopping.wait(1.0)
 
@@ -555,9 +562,21 @@ class AlertSink:
                     log.exception("alerts: transition listener failed")
             if self.summary_publishers:
                 with self._lock:
-                    for e, site in m.sites:
-                        self._publish_summary(e, site)
+                    self._dirty_sites |= m.sites
+                self._publish_due_summaries()
             return True
+
+    def _publish_due_summaries(self, force: bool = False) -> None:
+        """Retained per-site summaries, at most once per ``SUMMARY_EVERY_S`` (a site with
+        thousands of open alerts must not cost a big JSON per batch)."""
+        now = time.monotonic()
+        if not self._dirty_sites or (not force and now - self._last_summary < SUMMARY_EVERY_S):
+            return
+        with self._lock:
+            self._last_summary = now
+            sites, self._dirty_sites = self._dirty_sites, set()
+            for e, site in sites:
+                self._publish_summary(e, site)
 
     def _publish_summary(self, enterprise: str, site: str) -> None:
         if not self.summary_publishers or not self._started:
@@ -573,11 +592,12 @@ class AlertSink:
                 "open": len(alerts), "by_level": by_level,
                 "unacknowledged": sum(1 for a in alerts if not a.acked and a.state in
                                       (AlertState.FIRING, AlertState.RESOLVED)),
+                "truncated": len(alerts) > SUMMARY_MAX_ALERTS,
                 "alerts": [
                     {"id": a.id, "rule": a.rule, "sensor": a.sensor, "group": a.group,
                      "level": _colour(a.level), "state": a.state.value, "acked": a.acked,
                      "since": a.since_ns // 1_000_000, "message": a.message}
-                    for a in alerts
+                    for a in alerts[:SUMMARY_MAX_ALERTS]
                 ],
             }
         )  # fmt: skip
@@ -605,7 +625,13 @@ class AlertSink:
                 except Exception as exc:
                     log.warning("alerts: retention failed: %s", exc)
             self._commit(ch)
-            self.health.snapshot(now, self.open.values())
+            if now - self._last_health >= 10 * S:  # for the Prometheus collector
+                self._last_health = now
+                open_alerts = list(self.open.values())
+            else:
+                open_alerts = None
+        if open_alerts is not None:  # outside the lock: the engine thread must not wait
+            self.health.snapshot(now, open_alerts)
         if self.sync_writes or self._writer is None:
             self.flush()
 

@@ -42,6 +42,7 @@ __all__ = [
     "rounds",
     "run_stream",
     "z_score_to_unit",
+    "z_to_decades",
 ]
 
 _LN10 = float(np.log(10.0))
@@ -53,6 +54,18 @@ class HyperParameterError(ValueError):
     def __init__(self, param: str, message: str) -> None:
         self.param, self.message = param, message
         super().__init__(f"{param}: {message}")
+
+
+def z_to_decades(z: np.ndarray) -> np.ndarray:
+    """Surprise of ``|z|`` in decades: ``-log10`` of the two-sided Gaussian tail (>= 0).
+
+    >>> z_to_decades(np.array([0.0, 4.4172, 40.0])).round(1).tolist()
+    [0.0, 5.0, 349.1]
+    """
+    z = np.abs(np.asarray(z, dtype=np.float64))
+    out = np.maximum(-(np.log(2.0) + log_ndtr(-z)) / _LN10, 0.0) + 0.0
+    out[np.isnan(z)] = 0.0
+    return out
 
 
 def z_score_to_unit(z: np.ndarray) -> np.ndarray:
@@ -136,12 +149,21 @@ class Detector(ABC):
     # -- the contract ----------------------------------------------------------------
     def score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         """Scores in [0, 1] for one round (each sensor at most once); never changes state."""
+        return np.minimum(self.surprise(sensor, value, time) / 10.0, 1.0)
+
+    def surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """Uncapped surprise in decades (``10 * score`` before clipping); never changes state.
+
+        NaN readings and anything not finite-but-NaN score 0; an infinite surprise (a
+        quiet sensor that moved) stays infinite here and is 1 as a score.
+        """
         sensor = np.asarray(sensor, dtype=np.int64)
         if len(sensor) == 0:
             return np.zeros(0)
         self._grow(sensor)
-        out = self._score(sensor, np.asarray(value, dtype=np.float64), np.asarray(time))
-        return np.where(np.isfinite(out), out, 0.0)
+        value = np.asarray(value, dtype=np.float64)
+        out = self._surprise(sensor, value, np.asarray(time))
+        return np.where(np.isnan(out) | np.isnan(value), 0.0, out)
 
     def learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         """Update the state with one round; NaN values are skipped (a gap, not a reading)."""
@@ -156,7 +178,7 @@ class Detector(ABC):
         self._learn(sensor, value, np.asarray(time, dtype=np.int64))
 
     @abstractmethod
-    def _score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray: ...
+    def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray: ...
 
     @abstractmethod
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None: ...

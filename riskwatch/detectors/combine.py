@@ -32,7 +32,10 @@ import numpy as np
 
 from riskwatch.detectors.base import Detector, rounds
 
-__all__ = ["Combine", "Ensemble", "EnsembleOutput", "evaluate", "members_of"]
+__all__ = ["Combine", "Ensemble", "EnsembleOutput", "TailCalibrator", "evaluate", "members_of"]
+
+_BIN = 0.5  # half-decade bins of surprise for the calibration
+_NBINS = 61  # 0 .. 30 decades, the last bin takes everything >= 30
 
 Combine = Union[str, tuple[str, Sequence["Combine"]]]  # noqa: UP007 - recursive alias
 
@@ -64,6 +67,62 @@ def evaluate(expr: Combine, scores: Mapping[str, np.ndarray]) -> np.ndarray:
     return out
 
 
+class TailCalibrator:
+    """Scores a member against this sensor's own history of that member's scores.
+
+    ``u`` (:meth:`Detector.surprise`) is the surprise in decades (``-log10`` of a tail probability
+    under the member's model). Its empirical tail is learned per sensor (exponentially
+    decayed counts in half-decade bins, weight ``alpha``) and mixed with the model tail
+    ``10**-u`` as a prior worth ``prior`` readings:
+    ``p = (count(past u' >= u) + prior * 10**-u) / (total + prior)``. A series whose
+    deviations are heavy-tailed (daily edges, routine spikes) thus learns that they are
+    ordinary, while a never-seen deviation keeps its model probability. The output never
+    exceeds the input score, so calibration only ever removes alarms.
+
+    >>> cal = TailCalibrator(alpha=0.01, prior=10.0)
+    >>> s = np.zeros(1, np.int64)
+    >>> [round(float(cal.score_learn(s, np.array([6.0]))[0]), 2) for _ in range(3)]
+    [0.6, 0.1, 0.08]
+    """
+
+    def __init__(self, alpha: float, prior: float) -> None:
+        self.alpha, self.prior = alpha, prior
+        self._cnt = np.zeros((0, _NBINS))
+        self._tot = np.zeros(0)
+
+    def _grow(self, need: int) -> None:
+        n = len(self._tot)
+        if need > n:
+            cap = max(need, 2 * n, 16)
+            self._cnt = np.r_[self._cnt, np.zeros((cap - n, _NBINS))]
+            self._tot = np.r_[self._tot, np.zeros(cap - n)]
+
+    def score_learn(self, sensor: np.ndarray, surprise: np.ndarray) -> np.ndarray:
+        """Calibrated scores for one round, then learn the surprises (score, then learn)."""
+        if len(sensor) == 0:
+            return np.zeros(0)
+        self._grow(int(sensor.max()) + 1)
+        u = np.minimum(surprise, 1e6)
+        b = np.minimum((u / _BIN).astype(np.int64), _NBINS - 1)
+        rows = np.arange(len(sensor))
+        cnt = self._cnt[sensor]
+        ge = np.cumsum(cnt[:, ::-1], axis=1)[:, ::-1][rows, b]
+        p = (ge + self.prior * 10.0 ** (-u)) / (self._tot[sensor] + self.prior)
+        with np.errstate(divide="ignore"):
+            out = np.clip(np.minimum(-np.log10(p), u) / 10.0, 0.0, 1.0) + 0.0
+        keep = 1.0 - self.alpha
+        cnt *= keep
+        cnt[rows, b] += 1.0
+        self._cnt[sensor] = cnt
+        self._tot[sensor] = self._tot[sensor] * keep + 1.0
+        return out
+
+    def forget(self, sensor: np.ndarray) -> None:
+        s = sensor[sensor < len(self._tot)]
+        self._cnt[s] = 0.0
+        self._tot[s] = 0.0
+
+
 @dataclass(frozen=True)
 class EnsembleOutput:
     """Per reading (input order): combined ``score``, the ``decision`` score with repeats
@@ -87,6 +146,8 @@ class Ensemble:
         *,
         threshold: float = 0.5,
         hold_ns: int = 3_600_000_000_000,
+        calibrate_alpha: float = 0.0,
+        calibrate_prior: float = 10.0,
     ) -> None:
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -99,8 +160,19 @@ class Ensemble:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         if hold_ns < 0:
             raise ValueError(f"hold must be >= 0, got {hold_ns}")
+        if not 0.0 <= calibrate_alpha < 1.0:
+            raise ValueError(f"calibrate_alpha must be in [0, 1), got {calibrate_alpha}")
+        if calibrate_prior <= 0.0:
+            raise ValueError(f"calibrate_prior must be > 0, got {calibrate_prior}")
         self.threshold = threshold
         self.hold_ns = int(hold_ns)
+        self.calibrate_alpha = calibrate_alpha
+        self.calibrate_prior = calibrate_prior
+        self._cal = (
+            {k: TailCalibrator(calibrate_alpha, calibrate_prior) for k in self.members}
+            if calibrate_alpha > 0.0
+            else {}
+        )
         self._active = np.zeros(0, dtype=bool)
         self._last_hot = np.zeros(0, dtype=np.int64)
         self._peak = np.zeros(0)
@@ -135,7 +207,11 @@ class Ensemble:
         time = np.asarray(time, dtype=np.int64)
         ms: dict[str, np.ndarray] = {}
         for name, det in self.members.items():
-            ms[name] = det.score(sensor, value, time)
+            cal = self._cal.get(name)
+            if cal is None:
+                ms[name] = det.score(sensor, value, time)
+            else:
+                ms[name] = cal.score_learn(sensor, det.surprise(sensor, value, time))
             det.learn(sensor, value, time)
         score = evaluate(self.combine, ms) if len(sensor) else np.zeros(0)
         self._grow(sensor)
@@ -175,6 +251,8 @@ class Ensemble:
         s = np.asarray(sensor, dtype=np.int64)
         s = s[s < len(self._active)]
         self._active[s] = False
+        for cal in self._cal.values():
+            cal.forget(s)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -184,4 +262,5 @@ class Ensemble:
             "combine": self.combine,
             "threshold": self.threshold,
             "hold_ns": self.hold_ns,
+            "calibrate_alpha": self.calibrate_alpha,
         }

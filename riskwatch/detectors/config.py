@@ -74,6 +74,13 @@ class DetectorSpec:
     combine: Any = None
     threshold: float = field(default=0.5, metadata={"check": _unit})
     hold: str = field(default="1h", metadata={"check": _duration})
+    calibrate: float = field(
+        default=0.0,
+        metadata={"check": lambda v: None if 0.0 <= v < 1.0 else f"must be in [0, 1), got {v}"},
+    )
+    calibrate_prior: float = field(
+        default=10.0, metadata={"check": lambda v: None if v > 0 else f"must be > 0, got {v}"}
+    )
     level: Level = Level.BLUE
     enabled: bool = True
     description: str = ""
@@ -86,10 +93,15 @@ class DetectorSpec:
             _combine(self.combine),
             threshold=self.threshold,
             hold_ns=parse_duration(self.hold),
+            calibrate_alpha=self.calibrate,
+            calibrate_prior=self.calibrate_prior,
         )
 
     def fingerprint(self) -> str:
-        return repr((self.members, self.combine, self.threshold, self.hold))
+        return repr(
+            (self.members, self.combine, self.threshold, self.hold, self.calibrate,
+             self.calibrate_prior)
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ import numpy as np
 
 from riskwatch.detectors.base import Detector, check
 
+_ZMAX = 1e6  # a quiet sensor that moves gives an infinite z; keep the sums finite
+
 __all__ = ["Cusum", "CusumRef"]
 
 
@@ -63,15 +65,15 @@ class Cusum(Detector):
         d = value - s["mean"][sensor]
         sd = np.maximum(np.sqrt(s["var"][sensor]), self.min_std)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(d == 0.0, 0.0, d / sd)
+            z = np.clip(np.where(d == 0.0, 0.0, d / sd), -_ZMAX, _ZMAX)
         z = np.where(s["n"][sensor] >= max(self.warmup, 2), z, 0.0)
         sp = np.maximum(0.0, s["sp"][sensor] + z - self.k)
         sn = np.maximum(0.0, s["sn"][sensor] - z - self.k)
         return sp, sn
 
-    def _score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+    def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         sp, sn = self._sums(sensor, value)
-        return np.minimum(1.0, 0.5 * np.maximum(sp, sn) / self.h)
+        return 5.0 * np.maximum(sp, sn) / self.h
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s, a = self._s, self.alpha
@@ -110,6 +112,7 @@ class CusumRef:
             d = x - self.mean
             sd = max(math.sqrt(self.var), self.min_std)
             z = 0.0 if d == 0.0 else (d / sd if sd > 0 else math.copysign(math.inf, d))
+            z = min(max(z, -_ZMAX), _ZMAX)
         return max(0.0, self.sp + z - self.k), max(0.0, self.sn - z - self.k)
 
     def score_one(self, x: float, t: int = 0) -> float:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from riskwatch.detectors.base import Detector, check, z_score_to_unit, z_score_to_unit_scalar
+from riskwatch.detectors.base import Detector, check, z_score_to_unit_scalar, z_to_decades
 
 __all__ = ["EWMAZScore", "EWMAZScoreRef"]
 
@@ -59,8 +59,8 @@ class EWMAZScore(Detector):
             z = np.where(d == 0.0, 0.0, d / sd)
         return np.where(s["n"][sensor] >= max(self.warmup, 2), z, 0.0)
 
-    def _score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
-        return z_score_to_unit(self.z(sensor, value))
+    def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+        return z_to_decades(self.z(sensor, value))
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s, a = self._s, self.alpha

@@ -79,19 +79,18 @@ class Flatline(Detector):
         d2s = np.where(s["n"][sensor] > 0, d2s, 0.0)
         return same, run, d2s, d
 
-    def _score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+    def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         s = self._s
         _, run, d2s, _ = self._step(sensor, value)
         p = (s["same"][sensor] + 1.0) / (s["tot"][sensor] + 2.0)
-        out = run * -np.log10(p) / 10.0
+        out = run * -np.log10(p)
         if self.collapse:
             d2l = s["d2l"][sensor]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(d2l > 0, d2l / d2s, 1.0)
-                c = 0.5 * np.log(np.maximum(ratio, 1.0)) / math.log(self.collapse)
+                c = 5.0 * np.log(np.maximum(ratio, 1.0)) / math.log(self.collapse)
             out = np.maximum(out, c)
-        out = np.where(s["n"][sensor] >= self.warmup, out, 0.0)
-        return np.minimum(out, 1.0)
+        return np.where(s["n"][sensor] >= self.warmup, out, 0.0)
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s

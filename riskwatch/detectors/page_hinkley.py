@@ -26,6 +26,8 @@ import numpy as np
 
 from riskwatch.detectors.base import Detector, check
 
+_ZMAX = 1e6  # a quiet sensor that moves gives an infinite z; keep the sums finite
+
 __all__ = ["PageHinkley", "PageHinkleyRef"]
 
 
@@ -66,7 +68,7 @@ class PageHinkley(Detector):
         d = value - s["mean"][sensor]
         sd = np.maximum(np.sqrt(s["var"][sensor]), self.min_std)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(d == 0.0, 0.0, d / sd)
+            z = np.clip(np.where(d == 0.0, 0.0, d / sd), -_ZMAX, _ZMAX)
         z = np.where(s["n"][sensor] >= max(self.warmup, 2), z, 0.0)
         cp = s["cp"][sensor] + z - self.delta
         cn = s["cn"][sensor] - z - self.delta
@@ -74,9 +76,9 @@ class PageHinkley(Detector):
         mn = np.minimum(s["mn"][sensor], cn)
         return cp, mp, cn, mn
 
-    def _score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+    def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         cp, mp, cn, mn = self._stats(sensor, value)
-        return np.minimum(1.0, 0.5 * np.maximum(cp - mp, cn - mn) / self.lam)
+        return 5.0 * np.maximum(cp - mp, cn - mn) / self.lam
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s
@@ -120,6 +122,7 @@ class PageHinkleyRef:
             d = x - self.mean
             sd = max(math.sqrt(self.var), self.min_std)
             z = 0.0 if d == 0.0 else (d / sd if sd > 0 else math.copysign(math.inf, d))
+            z = min(max(z, -_ZMAX), _ZMAX)
         cp = self.cp + z - self.delta
         cn = self.cn - z - self.delta
         return cp, min(self.mp, cp), cn, min(self.mn, cn)

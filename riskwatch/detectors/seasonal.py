@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from riskwatch.detectors.base import Detector, check, z_score_to_unit, z_score_to_unit_scalar
+from riskwatch.detectors.base import Detector, check, z_score_to_unit_scalar, z_to_decades
 
 __all__ = ["SeasonalBaseline", "SeasonalBaselineRef"]
 
@@ -74,7 +74,7 @@ class SeasonalBaseline(Detector):
         sec = np.asarray(time, dtype=np.int64) // 1_000_000_000 + self.utc_offset_s
         return (sec % _PERIODS[self.period]) // self.slot_s
 
-    def _score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+    def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         s = self._s
         k = self.slot(time)
         d = value - s["prof"][sensor, k]
@@ -82,7 +82,7 @@ class SeasonalBaseline(Detector):
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(d == 0.0, 0.0, d / sd)
         ok = (s["cnt"][sensor, k] >= self.min_cycles) & (s["n"][sensor] >= max(self.warmup, 2))
-        return z_score_to_unit(np.where(ok, z, 0.0))
+        return z_to_decades(np.where(ok, z, 0.0))
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s

@@ -194,7 +194,7 @@ class _Slots:
     def nbytes_params(self) -> int:
         names = ("sensor", "rule", "kind", "sign", "T", "C", "strict", "cincl", "for_ns",
                  "keep_ns", "enabled", "low", "high", "per_ns", "window_ns", "count_n", "count_m",
-                 "ring_row")  # fmt: skip
+                 "ring_row", "q_lo", "q_hi", "band", "lcount", "lstart", "lk", "lflat")  # fmt: skip
         return sum(getattr(self, a).nbytes for a in names)
 
 

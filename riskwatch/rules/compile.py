@@ -45,7 +45,12 @@ def _norm(x: Any) -> str:
     return str(x)
 
 
-def _match_column(col: np.ndarray, pats: list[str]) -> np.ndarray:
+def _match_column(
+    col: np.ndarray,
+    pats: list[str],
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    name: str = "",
+) -> np.ndarray:
     if col.dtype == bool:
         want = {p.lower() in ("true", "1", "yes") for p in pats}
         return np.isin(col, list(want))
@@ -59,7 +64,12 @@ def _match_column(col: np.ndarray, pats: list[str]) -> np.ndarray:
             except ValueError:
                 continue
         return np.isin(col, vals)
-    uniq, inv = np.unique(col.astype(str), return_inverse=True)
+    hit = cache.get(name) if cache is not None else None
+    if hit is None:
+        hit = np.unique(col.astype(str), return_inverse=True)
+        if cache is not None:
+            cache[name] = hit
+    uniq, inv = hit
     ok = np.array([any(fnmatch.fnmatchcase(u, p) for p in pats) for u in uniq.tolist()], dtype=bool)
     return ok[inv] if len(uniq) else np.zeros(len(col), dtype=bool)
 
@@ -68,11 +78,13 @@ def select(
     registry: SensorRegistry,
     match: Mapping[str, Any],
     exclude: Mapping[str, Any] | None = None,
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Boolean mask over sensor ids: every ``match`` key matches and no ``exclude`` key does.
 
     A value is a string, a number or a list (any of); strings may be globs. A column the
-    registry does not have matches nothing (``rules check`` reports it).
+    registry does not have matches nothing (``rules check`` reports it). ``cache`` keeps
+    each text column's distinct values between calls of one registry generation.
     """
     n = len(registry)
     mask = np.ones(n, dtype=bool)
@@ -80,10 +92,10 @@ def select(
     for k, v in match.items():
         if k not in cols:
             return np.zeros(n, dtype=bool)
-        mask &= _match_column(registry.column(k), _patterns(v))
+        mask &= _match_column(registry.column(k), _patterns(v), cache, k)
     for k, v in (exclude or {}).items():
         if k in cols:
-            mask &= ~_match_column(registry.column(k), _patterns(v))
+            mask &= ~_match_column(registry.column(k), _patterns(v), cache, k)
     return mask
 
 

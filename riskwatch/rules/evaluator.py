@@ -329,8 +329,10 @@ class RuleSet:
         old = self.slots
         parts_sensor: list[np.ndarray] = []
         parts_rule: list[np.ndarray] = []
+        cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._select_cache = cache
         for r in self.rules:
-            ids = np.flatnonzero(select(reg, r.spec.match, r.spec.exclude)).astype(np.int32)
+            ids = np.flatnonzero(select(reg, r.spec.match, r.spec.exclude, cache)).astype(np.int32)
             parts_sensor.append(ids)
             parts_rule.append(np.full(len(ids), r.idx, np.int32))
         sensor = np.concatenate(parts_sensor) if parts_sensor else np.zeros(0, np.int32)
@@ -395,7 +397,7 @@ class RuleSet:
             self.sensor_last_v = np.concatenate([self.sensor_last_v, np.full(grow, np.nan)])
         self.n_sensors = n_sens
         for nd in self.nodata:
-            nd.rebuild(reg)
+            nd.rebuild(reg, cache)
         for c in self.compounds:
             c.rebuild(self, reg)
         self.generation = reg.generation
@@ -1161,9 +1163,11 @@ class _NoData:
     def nbytes(self) -> int:
         return self.mask.nbytes + self.after.nbytes + self.fired.nbytes + self.group.nbytes
 
-    def rebuild(self, reg: SensorRegistry) -> None:
+    def rebuild(
+        self, reg: SensorRegistry, cache: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    ) -> None:
         n = len(reg)
-        self.mask = select(reg, self.spec.match, self.spec.exclude)
+        self.mask = select(reg, self.spec.match, self.spec.exclude, cache)
         after = self.nd.after
         if isinstance(after, str) and "catalog." in after:
             sp = as_setpoint(after)
@@ -1343,7 +1347,7 @@ class _Compound:
                     nd = next((x for x in rs.nodata if x.spec.name == t.rule), None)
                     m = nd.mask.copy() if nd is not None else np.zeros(n, bool)
             else:
-                m = select(reg, t.match)
+                m = select(reg, t.match, None, rs._select_cache)
             self.term_masks.append(m)
         inany = np.zeros(n, bool)
         for m in self.term_masks:

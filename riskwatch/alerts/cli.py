@@ -124,7 +124,12 @@ def _list(args: argparse.Namespace) -> int:
     if args.open:
         params.append(("open", "true"))
     data = _call(args, "GET", "/api/v1/alerts", params=params)
-    return _out(args, data, lambda d: (_print_alerts(d["items"]), print(f"{d['total']} alerts")))
+
+    def human(d: dict[str, Any]) -> None:
+        _print_alerts(d["items"])
+        print(f"{d['total']} alerts")
+
+    return _out(args, data, human)
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -200,7 +200,7 @@ class AlertsConfig:
         return [NotifierConfig(kind="mqtt", topic=self.topic)]
 
     def validate(self) -> list[tuple[tuple[str, ...], str]]:
-        out = []
+        out: list[tuple[tuple[str, ...], str]] = []
         seen: set[str] = set()
         for i, n in enumerate(self.notify):
             if n.label in seen:

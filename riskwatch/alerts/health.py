@@ -104,8 +104,8 @@ class HealthTracker(Collector):
                 for g in (("sites", site), *(("consoles", c) for c in self._consoles(a.labels()))):
                     groups[g]["stale"].append(a.id)
         out: dict[str, Any] = {"sites": {}, "consoles": {n: _empty() for n in self.consoles}}
-        for (kind, name), g in groups.items():
-            out[kind][name] = _summarise(g, now_ns)
+        for (kind, name), grp in groups.items():
+            out[kind][name] = _summarise(grp, now_ns)
         with self._lock:
             self._last = out
         return out

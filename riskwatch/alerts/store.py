@@ -357,7 +357,8 @@ class AlertStore:
         sel = sa.select(tb).where(*conds)
         order = [sa.func.coalesce(tb.c.level, 9), tb.c.since_ns.desc(), tb.c.id]
         with self.engine.connect() as c:
-            total = int(c.execute(sa.select(sa.func.count()).select_from(sel.subquery())).scalar())
+            n = c.execute(sa.select(sa.func.count()).select_from(sel.subquery())).scalar()
+            total = int(n or 0)
             rows = c.execute(sel.order_by(*order).limit(limit).offset(offset))
             return total, [_row_alert(r._mapping) for r in rows]
 

@@ -76,10 +76,11 @@ class Cusum(Detector):
         return 5.0 * np.maximum(sp, sn) / self.h
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
-        s, a = self._s, self.alpha
+        s = self._s
         sp, sn = self._sums(sensor, value)
         alarm = np.maximum(sp, sn) >= self.h
         n = s["n"][sensor]
+        a = np.maximum(self.alpha, 1.0 / (n + 1.0))
         d = value - s["mean"][sensor]
         first = n == 0
         mean = np.where(first | alarm, value, s["mean"][sensor] + a * d)
@@ -127,10 +128,11 @@ class CusumRef:
         sp, sn = self._sums(x)
         alarm = max(sp, sn) >= self.h
         d = x - self.mean
+        a = max(self.alpha, 1.0 / (self.n + 1.0))
         if self.n == 0:
             self.mean, self.var = x, 0.0
         else:
-            self.mean = x if alarm else self.mean + self.alpha * d
-            self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
+            self.mean = x if alarm else self.mean + a * d
+            self.var = (1 - a) * (self.var + a * d * d)
         self.sp, self.sn = (0.0, 0.0) if alarm else (sp, sn)
         self.n += 1

@@ -31,7 +31,9 @@ class EWMAZScore(Detector):
     Parameters: ``alpha`` (weight of a new reading, 1/alpha ~ memory in readings),
     ``min_std`` (absolute floor on the standard deviation, in the sensor's unit, so a
     perfectly quiet sensor does not score infinity on its first quantisation step),
-    ``warmup`` (readings before scores are non-zero), ``threshold``.
+    ``warmup`` (readings before scores are non-zero), ``threshold``. The weight is
+    ``max(alpha, 1/n)``: a plain average over the first readings, so the variance is not
+    biased low while it fills (which would inflate early z-scores).
     """
 
     kind = "ewma"
@@ -63,8 +65,9 @@ class EWMAZScore(Detector):
         return z_to_decades(self.z(sensor, value))
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
-        s, a = self._s, self.alpha
+        s = self._s
         n = s["n"][sensor]
+        a = np.maximum(self.alpha, 1.0 / (n + 1.0))  # cumulative average until 1/n < alpha
         d = value - s["mean"][sensor]
         first = n == 0
         s["mean"][sensor] = np.where(first, value, s["mean"][sensor] + a * d)
@@ -95,6 +98,7 @@ class EWMAZScoreRef:
             self.mean, self.var = x, 0.0
         else:
             d = x - self.mean
-            self.mean += self.alpha * d
-            self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
+            a = max(self.alpha, 1.0 / (self.n + 1.0))
+            self.mean += a * d
+            self.var = (1 - a) * (self.var + a * d * d)
         self.n += 1

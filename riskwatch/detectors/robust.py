@@ -70,8 +70,9 @@ class RobustZScore(Detector):
         return z_to_decades(self.z(sensor, value))
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
-        s, a = self._s, self.alpha
+        s = self._s
         n = s["n"][sensor]
+        a = np.maximum(self.alpha, 1.0 / (n + 1.0))
         loc, mad = s["loc"][sensor], s["mad"][sensor]
         d = value - loc
         sd = _K * mad
@@ -116,6 +117,7 @@ class RobustZScoreRef:
                 dev = min(abs(d), 3.0 * sd)
             else:
                 psi, dev = d, abs(d)
-            self.loc += self.alpha * psi
-            self.mad += self.alpha * (dev - self.mad)
+            a = max(self.alpha, 1.0 / (self.n + 1.0))
+            self.loc += a * psi
+            self.mad += a * (dev - self.mad)
         self.n += 1

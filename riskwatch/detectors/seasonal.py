@@ -93,9 +93,8 @@ class SeasonalBaseline(Detector):
         seen = c > 0
         n = s["n"][sensor]
         v = s["var"][sensor]
-        s["var"][sensor] = np.where(
-            seen, np.where(n == 0, d * d, (1 - self.alpha_var) * v + self.alpha_var * d * d), v
-        )
+        av = np.maximum(self.alpha_var, 1.0 / (n + 1.0))
+        s["var"][sensor] = np.where(seen, (1 - av) * v + av * d * d, v)
         s["n"][sensor] = np.where(seen, n + 1, n)
         s["prof"][sensor, k] = np.where(seen, prof + self.alpha * d, value)
         s["cnt"][sensor, k] = c + 1
@@ -145,9 +144,8 @@ class SeasonalBaselineRef:
         c = self.cnt.get(k, 0)
         if c > 0:
             d = x - self.prof[k]
-            self.var = (
-                d * d if self.n == 0 else (1 - self.alpha_var) * self.var + self.alpha_var * d * d
-            )
+            av = max(self.alpha_var, 1.0 / (self.n + 1.0))
+            self.var = (1 - av) * self.var + av * d * d
             self.n += 1
             self.prof[k] += self.alpha * d
         else:

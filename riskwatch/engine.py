@@ -194,6 +194,7 @@ class Engine:
         self._metrics_server: Any = None
         self._watched: dict[Path, float] = {}
         self.readings_total = 0
+        self.first_received_ns: int | None = None  # arrival of the first message (benchmarks)
         self.started = threading.Event()
 
     # ------------------------------------------------------------------ set-up
@@ -427,6 +428,8 @@ class Engine:
                 return
 
     def _decode(self, raw: list[_Msg]) -> Batch:
+        if self.first_received_ns is None:
+            self.first_received_ns = raw[0][2]
         decoded = self.decoder.decode_many([(m[0], m[1], m[2]) for m in raw])
         if decoded.deadletters and self.deadletter is not None:
             self.deadletter.write(decoded.deadletters, raw[-1][2])

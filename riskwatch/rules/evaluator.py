@@ -331,6 +331,7 @@ class RuleSet:
         parts_rule: list[np.ndarray] = []
         cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._select_cache = cache
+        self.rule_slots: dict[int, np.ndarray] = {}  # slots of a rule, filled on demand
         for r in self.rules:
             ids = np.flatnonzero(select(reg, r.spec.match, r.spec.exclude, cache)).astype(np.int32)
             parts_sensor.append(ids)
@@ -1099,9 +1100,11 @@ class RuleSet:
         out = np.zeros(self.n_sensors, np.uint8)
         r = self.rule_index.get(rule_name)
         if r is not None:
-            m = np.flatnonzero(
-                (self.slots.rule == r.idx) & (self.slots.status > 0) & (self.slots.status < 10)
-            )
+            sl = self.rule_slots.get(r.idx)
+            if sl is None:
+                sl = self.rule_slots[r.idx] = np.flatnonzero(self.slots.rule == r.idx)
+            st = self.slots.status[sl]
+            m = sl[(st > 0) & (st < 10)]
             out[self.slots.sensor[m]] = self.slots.status[m]
             return out
         for nd in self.nodata:

@@ -100,7 +100,7 @@ class LogPublishSink:
         self.storage = storage
 
     def message(self, s: Signal) -> dict[str, Any]:
-        meta = self.registry.meta(s.sensor) if s.sensor >= 0 else {}
+        meta = self.registry.meta(s.sensor) if s.sensor >= 0 else dict(s.extra or {})
         return {
             "id": f"{s.rule}|{meta.get('enterprise', '')}/{meta.get('site', '')}/"
             f"{meta.get('sensor', s.group or '')}",

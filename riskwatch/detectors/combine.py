@@ -244,6 +244,16 @@ class Ensemble:
                 members[k][idx] = v
         return EnsembleOutput(score, decision, raised, cleared, members)
 
+    def expire(self, now_ns: int) -> np.ndarray:
+        """Close windows whose hold ran out without new readings; returns their sensor ids.
+
+        The engine's tick calls this so a sensor that went quiet during an anomaly still
+        gets its window resolved.
+        """
+        gone = np.flatnonzero(self._active & (now_ns - self._last_hot >= self.hold_ns))
+        self._active[gone] = False
+        return gone
+
     def forget(self, sensor: np.ndarray) -> None:
         """Reset every member's state and the window of these sensors."""
         for det in self.members.values():

@@ -1,0 +1,240 @@
+"""Detector config errors (file:line:key), the ensemble decision, the engine stage
+(selection, one signal per window, tick, reload) and ``riskwatch score``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskwatch.catalog import SensorRegistry
+from riskwatch.cli import main
+from riskwatch.config.engine import load_engine_config_text
+from riskwatch.detectors import build_stage
+from riskwatch.detectors.cli import default_config_path
+from riskwatch.detectors.combine import Ensemble
+from riskwatch.detectors.config import load_detector_file, load_detector_text
+from riskwatch.detectors.ewma import EWMAZScore
+from riskwatch.detectors.stage import DetectorStage
+from riskwatch.errors import ConfigErrors
+from riskwatch.model import Batch, Flags, Level
+from riskwatch.pipeline import StageContext
+
+MIN = 60 * 10**9
+
+BROKEN = [
+    (
+        "detectors:\n  - name: a\n    members: {z: {type: ewmaa}}\n",
+        "f.yaml:3:25: detectors[0].members.z.type: unknown detector type 'ewmaa'",
+    ),
+    (
+        "detectors:\n  - name: a\n    members:\n      z: {type: ewma, alpah: 0.1}\n",
+        "f.yaml:4:23: detectors[0].members.z.alpah: unknown key (known: type, alpha, min_std, warmup, threshold)",
+    ),
+    (
+        "detectors:\n  - name: a\n    members:\n      z: {type: cusum, h: -1}\n",
+        "f.yaml:4:27: detectors[0].members.z.h: must be > 0, got -1",
+    ),
+    (
+        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    combine: {any: [z, y]}\n",
+        "f.yaml:4:24: detectors[0].combine.any[1]: unknown member 'y' (have: z)",
+    ),
+    (
+        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    threshold: 2\n",
+        "f.yaml:4:16: detectors[0].threshold: must be in (0, 1], got 2.0",
+    ),
+    (
+        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    hold: 5 parsecs\n",
+        "f.yaml:4:11: detectors[0].hold:",
+    ),
+    (
+        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    level: purple\n",
+        "f.yaml:4:12: detectors[0].level: must be one of red, orange, yellow, blue, got 'purple'",
+    ),
+    (
+        "detectors:\n  - {name: a, members: {z: {type: ewma}}}\n  - {name: a, members: {z: {type: ewma}}}\n",
+        "f.yaml:3:12: detectors[1].name: duplicate detector name 'a'",
+    ),
+]
+
+
+@pytest.mark.parametrize("text,message", BROKEN, ids=[m.split(": ")[1] for _, m in BROKEN])
+def test_config_errors_name_file_line_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigErrors) as e:
+        load_detector_text(text, file="f.yaml")
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_bundled_default_config_loads() -> None:
+    f = load_detector_file(default_config_path())
+    assert [s.name for s in f.detectors] == ["default"]
+    ens = f.detectors[0].build()
+    assert set(ens.members) == {"level", "daily", "weekly", "frozen", "shift"}
+
+
+def test_ensemble_one_raise_per_window_and_clear_after_hold() -> None:
+    ens = Ensemble({"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=10 * MIN)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, 300)
+    x[200:205] = 30.0  # a five-reading episode
+    t = np.arange(300, dtype=np.int64) * MIN
+    out = ens.process(np.zeros(300, np.int32), x, t)
+    assert np.flatnonzero(out.raised).tolist() == [200]
+    (clear,) = np.flatnonzero(out.cleared).tolist()
+    assert 210 <= clear <= 215
+    assert (out.decision[201:clear] == 0).all()
+
+
+def test_all_combination_needs_every_member() -> None:
+    text = (
+        "detectors:\n  - name: a\n    members:\n      fast: {type: ewma, alpha: 0.3, warmup: 5}\n"
+        "      slow: {type: ewma, alpha: 0.01, warmup: 5}\n    combine: {all: [fast, slow]}\n"
+    )
+    ens = load_detector_text(text).detectors[0].build()
+    x = np.r_[np.tile([0.0, 1.0], 100), np.full(60, 9.0)]  # a level shift
+    out = ens.process(np.zeros(len(x), np.int32), x, np.arange(len(x)) * MIN)
+    np.testing.assert_array_equal(out.score, np.minimum(out.members["fast"], out.members["slow"]))
+
+
+def _registry() -> SensorRegistry:
+    reg = SensorRegistry()
+    reg.intern("e", "s", ["ch4-1", "ch4-2", "temp-1"], kinds=["ch4", "ch4", "temp"])
+    return reg
+
+
+def _stage(tmp_path: Path, reg: SensorRegistry, hold: str = "10m") -> DetectorStage:
+    f = tmp_path / "det.yaml"
+    f.write_text(
+        "detectors:\n"
+        "  - name: ch4_level\n"
+        "    match: {kind: ch4}\n"
+        "    level: yellow\n"
+        f"    hold: {hold}\n"
+        "    members: {z: {type: ewma, alpha: 0.05, warmup: 50}}\n"
+    )
+    return DetectorStage([f], reg)
+
+
+def _batch(i0: int, n: int, values: dict[int, np.ndarray], flags: int = 0) -> Batch:
+    t = np.repeat(np.arange(i0, i0 + n, dtype=np.int64) * MIN, len(values))
+    s = np.tile(np.array(list(values), dtype=np.int32), n)
+    v = np.stack([values[k] for k in values], axis=1).reshape(-1)
+    return Batch.from_arrays(t, s, v, np.full(len(t), flags, np.uint8))
+
+
+def test_stage_selects_by_kind_and_emits_once_per_window(tmp_path: Path) -> None:
+    reg = _registry()
+    st = _stage(tmp_path, reg)
+    rng = np.random.default_rng(1)
+    vals = {k: rng.normal(1.0, 0.05, 300) for k in (0, 1, 2)}
+    for k in (0, 2):  # an episode on ch4-1 and on temp-1 (not selected)
+        vals[k][200:220] += 2.0
+    signals = []
+    for a in range(0, 300, 25):  # micro-batches of 25 minutes, 3 sensors interleaved
+        chunk = {k: v[a : a + 25] for k, v in vals.items()}
+        signals += st.process(_batch(a, 25, chunk), StageContext((a + 25) * MIN, reg))
+    assert [(s.state, s.sensor) for s in signals] == [("firing", 0), ("resolved", 0)]
+    assert signals[0].time // MIN == 200
+    assert 210 <= signals[1].time // MIN <= 230
+    fire = signals[0]
+    assert fire.source == "detector" and fire.level is Level.YELLOW and fire.rule == "ch4_level"
+    assert fire.score is not None and fire.score >= 0.5
+    assert "e/s/ch4-1" in fire.message and fire.extra == {"members": {"z": fire.score}}
+
+
+def test_stage_skips_calibrating_readings_and_tick_resolves_quiet_sensor(tmp_path: Path) -> None:
+    reg = _registry()
+    st = _stage(tmp_path, reg)
+    rng = np.random.default_rng(2)
+    ctx = StageContext(0, reg)
+    st.process(_batch(0, 100, {0: rng.normal(1.0, 0.05, 100)}), ctx)
+    assert st.process(_batch(100, 5, {0: np.full(5, 9.0)}, flags=Flags.CALIBRATING), ctx) == []
+    sig = st.process(_batch(105, 1, {0: np.array([9.0])}), ctx)
+    assert [s.state for s in sig] == ["firing"]
+    assert st.tick(StageContext(110 * MIN, reg)) == []
+    (res,) = st.tick(StageContext(115 * MIN, reg))
+    assert (res.state, res.sensor, res.level) == ("resolved", 0, None)
+
+
+def test_stage_new_sensor_of_selected_kind_is_picked_up(tmp_path: Path) -> None:
+    reg = _registry()
+    st = _stage(tmp_path, reg)
+    (new,) = reg.intern("e", "s", ["ch4-9"], kinds=["ch4"]).tolist()
+    x = np.r_[np.random.default_rng(3).normal(1.0, 0.05, 100), 9.0]
+    sig = st.process(_batch(0, 101, {new: x}), StageContext(0, reg))
+    assert [(s.state, s.sensor) for s in sig] == [("firing", new)]
+
+
+def test_reload_keeps_state_of_unchanged_and_rejects_broken(tmp_path: Path) -> None:
+    reg = _registry()
+    st = _stage(tmp_path, reg)
+    ctx = StageContext(0, reg)
+    st.process(_batch(0, 100, {0: np.random.default_rng(4).normal(1, 0.05, 100)}), ctx)
+    ens = st.entries[0].ensemble
+    f = st.watched_files()[0]
+    f.write_text(f.read_text().replace("level: yellow", "level: orange"))
+    st.reload(ctx)
+    assert st.entries[0].ensemble is ens and st.entries[0].spec.level is Level.ORANGE
+    f.write_text(f.read_text().replace("alpha: 0.05", "alpha: 0.1"))
+    st.reload(ctx)
+    assert st.entries[0].ensemble is not ens
+    kept = st.entries[0]
+    f.write_text(f.read_text().replace("alpha: 0.1", "alpha: 7"))
+    with pytest.raises(ConfigErrors, match=r"det.yaml:6:\d+: detectors\[0\].members.z.alpha"):
+        st.reload(ctx)
+    assert st.entries[0] is kept
+
+
+def test_build_stage_from_engine_config(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text("detectors: [{name: a, members: {z: {type: ewma}}}]\n")
+    eng = tmp_path / "engine.yaml"
+    eng.write_text("detectors: [d.yaml]\n")
+    cfg = load_engine_config_text(eng.read_text(), file=str(eng))
+    cfg = type(cfg)(**{**cfg.__dict__, "source": str(eng)}) if cfg.source is None else cfg
+    st = build_stage(cfg, SensorRegistry())
+    assert st is not None and st.names() == ["a"]
+    assert build_stage(load_engine_config_text("{}\n"), SensorRegistry()) is None
+
+
+def test_score_cli_row_for_row_no_look_ahead(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    n = 1500
+    ts = pd.date_range("2024-01-01", periods=n, freq="5min")
+    x = 20 + rng.normal(0, 1, n)
+    x[1200] = 45.0
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": x}).to_csv(
+        src, index=False
+    )
+    out = tmp_path / "out.csv"
+    assert main(["score", str(src), "-o", str(out)]) == 0
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["timestamp", "value", "anomaly_score"] and len(got) == n
+    assert got.anomaly_score.iloc[:1200].max() < 0.5 <= got.anomaly_score.iloc[1200]
+    # no look-ahead: truncating the file does not change the scores of the rows kept
+    pd.read_csv(src).iloc[:1100].to_csv(src, index=False)
+    assert main(["score", str(src), "-o", str(out), "--detector", "ewma"]) == 0
+    short = pd.read_csv(out).anomaly_score.to_numpy()
+    pd.read_csv(tmp_path / "in.csv")  # unchanged input contract
+    full = tmp_path / "full.csv"
+    pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": x}).to_csv(
+        full, index=False
+    )
+    assert main(["score", str(full), "-o", str(out), "--detector", "ewma"]) == 0
+    np.testing.assert_array_equal(pd.read_csv(out).anomaly_score.to_numpy()[:1100], short)
+
+
+def test_score_cli_several_columns_and_unknown_detector(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    ts = pd.date_range("2024-01-01", periods=200, freq="1min").strftime("%Y-%m-%d %H:%M:%S")
+    pd.DataFrame({"timestamp": ts, "a": np.arange(200.0), "b": np.ones(200)}).to_csv(
+        src, index=False
+    )
+    out = tmp_path / "o.csv"
+    assert main(["score", str(src), "-o", str(out), "--detector", "flatline"]) == 0
+    assert list(pd.read_csv(out).columns) == [
+        "timestamp", "a", "b", "a_anomaly_score", "b_anomaly_score", "anomaly_score"
+    ]  # fmt: skip
+    assert main(["score", str(src), "-o", str(out), "--detector", "nope"]) != 0

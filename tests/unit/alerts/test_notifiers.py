@@ -1,0 +1,93 @@
+"""Conformance over every registered notifier plugin, and the runner's retry/give-up rules
+with a scripted plugin (the real MQTT and webhook plugins are tested in integration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from riskwatch.alerts.config import NotifierConfig
+from riskwatch.alerts.notifiers import (
+    NOTIFIERS,
+    NotifierMetrics,
+    NotifierRunner,
+    NotifyError,
+    build_notifier,
+)
+from riskwatch.alerts.store import AlertStore, Delivery
+from tests.unit.alerts.helpers import CapturePublisher
+
+SAMPLES = {
+    "mqtt": NotifierConfig(kind="mqtt"),
+    "webhook": NotifierConfig(kind="webhook", url="http://127.0.0.1:9/hook"),
+    "log": NotifierConfig(kind="log", file="alerts.jsonl"),
+}
+
+
+def test_every_plugin_has_a_sample() -> None:
+    assert set(SAMPLES) == set(NOTIFIERS)
+
+
+@pytest.mark.parametrize("kind", sorted(NOTIFIERS))
+def test_plugin_contract(kind: str, tmp_path: Path) -> None:
+    n = build_notifier(SAMPLES[kind], CapturePublisher(), lambda p: tmp_path / p)
+    assert n.name == kind
+    assert callable(n.send) and callable(n.close)
+    n.close()
+
+
+class Scripted:
+    """Fails as told, then succeeds."""
+
+    name = "scripted"
+
+    def __init__(self, errors: list[NotifyError]) -> None:
+        self.errors = errors
+        self.sent: list[str] = []
+
+    def send(self, d: Delivery) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(d.id)
+
+    def close(self) -> None:
+        return None
+
+
+def _run(tmp_path: Path, errors: list[NotifyError]) -> tuple[Scripted, NotifierRunner]:
+    store = AlertStore(tmp_path / "a.sqlite")
+    ds = [Delivery(f"e{i}:scripted", "a", "scripted", b"{}", "m1", "f1", i) for i in range(3)]
+    store.write([], [], [], ds)
+    plugin = Scripted(errors)
+    r = NotifierRunner(plugin, store, NotifierMetrics(CollectorRegistry()),
+                       retry_initial_s=0.01, retry_max_s=0.02)  # fmt: skip
+    r.start()
+    r.request_catch_up()
+    return plugin, r
+
+
+def test_retryable_errors_are_retried_in_order(tmp_path: Path) -> None:
+    plugin, r = _run(tmp_path, [NotifyError("503", retryable=True)] * 3)
+    import time
+
+    deadline = time.monotonic() + 10
+    while not r.idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert plugin.sent == ["e0:scripted", "e1:scripted", "e2:scripted"]
+    assert r.store.delivery_counts() == {("scripted", "delivered"): 3}
+    r.stop()
+
+
+def test_a_non_retryable_error_gives_up_that_one_only(tmp_path: Path) -> None:
+    plugin, r = _run(tmp_path, [NotifyError("400", retryable=False)])
+    import time
+
+    deadline = time.monotonic() + 10
+    while not r.idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert plugin.sent == ["e1:scripted", "e2:scripted"]
+    assert r.store.delivery_counts() == {("scripted", "delivered"): 2, ("scripted", "failed"): 1}
+    assert (r.failed_total, r.last_error) == (1, "400")
+    r.stop()

@@ -1,0 +1,41 @@
+"""The store refuses writes (its outbox table is gone): transitions stay in memory, nothing
+is notified before it is stored, and everything goes out in order once the store is back."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from riskwatch.alerts.store import StoreError
+from tests.unit.alerts.helpers import Rig
+
+
+def test_nothing_notified_before_stored_then_catch_up(tmp_path: Path) -> None:
+    r = Rig(tmp_path)
+    r.sig("firing", sensor=0)
+    db = sqlite3.connect(tmp_path / "alerts.sqlite")
+    db.execute("ALTER TABLE rw_outbox RENAME TO rw_outbox_away")
+    db.commit()
+    r.sink.handle([], r.ctx())  # nothing queued: no write
+    from riskwatch.model import Level, Signal
+
+    for sensor in (1, 2):
+        s = Signal("ch4", sensor, r.clock.now_ns(), "firing", Level.RED, 2.0, 1.5, "high")
+        r.sink.handle([s], r.ctx())
+    assert not r.sink.flush()  # the writer keeps failing: kept in memory
+    assert len(r.pub.alerts()) == 1  # only what was stored before the outage
+    a = next(x for x in r.sink.open_alerts() if x.sensor == "CO-01")
+    with pytest.raises(StoreError, match="not writable"):
+        r.sink.ack(a.id, "li")
+    db.execute("ALTER TABLE rw_outbox_away RENAME TO rw_outbox")
+    db.commit()
+    db.close()
+    assert r.sink.flush()
+    assert r.sink.wait_idle()
+    got = [(m["sensor"], m["action"]) for m in r.pub.alerts()]
+    assert got == [("CH4-01", "firing"), ("CH4-02", "firing"), ("CO-01", "firing"),
+                   ("CO-01", "ack")]  # fmt: skip
+    assert [t.action for t in r.sink.store.transitions(a.id)] == ["firing", "ack"]
+    r.sink.stop()

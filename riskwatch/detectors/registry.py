@@ -25,3 +25,10 @@ def register(cls: type[Detector]) -> type[Detector]:
     """Class decorator adding a detector type under ``cls.kind``."""
     DETECTORS[cls.kind] = cls
     return cls
+
+
+def _load_river() -> None:
+    from riskwatch.detectors import river_adapter  # noqa: F401  (registers itself)
+
+
+_load_river()

@@ -76,6 +76,16 @@ class DetectorStage:
         if e.generation != self.registry.generation or len(e.mask) < len(self.registry):
             e.mask = select(self.registry, e.spec.match, e.spec.exclude)
             e.generation = self.registry.generation
+            for det in e.ensemble.members.values():
+                bind, col = getattr(det, "bind", None), getattr(det, "group_by", None)
+                if bind is not None and col is not None:
+                    if self.registry.has_column(col):
+                        _, groups = np.unique(
+                            self.registry.column(col).astype(str), return_inverse=True
+                        )
+                    else:
+                        groups = np.zeros(len(self.registry), dtype=np.int64)
+                    bind(groups)
         return e.mask
 
     def process(self, batch: Batch, ctx: StageContext) -> list[Signal]:

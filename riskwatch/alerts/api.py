@@ -258,7 +258,11 @@ def create_app(sink: "AlertSink", cfg: AlertsApiConfig) -> FastAPI:
     async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    from riskwatch.alerts.lifecycle import AlertNotFound
+    from riskwatch.alerts.lifecycle import AlertNotFound, NotOwned
+
+    @app.exception_handler(NotOwned)
+    async def _owned(_: Request, exc: NotOwned) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(AlertNotFound)
     async def _nf(_: Request, exc: AlertNotFound) -> JSONResponse:

@@ -193,6 +193,9 @@ class AlertsConfig:
     # "sync": every handle()/tick() commits before returning (a reading is acknowledged to
     # the broker only after its transitions are on disk; slower under load)
     write: Literal["async", "sync"] = "async"
+    # which engine instance owns the open alerts it creates (default: mqtt.client_id);
+    # instances sharing one PostgreSQL database restore and notify only their own
+    instance: str | None = None
 
     def notifiers(self) -> list[NotifierConfig]:
         if self.notify:

@@ -69,7 +69,7 @@ from riskwatch.model import Level, Signal
 from riskwatch.pipeline import StageContext
 from riskwatch.storage.lineproto import escape_field_string, escape_tag
 
-__all__ = ["AlertNotFound", "AlertSink", "TransitionListener", "alert_lines"]
+__all__ = ["AlertNotFound", "AlertSink", "NotOwned", "TransitionListener", "alert_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,10 @@ TransitionListener = Callable[[list[tuple[Alert, Transition]]], None]
 
 class AlertNotFound(RiskwatchError):
     """No alert with that id (HTTP 404)."""
+
+
+class NotOwned(RiskwatchError):
+    """The alert is open in another engine instance sharing the database (HTTP 409)."""
 
 
 def _colour(level: int | None) -> str | None:
@@ -167,6 +171,7 @@ class AlertSink:
         *,
         store: AlertStore | None = None,
         base: Callable[[str], Path] = Path,
+        instance: str = "",
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -174,7 +179,7 @@ class AlertSink:
         self.clock = clock
         self.metrics_registry = metrics_registry or CollectorRegistry()
         target = cfg.store if "://" in cfg.store else str(base(cfg.store))
-        self.store = store or AlertStore(target)
+        self.store = store or AlertStore(target, owner=instance)
         self._lock = threading.RLock()
         self.router = Router(cfg.notifiers())
         self.inhibitor = Inhibitor(cfg.inhibit)
@@ -232,7 +237,11 @@ class AlertSink:
         cls, cfg: Any, registry: SensorRegistry, publisher: Any,
         metrics_registry: CollectorRegistry | None, clock: Clock,
     ) -> AlertSink:  # fmt: skip
-        return cls(cfg.alerts, registry, publisher, metrics_registry, clock, base=cfg.path)
+        instance = cfg.alerts.instance or cfg.mqtt.client_id
+        return cls(
+            cfg.alerts, registry, publisher, metrics_registry, clock, base=cfg.path,
+            instance=instance,
+        )  # fmt: skip
 
     def _add_runner(
         self, nc: NotifierConfig, nm: NotifierMetrics, base: Callable[..., Path]
@@ -673,11 +682,22 @@ class AlertSink:
         stored = self.store.get(alert_id)
         if stored is None:
             raise AlertNotFound(f"no alert with id {alert_id!r}")
+        if stored.state is not AlertState.CLOSED:
+            owner = self.store.owner_of(alert_id)
+            if owner != self.store.owner:
+                raise NotOwned(
+                    f"alert {alert_id} is open in engine instance {owner!r}; act on it "
+                    f"through that instance's API"
+                )
         return stored
 
     def get(self, alert_id: str) -> Alert:
+        """For reading: this instance's live alert, or the stored one (any instance)."""
         with self._lock:
-            return self._find(alert_id)
+            a = self.by_id.get(alert_id) or self.store.get(alert_id)
+        if a is None:
+            raise AlertNotFound(f"no alert with id {alert_id!r}")
+        return a
 
     def _operate(
         self, a: Alert, ev: Event, now: int, ch: _Changes, *, who: str, note: str | None

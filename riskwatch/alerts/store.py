@@ -114,7 +114,7 @@ def _tables(md: sa.MetaData, p: str) -> dict[str, sa.Table]:
         sa.Column("last_notified_ns", B), sa.Column("shelved_until_ns", B),
         sa.Column("reason", T), sa.Column("flapping", Bo), sa.Column("undelivered", Bo),
         sa.Column("closed_ns", B), sa.Column("note", T), sa.Column("seq", I),
-        sa.Column("extra", T),
+        sa.Column("extra", T), sa.Column("owner", T),
         sa.Index(f"{p}alerts_state", "state"), sa.Index(f"{p}alerts_ent", "enterprise", "site"),
     )  # fmt: skip
     transitions = sa.Table(
@@ -134,7 +134,7 @@ def _tables(md: sa.MetaData, p: str) -> dict[str, sa.Table]:
         sa.Column("alert_id", S(40), nullable=False), sa.Column("notifier", S(64)),
         sa.Column("payload", sa.LargeBinary), sa.Column("enterprise", T), sa.Column("site", T),
         sa.Column("created_ns", B), sa.Column("status", S(12)), sa.Column("done_ns", B),
-        sa.Column("error", T),
+        sa.Column("error", T), sa.Column("owner", T),
         sa.Index(f"{p}outbox_pending", "notifier", "status", "n"),
     )  # fmt: skip
     silences = sa.Table(
@@ -160,8 +160,11 @@ class AlertStore:
     unique one per test on the shared PostgreSQL). Thread-safe: one lock serialises writes.
     """
 
-    def __init__(self, target: str | Path, *, prefix: str = "rw_") -> None:
+    def __init__(self, target: str | Path, *, prefix: str = "rw_", owner: str = "") -> None:
         self.target = str(target)
+        # the engine instance whose open alerts and undelivered notifications these are;
+        # several instances share one PostgreSQL database, each restoring only its own
+        self.owner = owner
         url = _url(self.target)
         self.lock = threading.RLock()
         try:
@@ -193,10 +196,10 @@ class AlertStore:
 
         sets = ", ".join(f"{q(c)} = {ph}" for c in _ALERT_COLS[1:])
         return {
-            "alert_insert": insert("alerts", _ALERT_COLS),
+            "alert_insert": insert("alerts", (*_ALERT_COLS, "owner")),
             "alert_update": f"UPDATE {q(self.t['alerts'].name)} SET {sets} WHERE {q('id')} = {ph}",
             "transition_insert": insert("transitions", _TRANSITION_COLS),
-            "outbox_insert": insert("outbox", _OUTBOX_COLS),
+            "outbox_insert": insert("outbox", (*_OUTBOX_COLS, "owner")),
         }
 
     def _where(self) -> str:
@@ -239,7 +242,7 @@ class AlertStore:
         try:
             with self.lock, self.engine.begin() as c:
                 if new:
-                    c.exec_driver_sql(sql["alert_insert"], list(new))
+                    c.exec_driver_sql(sql["alert_insert"], [(*r, self.owner) for r in new])
                 if changed:
                     c.exec_driver_sql(sql["alert_update"], [(*r[1:], r[0]) for r in changed])
                 if transitions:
@@ -256,7 +259,7 @@ class AlertStore:
                         sql["outbox_insert"],
                         [
                             (d.id, d.alert_id, d.notifier, d.payload, d.enterprise, d.site,
-                             d.created_ns, "pending")
+                             d.created_ns, "pending", self.owner)
                             for d in deliveries
                         ],
                     )  # fmt: skip
@@ -315,8 +318,15 @@ class AlertStore:
     def load_open(self) -> list[Alert]:
         tb = self.t["alerts"]
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(tb).where(tb.c.state != AlertState.CLOSED.value))
+            rows = c.execute(
+                sa.select(tb).where(tb.c.state != AlertState.CLOSED.value, tb.c.owner == self.owner)
+            )
             return [_row_alert(r._mapping) for r in rows]
+
+    def owner_of(self, alert_id: str) -> str | None:
+        tb = self.t["alerts"]
+        with self.engine.connect() as c:
+            return c.execute(sa.select(tb.c.owner).where(tb.c.id == alert_id)).scalar()
 
     def get(self, alert_id: str) -> Alert | None:
         tb = self.t["alerts"]
@@ -379,7 +389,7 @@ class AlertStore:
     def pending(self, notifier: str | None = None, limit: int = 10_000) -> list[Delivery]:
         """Undelivered outbox rows, oldest first."""
         ob = self.t["outbox"]
-        conds = [ob.c.status == "pending"]
+        conds = [ob.c.status == "pending", ob.c.owner == self.owner]
         if notifier is not None:
             conds.append(ob.c.notifier == notifier)
         with self.lock, self.engine.connect() as c:

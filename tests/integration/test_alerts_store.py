@@ -116,3 +116,46 @@ def test_lifecycle_over_mqtt_and_restore(store_factory, mqtt_addr: tuple[str, in
         sink.stop()
         pub.close()
         col.close()
+
+
+def test_two_engine_instances_share_one_postgresql(mqtt_addr: tuple[str, int]) -> None:
+    """Each instance restores and notifies only its own alerts; the other's open alerts are
+    visible but refused for actions (409 in the API)."""
+    from riskwatch.alerts.lifecycle import NotOwned
+
+    prefix = unique("t2_") + "_"
+    reg = SensorRegistry()
+    reg.intern("m1", "face1", ["S0"])
+    reg.intern("m2", "pit", ["S0"])
+    clock = ManualClock(T0)
+    cfg = AlertsConfig(notify=[NotifierConfig(kind="log")])
+    sinks = {
+        name: AlertSink(cfg, reg, None, CollectorRegistry(), clock,
+                        store=AlertStore(PG, prefix=prefix, owner=name))
+        for name in ("engine-a", "engine-b")
+    }  # fmt: skip
+    for sk in sinks.values():
+        sk.start()
+    try:
+        for name, sid in (("engine-a", 0), ("engine-b", 1)):
+            s = Signal("ch4", sid, clock.now_ns(), "firing", Level.RED, 2.0, 1.5, "high")
+            sinks[name].handle([s], StageContext(clock.now_ns(), reg))
+            assert sinks[name].wait_idle()
+        b_alert = sinks["engine-b"].open_alerts()[0]
+        for sk in sinks.values():
+            sk.stop()
+        a2 = AlertSink(cfg, reg, None, CollectorRegistry(), clock,
+                       store=AlertStore(PG, prefix=prefix, owner="engine-a"))  # fmt: skip
+        assert [x.enterprise for x in a2.open_alerts()] == ["m1"]
+        assert a2.get(b_alert.id).enterprise == "m2"  # visible
+        with pytest.raises(NotOwned, match="open in engine instance 'engine-b'"):
+            a2.ack(b_alert.id, "li")
+        total, _ = a2.store.query(open_only=True)
+        assert total == 2
+        a2.stop()
+    finally:
+        eng = sa.create_engine(PG.replace("postgresql://", "postgresql+psycopg://"))
+        with eng.begin() as c:
+            for t in ("alerts", "transitions", "outbox", "silences"):
+                c.exec_driver_sql(f'DROP TABLE IF EXISTS "{prefix}{t}"')
+        eng.dispose()

@@ -289,9 +289,8 @@ class AlertSink:
         for r in self.runners.values():
             r.start()
             r.request_catch_up()  # undelivered rows from before a restart
-        with self._lock:
-            for e, s in list(self._by_site):
-                self._publish_summary(e, s)
+        with self._lock:  # published by the writer once MQTT is connected
+            self._dirty_sites |= set(self._by_site)
         if self.cfg.api.listen:
             from riskwatch.alerts.api import ApiServer
 
@@ -587,6 +586,8 @@ class AlertSink:
         now = time.monotonic()
         if not self._dirty_sites or (not force and now - self._last_summary < SUMMARY_EVERY_S):
             return
+        if not all(p.ready() for p in self.summary_publishers):
+            return  # kept dirty until the client is connected
         with self._lock:
             self._last_summary = now
             sites, self._dirty_sites = self._dirty_sites, set()

@@ -13,6 +13,7 @@ sum/m1/f1 b'[]' 1 True
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from riskwatch.alerts.notifiers.base import NotifyError
@@ -32,13 +33,22 @@ class MqttNotifier:
         self.qos = qos
 
     def send(self, d: Delivery) -> None:
-        if self.publisher is None:
-            raise NotifyError("no MQTT publisher", retryable=True)
+        if not self.ready():
+            raise NotifyError("MQTT client not connected", retryable=True)
         topic = self.topic.format(enterprise=d.enterprise or "_", site=d.site or "_")
         try:
             self.publisher.publish(topic, d.payload, self.qos, False)
         except Exception as exc:
             raise NotifyError(f"MQTT publish to {topic} failed: {exc}", retryable=True) from exc
+
+    def ready(self) -> bool:
+        """Connected (when the publisher says: the engine's clients have a ``connected``
+        event). The engine's receiver process drops what is published before it runs, so
+        sending early would mark undelivered notifications delivered."""
+        if self.publisher is None:
+            return False
+        conn = getattr(self.publisher, "connected", None)
+        return not isinstance(conn, threading.Event) or conn.is_set()
 
     def publish_summary(self, enterprise: str, site: str, payload: bytes) -> None:
         if self.summary_topic is None or self.publisher is None:

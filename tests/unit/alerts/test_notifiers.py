@@ -91,3 +91,22 @@ def test_a_non_retryable_error_gives_up_that_one_only(tmp_path: Path) -> None:
     assert r.store.delivery_counts() == {("scripted", "delivered"): 2, ("scripted", "failed"): 1}
     assert (r.failed_total, r.last_error) == (1, "400")
     r.stop()
+
+
+def test_mqtt_waits_for_the_connection() -> None:
+    """The engine's receiver process drops what is published before it runs: the notifier
+    must fail (retryable) instead of counting it as sent."""
+    import threading
+
+    from riskwatch.alerts.notifiers import MqttNotifier
+
+    pub = CapturePublisher()
+    pub.connected = threading.Event()  # type: ignore[attr-defined]
+    n = MqttNotifier("mqtt", pub, "al/{enterprise}", None)
+    d = Delivery("x", "a", "mqtt", b"{}", "m1", "f1", 0)
+    with pytest.raises(NotifyError, match="not connected") as ei:
+        n.send(d)
+    assert ei.value.retryable and pub.sent == []
+    pub.connected.set()  # type: ignore[attr-defined]
+    n.send(d)
+    assert [t for t, *_ in pub.sent] == ["al/m1"]

@@ -317,8 +317,8 @@ class SensorRegistry:
                     self._nums[c][sid] = float(getattr(e, c))
                 for k, v in e.setpoints.items():
                     self._setpoints.setdefault(k, {})[sid] = float(v)
-                for k, v in e.tags.items():
-                    self._tags.setdefault(k, {})[sid] = str(v)
+                for k, tag in e.tags.items():
+                    self._tags.setdefault(k, {})[sid] = str(tag)
             self.generation += 1
 
     def load_catalog(self, paths: Sequence[str | Path]) -> int:

@@ -111,7 +111,7 @@ class Batch:
     def __len__(self) -> int:
         return len(self.time)
 
-    def take(self, index: np.ndarray) -> Batch:
+    def take(self, index: np.ndarray | slice) -> Batch:
         """Rows selected by an integer index or boolean mask."""
         return Batch(
             self.time[index],

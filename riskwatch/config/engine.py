@@ -136,7 +136,7 @@ class MqttConfig:
         return resolve_secret(self.password_env, self.password_file, what="mqtt.password")
 
     def validate(self) -> list[tuple[tuple[str, ...], str]]:
-        out = []
+        out: list[tuple[tuple[str, ...], str]] = []
         if "{" not in self.topic_template and self.topic_template.count("/") == 0:
             out.append((("topic_template",), "must contain levels such as {enterprise}/{site}"))
         for name in ("enterprise", "site"):

@@ -126,7 +126,7 @@ class InfluxV2Writer:
                 bucket=self.cfg.bucket,
                 org=self.cfg.org,
                 record=body,
-                write_precision=WritePrecision.NS,
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]
             )
         except InfluxDBError as exc:
             status = getattr(exc.response, "status", None) if exc.response is not None else None

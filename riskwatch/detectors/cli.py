@@ -35,11 +35,18 @@ def default_config_path() -> Path:
 
 
 def select_spec(config: str | Path | None, detector: str | None) -> DetectorSpec:
-    """Pick a spec by name from the config file, or build a one-member spec for a type."""
+    """Pick a spec by name from the config file, or build a one-member spec for a type.
+
+    Without a name: the entry called ``generic`` if the file has one (the bundled file
+    does), else the first enabled entry.
+    """
     path = Path(config) if config else default_config_path()
     f = load_detector_file(path)
     specs = [s for s in f.detectors if s.enabled]
     if detector is None:
+        generic = [s for s in f.detectors if s.name == "generic"]
+        if generic:
+            return generic[0]
         if not specs:
             raise RiskwatchError(f"{path}: no enabled detector")
         return specs[0]

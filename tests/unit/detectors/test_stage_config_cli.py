@@ -69,7 +69,7 @@ def test_config_errors_name_file_line_key(text: str, message: str) -> None:
 
 def test_bundled_default_config_loads() -> None:
     f = load_detector_file(default_config_path())
-    assert [s.name for s in f.detectors] == ["default"]
+    assert [s.name for s in f.detectors] == ["generic", "anomaly", "load_profile", "drift"]
     ens = f.detectors[0].build()
     assert set(ens.members) == {"level", "daily", "weekly", "frozen", "shift"}
 

@@ -278,7 +278,11 @@ def create_app(sink: "AlertSink", cfg: AlertsApiConfig) -> FastAPI:
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "open_alerts": len(sink.open)}
+        return {
+            "status": "ok",
+            "open_alerts": len(sink.open),
+            "mqtt_ready": all(p.ready() for p in sink.mqtt_notifiers()),
+        }
 
     @app.get("/api/v1/alerts", response_model=AlertList, tags=["alerts"])
     def list_alerts(

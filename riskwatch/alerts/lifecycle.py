@@ -828,5 +828,8 @@ class AlertSink:
         snap["open_alerts"] = len(self.open)
         return snap
 
+    def mqtt_notifiers(self) -> list[MqttNotifier]:
+        return [r.notifier for r in self.runners.values() if isinstance(r.notifier, MqttNotifier)]
+
     def iter_open(self) -> Iterable[Alert]:
         return list(self.open.values())

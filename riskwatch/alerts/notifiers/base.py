@@ -98,8 +98,9 @@ class NotifierRunner:
         self._t0: dict[str, int] = {}
         self._backlog = False
         self._busy = False
-        # delivered ids not yet marked in the outbox: marked together at most every
-        # ``mark_interval_s`` (one commit instead of one per send)
+        # delivered ids not yet marked in the outbox: marked as soon as the queue is empty,
+        # and under load together at most every ``mark_interval_s`` (one commit, not one
+        # per send)
         self._marks: list[str] = []
         self._marks_t0 = 0.0
         self.mark_interval_s = 0.1
@@ -214,6 +215,10 @@ class NotifierRunner:
                             self._marks_t0 = time.monotonic()
                         self._marks.extend(done)
                 self._mark(failed, "failed", self.last_error)
+                with self._cv:
+                    idle = not self._q
+                if idle:  # nothing waiting: mark now (the duplicate window stays one batch)
+                    self._flush_marks(force=True)
                 with self._cv:
                     self._busy = False
                     self.metrics.depth.labels(self.name).set(len(self._q))

@@ -68,16 +68,20 @@ def evaluate(expr: Combine, scores: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 class TailCalibrator:
-    """Scores a member against this sensor's own history of that member's scores.
+    """Scores a member against this sensor's own history of that member's surprises.
 
-    ``u`` (:meth:`Detector.surprise`) is the surprise in decades (``-log10`` of a tail probability
-    under the member's model). Its empirical tail is learned per sensor (exponentially
-    decayed counts in half-decade bins, weight ``alpha``) and mixed with the model tail
-    ``10**-u`` as a prior worth ``prior`` readings:
-    ``p = (count(past u' >= u) + prior * 10**-u) / (total + prior)``. A series whose
-    deviations are heavy-tailed (daily edges, routine spikes) thus learns that they are
-    ordinary, while a never-seen deviation keeps its model probability. The output never
-    exceeds the input score, so calibration only ever removes alarms.
+    ``u`` (:meth:`Detector.surprise`) is the surprise in decades (``-log10`` of a tail
+    probability under the member's model). Its empirical tail is learned per sensor
+    (exponentially decayed counts in half-decade bins, weight ``alpha``) and mixed with
+    the model tail ``10**-u`` as a prior worth ``prior`` readings:
+    ``p = (count(past u' >= u) + prior * 10**-u) / (total + prior)`` and the calibrated
+    score is ``min(u, -log10 p) / 10``. A series whose deviations are heavy-tailed (daily
+    edges, routine spikes) thus learns that they are ordinary, while a never-seen
+    deviation keeps its model probability; calibration only ever lowers a score.
+    Readings below one decade (score < 0.1, never a decision) skip the tail look-up.
+
+    Cost: decay is lazy (each sensor's increments grow by ``1/(1-alpha)`` per reading and
+    rows are renormalised when the weight gets large), so learning is one scatter-add.
 
     >>> cal = TailCalibrator(alpha=0.01, prior=10.0)
     >>> s = np.zeros(1, np.int64)
@@ -89,38 +93,53 @@ class TailCalibrator:
         self.alpha, self.prior = alpha, prior
         self._cnt = np.zeros((0, _NBINS), dtype=np.float32)  # 164 bytes per sensor
         self._tot = np.zeros(0)
+        self._w = np.ones(0)  # weight of the next increment, per sensor
 
-    def _grow(self, need: int) -> None:
-        n = len(self._tot)
-        if need > n:
-            cap = max(need, 2 * n, 16)
-            self._cnt = np.r_[self._cnt, np.zeros((cap - n, _NBINS), dtype=np.float32)]
-            self._tot = np.r_[self._tot, np.zeros(cap - n)]
+    def reserve(self, n: int) -> None:
+        m = len(self._tot)
+        if n > m:
+            cap = max(n, 2 * m, 16)
+            self._cnt = np.r_[self._cnt, np.zeros((cap - m, _NBINS), dtype=np.float32)]
+            self._tot = np.r_[self._tot, np.zeros(cap - m)]
+            self._w = np.r_[self._w, np.ones(cap - m)]
 
     def score_learn(self, sensor: np.ndarray, surprise: np.ndarray) -> np.ndarray:
         """Calibrated scores for one round, then learn the surprises (score, then learn)."""
         if len(sensor) == 0:
             return np.zeros(0)
-        self._grow(int(sensor.max()) + 1)
+        self.reserve(int(sensor.max()) + 1)
         u = np.minimum(surprise, 1e6)
         b = np.minimum((u / _BIN).astype(np.int64), _NBINS - 1)
-        rows = np.arange(len(sensor))
-        cnt = self._cnt[sensor].astype(np.float64)
-        ge = np.cumsum(cnt[:, ::-1], axis=1)[:, ::-1][rows, b]
-        p = (ge + self.prior * 10.0 ** (-u)) / (self._tot[sensor] + self.prior)
-        with np.errstate(divide="ignore"):
-            out = np.clip(np.minimum(-np.log10(p), u) / 10.0, 0.0, 1.0) + 0.0
-        keep = 1.0 - self.alpha
-        cnt *= keep
-        cnt[rows, b] += 1.0
-        self._cnt[sensor] = cnt
-        self._tot[sensor] = self._tot[sensor] * keep + 1.0
-        return out
+        out = u / 10.0
+        look = np.flatnonzero(u >= 1.0)
+        if len(look):
+            sl = sensor[look]
+            keep = 1.0 - self.alpha
+            w_last = self._w[sl] * keep  # weight of the latest increment = real unit
+            rows = self._cnt[sl].astype(np.float64)
+            ge = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1][np.arange(len(look)), b[look]]
+            ul = u[look]
+            p = (ge / w_last + self.prior * 10.0 ** (-ul)) / (self._tot[sl] / w_last + self.prior)
+            with np.errstate(divide="ignore"):
+                out[look] = np.minimum(ul, -np.log10(p)) / 10.0
+        w = self._w[sensor]
+        self._cnt[sensor, b] += w
+        self._tot[sensor] += w
+        w = w / (1.0 - self.alpha)
+        big = w > 1e30  # float32 counts: renormalise long before overflow
+        if big.any():
+            sb = sensor[big]
+            self._cnt[sb] /= w[big, None]
+            self._tot[sb] /= w[big]
+            w[big] = 1.0
+        self._w[sensor] = w
+        return np.clip(out, 0.0, 1.0) + 0.0
 
     def forget(self, sensor: np.ndarray) -> None:
         s = sensor[sensor < len(self._tot)]
         self._cnt[s] = 0.0
         self._tot[s] = 0.0
+        self._w[s] = 1.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +204,17 @@ class Ensemble:
             self._active = np.r_[self._active, np.zeros(cap - n, dtype=bool)]
             self._last_hot = np.r_[self._last_hot, np.zeros(cap - n, dtype=np.int64)]
             self._peak = np.r_[self._peak, np.zeros(cap - n)]
+
+    def reserve(self, n: int) -> None:
+        """Pre-size every per-sensor array for ids ``< n`` (avoids growth copies later)."""
+        if n <= 0:
+            return
+        ids = np.array([n - 1])
+        self._grow(ids)
+        for det in self.members.values():
+            det._grow(ids)
+        for cal in self._cal.values():
+            cal.reserve(n)
 
     def active(self, sensor: np.ndarray) -> np.ndarray:
         """Whether each sensor has an open anomaly window."""

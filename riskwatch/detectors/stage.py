@@ -76,6 +76,8 @@ class DetectorStage:
         if e.generation != self.registry.generation or len(e.mask) < len(self.registry):
             e.mask = select(self.registry, e.spec.match, e.spec.exclude)
             e.generation = self.registry.generation
+            if e.mask.any():
+                e.ensemble.reserve(int(np.flatnonzero(e.mask)[-1]) + 1)
             for det in e.ensemble.members.values():
                 bind, col = getattr(det, "bind", None), getattr(det, "group_by", None)
                 if bind is not None and col is not None:

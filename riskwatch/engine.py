@@ -192,6 +192,8 @@ class Engine:
         self.sink: Any = None
         self.metrics_url: str | None = None
         self._metrics_server: Any = None
+        self.console: Any = None  # riskwatch.console.app.ConsoleServer when console.listen
+        self.console_url: str | None = None
         self._watched: dict[Path, float] = {}
         self.readings_total = 0
         self.first_received_ns: int | None = None  # arrival of the first message (benchmarks)
@@ -307,6 +309,13 @@ class Engine:
             )
         self.storage.start()
         self.sink.start()
+        if cfg.console.listen:
+            from riskwatch.console.app import ConsoleServer
+
+            self.console = ConsoleServer(self, cfg.console)
+            self.console.start()
+            self.console_url = self.console.url
+            log.info("console at %s", self.console_url)
         self._thread = threading.Thread(target=self._loop, name="riskwatch-engine", daemon=True)
         self._thread.start()
         self.mqtt.start()
@@ -327,6 +336,8 @@ class Engine:
             self.mqtt.client.on_message = None  # nothing new enters the queue
         self._stop.set()
         self._thread.join(60)
+        if self.console is not None:
+            self.console.stop()
         self.storage.stop()
         self.sink.stop()
         time.sleep(0.2)  # let paho send the last acks
@@ -457,6 +468,8 @@ class Engine:
                     signals.extend(out)
         if signals:
             self._emit(signals, ctx)
+        if self.console is not None and len(batch):
+            self.console.window.add(batch)  # recent series for the console's sensor view
         oldest = int(batch.received.min()) if len(batch) else now
         self.storage.submit(batch, self._make_ack(acks, oldest))
         self.metrics.queue_depth.set(self._q.qsize())

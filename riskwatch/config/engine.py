@@ -214,7 +214,13 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class ConsoleConfig:
+    """The operator web console (riskwatch.console): ``listen`` (``host:port``, port 0 picks
+    a free one) turns it on; ``users`` is the user file managed by ``riskwatch users``."""
+
     listen: str | None = None
+    users: str = "var/console-users.json"
+    session_ttl_s: float = _pos(8 * 3600.0)
+    window_readings: int = _pos(1_000_000)
 
 
 @dataclass(frozen=True)

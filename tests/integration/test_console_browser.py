@@ -1,0 +1,263 @@
+"""The operator console in a real browser (Debian's chromium through Playwright): the engine
+is fed through the real Mosquitto, the page gets alerts by server-sent events, operators act
+from the board, a second browser sees it, a viewer cannot act, a user scoped to one
+enterprise never sees another's alerts (page and API), the sensor chart draws thresholds.
+
+One engine for the module (start-up is the slow part); each test uses its own sensor."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from riskwatch.config.engine import load_engine_config
+from riskwatch.console.users import UserStore
+from riskwatch.engine import Engine
+from tests.integration.spine_helpers import Publisher, engine_yaml, now_ms, unique
+
+pytestmark = pytest.mark.integration
+
+PACK = Path(str(resources.files("riskwatch") / "config" / "rules" / "coal_mine.yaml"))
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+PW = "correct horse 7"
+SENSORS = ["CH4-A", "CH4-B", "CH4-C", "CH4-D"]
+
+
+@dataclass
+class Rig:
+    eng: Engine
+    url: str
+    pub: Publisher
+    root: str
+    browser: Browser
+
+    def send(self, ent: str, sensor: str, value: float) -> float:
+        """Publish one reading now; the monotonic time it was handed to the broker."""
+        self.pub.send(f"{self.root}/{ent}/face1/GW-1", {"sensor": sensor, "ts": now_ms(),
+                                                       "value": value})  # fmt: skip
+        return time.monotonic()
+
+    def login(self, name: str, lang: str = "en-US") -> tuple[BrowserContext, Page]:
+        ctx = self.browser.new_context(base_url=self.url, locale=lang,
+                                       viewport={"width": 1280, "height": 800})  # fmt: skip
+        r = ctx.request.post("/api/login", data={"name": name, "password": PW})
+        assert r.status == 200, r.text()
+        page = ctx.new_page()
+        page.goto("/board")
+        expect(page.locator("#live")).to_have_class("live ok")
+        return ctx, page
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory, mqtt_addr: tuple[str, int]) -> Iterator[Rig]:
+    tmp = tmp_path_factory.mktemp("console")
+    rows = [f"{e},face1,{s},ch4,%,working_face,GW-1,10,0,4,1.0,1.5"
+            for e in ("mine1", "mine2") for s in SENSORS]  # fmt: skip
+    (tmp / "catalog.csv").write_text(
+        "enterprise,site,sensor,kind,unit,location,gateway,period_s,range_low,range_high,"
+        "alarm,power_off\n" + "\n".join(rows) + "\n"
+    )
+    users = UserStore(tmp / "users.json")
+    users.add("op1", PW, "operator", ["*"])
+    users.add("op2", PW, "operator", ["*"])
+    users.add("view", PW, "viewer", ["*"])
+    users.add("m2", PW, "operator", ["mine2"])
+    root = unique("rwc")
+    extra = (
+        f"catalog: ['{tmp}/catalog.csv']\nrules: ['{PACK}']\n"
+        f"alerts: {{topic: '{root}-alerts/{{enterprise}}'}}\n"
+        f"console: {{listen: '127.0.0.1:0', users: '{tmp}/users.json'}}\n"
+    )
+    cfg = engine_yaml(tmp, mqtt_port=mqtt_addr[1], root=root, influx=None, extra=extra)
+    eng = Engine(load_engine_config(cfg))
+    eng.start()
+    pub = Publisher(*mqtt_addr)
+    try:
+        assert eng.mqtt is not None and eng.mqtt.wait_connected(10)
+        assert eng.console_url is not None
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            yield Rig(eng, eng.console_url, pub, root, browser)
+            browser.close()
+    finally:
+        pub.close()
+        eng.stop()
+
+
+def row(page: Page, ent: str, sensor: str) -> Any:
+    return page.locator("tr[data-id]", has=page.locator(f"a[href='/sensor/{ent}/face1/{sensor}']"))
+
+
+def test_alert_pushed_within_2s_ack_and_close_reach_a_second_browser(
+    rig: Rig, output_dir: Path
+) -> None:
+    ca, a = rig.login("op1")
+    cb, b = rig.login("op2", lang="zh-CN")
+    try:
+        t0 = rig.send("mine1", "CH4-A", 1.7)
+        ra, rb = row(a, "mine1", "CH4-A"), row(b, "mine1", "CH4-A")
+        ra.wait_for(timeout=2000)  # the issue's bound: on the board within 2 s of the reading
+        latency = time.monotonic() - t0
+        print(f"\nconsole: reading -> row on the board in {latency * 1000:.0f} ms")
+        expect(ra).to_have_class("lv-red unacked")
+        expect(ra.locator("[data-level]")).to_have_text("⛔ Red (major)")
+        expect(rb.locator("[data-level]")).to_have_text("⛔ 红色预警(重大风险)")
+        expect(a.locator("#announce")).to_contain_text("New RED alert")
+        a.screenshot(path=output_dir / "board.png", full_page=True)
+        # acknowledge in A; B shows who did it, pushed (no reload)
+        ra.locator("button.ack").click()
+        a.locator("#f-note").fill("gas crew sent")
+        a.locator("#dlgok").click()
+        expect(rb.locator(".by")).to_have_text("op1 已确认")
+        expect(rb).to_have_class("lv-red")
+        # the reading falls back: resolved; close with a note in A removes it from B
+        rig.send("mine1", "CH4-A", 0.4)
+        expect(ra.locator("button.close")).to_be_visible()
+        ra.locator("button.close").click()
+        a.locator("#f-note").fill("ventilation restored, checked by hand-held meter")
+        a.locator("#dlgok").click()
+        expect(rb).to_have_count(0)
+        expect(ra).to_have_count(0)
+        aid = _only_id(ca, "CH4-A")
+        hist = ca.request.get(f"/api/alerts/{aid}").json()["history"]
+        assert [(h["action"], h["who"]) for h in hist][-2:] == [("resolved", "engine"),
+                                                                ("close", "op1")]  # fmt: skip
+        assert hist[-1]["note"] == "ventilation restored, checked by hand-held meter"
+        assert any(h["action"] == "ack" and h["who"] == "op1" for h in hist)
+        csv = ca.request.get(f"/api/alerts/{aid}/history.csv").text()
+        assert csv.splitlines()[0].lstrip("\ufeff").startswith("seq,at,ts,who,action")
+        assert "op1,close" in csv
+        b.screenshot(path=output_dir / "board-zh.png", full_page=True)
+    finally:
+        ca.close()
+        cb.close()
+
+
+def _only_id(ctx: BrowserContext, sensor: str) -> str:
+    items = ctx.request.get(f"/api/alerts?sensor={sensor}&enterprise=mine1").json()["items"]
+    assert len(items) == 1, items
+    return str(items[0]["id"])
+
+
+def test_viewer_sees_but_cannot_act(rig: Rig) -> None:
+    cv, v = rig.login("view")
+    try:
+        rig.send("mine1", "CH4-B", 1.2)
+        r = row(v, "mine1", "CH4-B")
+        expect(r).to_have_class("lv-orange unacked")
+        expect(r.locator("button")).to_have_count(0)
+        aid = r.get_attribute("data-id")
+        csrf = cv.request.get("/api/me").json()["csrf"]
+        resp = cv.request.post(f"/api/alerts/{aid}/ack", data={}, headers={"X-CSRF-Token": csrf})
+        assert resp.status == 403 and "viewer" in resp.json()["detail"]
+        assert rig.eng.sink.get(aid).acked is False
+    finally:
+        cv.close()
+
+
+def test_actions_need_the_csrf_token_and_a_session(rig: Rig) -> None:
+    c, p = rig.login("op1")
+    try:
+        rig.send("mine1", "CH4-C", 1.2)
+        r = row(p, "mine1", "CH4-C")
+        r.wait_for()
+        aid = r.get_attribute("data-id")
+        assert c.request.post(f"/api/alerts/{aid}/ack", data={}).status == 403
+        bad = c.request.post(f"/api/alerts/{aid}/ack", data={}, headers={"X-CSRF-Token": "x"})
+        assert bad.status == 403 and "CSRF" in bad.json()["detail"]
+        c.request.post("/api/logout")
+        assert c.request.get("/api/me").status == 401
+        assert c.request.get("/api/alerts").status == 401
+        p.goto("/board")
+        expect(p.locator("#loginform")).to_be_visible()
+        p.locator("#name").fill("op1")
+        p.locator("#password").fill("wrong")
+        p.locator("#loginbtn").click()
+        expect(p.locator("#loginerr")).to_have_text("Wrong user name or password")
+        p.locator("#password").fill(PW)
+        p.locator("#loginbtn").click()
+        expect(row(p, "mine1", "CH4-C")).to_have_count(1)
+        assert rig.eng.sink.get(aid).acked is False
+    finally:
+        c.close()
+
+
+def test_scoped_user_never_sees_another_enterprise(rig: Rig) -> None:
+    c, p = rig.login("m2")
+    try:
+        rig.send("mine1", "CH4-D", 1.8)
+        rig.send("mine2", "CH4-D", 1.8)
+        expect(row(p, "mine2", "CH4-D")).to_have_count(1)
+        other = rig.eng.sink.store.query(enterprises=["mine1"], sensor="CH4-D")[1]
+        assert len(other) == 1
+        oid = other[0].id
+        expect(p.locator("tr[data-id] >> text=mine1")).to_have_count(0)
+        assert p.locator(f"tr[data-id='{oid}']").count() == 0
+        items = c.request.get("/api/alerts?limit=1000").json()["items"]
+        assert items and {i["enterprise"] for i in items} == {"mine2"}
+        assert c.request.get("/api/alerts?enterprise=mine1").json()["items"] == []
+        assert c.request.get(f"/api/alerts/{oid}").status == 404
+        assert c.request.get(f"/api/alerts/{oid}/history.csv").status == 404
+        assert "mine1" not in c.request.get("/api/alerts.csv").text()
+        assert c.request.get("/api/sensors/mine1/face1/CH4-D").status == 404
+        csrf = c.request.get("/api/me").json()["csrf"]
+        r = c.request.post(f"/api/alerts/{oid}/ack", data={}, headers={"X-CSRF-Token": csrf})
+        assert r.status == 404
+        sites = c.request.get("/api/overview").json()["sites"]
+        assert {s["enterprise"] for s in sites} == {"mine2"}
+        p.goto(f"/alert/{oid}")
+        expect(p.locator("#main")).to_contain_text("no alert with id")
+    finally:
+        c.close()
+
+
+def test_sensor_view_alert_page_and_overview(rig: Rig, output_dir: Path) -> None:
+    c, p = rig.login("op1")
+    try:
+        for v in (0.6, 0.8, 1.1, 1.3, 1.6):
+            rig.send("mine2", "CH4-B", v)
+        r = row(p, "mine2", "CH4-B")
+        expect(r).to_have_class("lv-red unacked")
+        aid = r.get_attribute("data-id")
+        # deep link to the alert, then to its sensor view
+        p.goto(f"/alert/{aid}")
+        expect(p.locator("#history tbody tr").first).to_contain_text("engine")
+        p.locator("a", has_text="Sensor view").click()
+        expect(p).to_have_url(f"{rig.url}/sensor/mine2/face1/CH4-B?alert={aid}")
+        thr = p.locator("#chart line.thr")
+        expect(thr).to_have_count(2)
+        assert sorted(x.get_attribute("data-threshold") for x in thr.all()) == [
+            "alarm", "power_off"]  # fmt: skip
+        expect(p.locator("#chart rect.span.focus")).to_have_count(1)
+        pts = p.locator("#series").get_attribute("points")
+        assert pts is not None and len(pts.split()) == 5
+        p.screenshot(path=output_dir / "sensor.png", full_page=True)
+        p.goto("/overview")
+        card = p.locator(".card[data-site='mine2/face1']")
+        expect(card).to_have_class("card w-red")
+        p.goto("/search?enterprise=mine2&level=red")
+        expect(p.locator("#res tr[data-id]").first).to_be_visible()
+        csv = c.request.get("/api/alerts.csv?enterprise=mine2&level=red").text()
+        assert aid in csv and "mine1" not in csv
+    finally:
+        c.close()
+
+
+def test_zz_copy_screenshots_to_docs(rig: Rig, output_dir: Path) -> None:
+    """The README's pictures come from this run (kept last in the module on purpose)."""
+    base = output_dir.parent
+    board = base / "test_alert_pushed_within_2s_ack_and_close_reach_a_second_browser" / "board.png"
+    sensor = base / "test_sensor_view_alert_page_and_overview" / "sensor.png"
+    assert board.stat().st_size > 10_000 and sensor.stat().st_size > 10_000
+    shutil.copy(board, DOCS / "console-board.png")
+    shutil.copy(sensor, DOCS / "console-sensor.png")

@@ -377,7 +377,7 @@ def create_app(server: "ConsoleServer") -> FastAPI:
         now = sink.clock.now_ns()
         t, v = server.window.series(sid, since_ns=now - int(minutes * 60e9))
         _, rows = sink.store.query(enterprises=[ent], site=site, sensor=sensor, limit=50)
-        alerts = [alert_out(sink.by_id.get(a.id, a)) for a in rows]
+        alerts = [_with_span(alert_out(sink.by_id.get(a.id, a))) for a in rows]
         thresholds: dict[str, float] = {
             k: float(x) for k, x in meta.get("setpoints", {}).items() if x == x
         }
@@ -392,6 +392,17 @@ def create_app(server: "ConsoleServer") -> FastAPI:
             "thresholds": [{"name": k, "value": x} for k, x in sorted(thresholds.items())],
             "alerts": alerts,
         }  # fmt: skip
+
+    def _with_span(a: dict[str, Any]) -> dict[str, Any]:
+        """The alert's span in reading time: from the first transition's reading time to
+        the reading that resolved it (None while the condition is present)."""
+        hist = sink.store.transitions(a["id"])
+        start = min((t.ts_ns for t in hist), default=a["since"] * 1_000_000) // 1_000_000
+        end = None
+        if not a["active"]:
+            ends = [t.ts_ns for t in hist if t.action == "resolved"]
+            end = (ends[-1] // 1_000_000) if ends else a["ts"]
+        return {**a, "span": [start, end]}
 
     # ------------------------------------------------------------------ overview
     @app.get("/api/overview")

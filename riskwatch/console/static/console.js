@@ -1,7 +1,17 @@
 /* riskwatch operator console: plain JS, no dependencies, no build step. */
 "use strict";
 const LEVELS = ["red", "orange", "yellow", "blue"];
-const ICON = { red: "⛔", orange: "⚠", yellow: "▲", blue: "ℹ", none: "✓" };
+/* level icons as inline SVG (no icon font or emoji font needed): a distinct shape per level
+   so the level never depends on colour alone */
+const SHAPE = {
+  red: '<polygon points="5,0 11,0 16,5 16,11 11,16 5,16 0,11 0,5"/><rect x="7" y="3" width="2" height="7" fill="#fff"/><rect x="7" y="11.5" width="2" height="2" fill="#fff"/>',
+  orange: '<polygon points="8,0 16,15 0,15"/><rect x="7" y="5" width="2" height="5.5" fill="#fff"/><rect x="7" y="11.5" width="2" height="2" fill="#fff"/>',
+  yellow: '<polygon points="8,0 16,8 8,16 0,8"/><rect x="7" y="4" width="2" height="5" fill="#1b1f24"/><rect x="7" y="10.5" width="2" height="2" fill="#1b1f24"/>',
+  blue: '<circle cx="8" cy="8" r="8"/><rect x="7" y="7" width="2" height="6" fill="#fff"/><rect x="7" y="3.5" width="2" height="2" fill="#fff"/>',
+  none: '<circle cx="8" cy="8" r="8"/><polyline points="4,8 7,11 12,5" stroke="#fff" stroke-width="2" fill="none"/>',
+};
+const FILL = { red: "#c62828", orange: "#ef6c00", yellow: "#f9a825", blue: "#1565c0", none: "#90a4ae" };
+const icon = (k) => `<svg class="ico" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" fill="${FILL[k]}">${SHAPE[k]}</svg>`;
 const S = { me: null, dict: {}, lang: "en", alerts: new Map(), es: null, seen: new Set(),
   muted: localStorage.getItem("rw.muted") === "1", first: true };
 const $ = (sel, el) => (el || document).querySelector(sel);
@@ -21,7 +31,7 @@ function age(ms) {
 }
 function levelBadge(lv) {
   const k = lv || "none";
-  return `<span class="lvl lvl-${k}" data-level="${k}">${ICON[k]} ${esc(t("level." + k))}</span>`;
+  return `<span class="lvl lvl-${k}" data-level="${k}">${icon(k)} ${esc(t("level." + k))}</span>`;
 }
 async function api(path, opts) {
   opts = opts || {};
@@ -96,7 +106,7 @@ function onAlerts(fresh) {
 }
 function announce(a) {
   const el = $("#announce");
-  el.textContent = ICON.red + " " + t("announce.red", { msg: a.message || a.rule, where: a.enterprise + "/" + a.site });
+  el.innerHTML = icon("red") + " " + esc(t("announce.red", { msg: a.message || a.rule, where: a.enterprise + "/" + a.site }));
   el.hidden = false;
   clearTimeout(S.annTimer);
   S.annTimer = setTimeout(() => { el.hidden = true; }, 15000);
@@ -217,7 +227,9 @@ async function renderAlert(id) {
 const COL = { red: "#c62828", orange: "#ef6c00", yellow: "#f9a825", blue: "#1565c0" };
 function chart(d, focus) {
   const W = 900, H = 300, L = 50, R = 120, T = 10, B = 30;
-  const now = d.now, t0 = d.t.length ? Math.min(d.t[0], now - 600000) : now - 3600000;
+  const now = d.now;  /* from the first reading in the window (at least 2 min) to now */
+  let t0 = d.t.length ? Math.min(d.t[0], now - 120000) : now - 3600000;
+  t0 -= (now - t0) * 0.04;
   const vals = d.v.filter((x) => x != null).concat(d.thresholds.map((x) => x.value));
   let lo = Math.min(...vals, 0), hi = Math.max(...vals, 1);
   const pad = (hi - lo) * 0.08 || 1; lo -= pad; hi += pad;
@@ -225,9 +237,10 @@ function chart(d, focus) {
   const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
   let svg = `<svg class="chart" id="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(d.key)}">`;
   for (const a of d.alerts) {  // alert spans
-    const end = a.closed || (a.active ? now : a.ts);
+    const [start, stop] = a.span || [a.since, a.active ? null : a.ts];
+    const end = stop == null ? now : stop;
     if (end < t0) continue;
-    const x0 = x(Math.max(a.since, t0)), x1 = x(Math.min(end, now));
+    const x0 = x(Math.max(start, t0)), x1 = x(Math.min(end, now));
     const c = COL[a.max_level || a.level] || "#90a4ae";
     svg += `<rect class="span${a.id === focus ? " focus" : ""}" data-alert="${esc(a.id)}" x="${x0}" y="${T}" width="${Math.max(2, x1 - x0)}" height="${H - T - B}" fill="${c}" fill-opacity="${a.id === focus ? 0.25 : 0.12}"/>`;
   }
@@ -264,7 +277,7 @@ async function renderOverview() {
     const h = s.health || {};
     return `<div class="card w-${s.worst || "none"}" data-site="${esc(s.enterprise + "/" + s.site)}">
       <h3>${esc(s.enterprise)} / ${esc(s.site)}</h3><div>${levelBadge(s.worst)}</div>
-      <p class="counts">${LEVELS.map((l) => `<span title="${esc(t("level." + l))}">${ICON[l]} ${s.counts[l]}</span>`).join("")}</p>
+      <p class="counts">${LEVELS.map((l) => `<span title="${esc(t("level." + l))}" data-count="${l}">${icon(l)} ${s.counts[l]}</span>`).join("")}</p>
       <p>${s.unacked} ${t("overview.unacked")}</p>
       <p class="by">${t("overview.rate")}: ${h.alarms_10min == null ? "–" : h.alarms_10min}${h.flood ? ` <b>${t("overview.flood")}</b>` : ""}<br>
       ${t("overview.chatter")}: ${h.chattering_count == null ? "–" : h.chattering_count} · ${t("overview.stale")}: ${h.stale_count == null ? "–" : h.stale_count}</p>

@@ -77,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--workdir", help="folder for config, alerts, store, labels (default: a temp dir)"
     )
     p.add_argument("--metrics", default="127.0.0.1:9108", help="metrics listen address")
+    p.add_argument("--console", default="127.0.0.1:8080",
+                   help="operator console listen address ('' for none)")  # fmt: skip
     p.add_argument("--summary-every", type=float, default=5.0, help="seconds between summaries")
     p.add_argument("-v", "--verbose", action="store_true", help="show the engine's log")
     p.set_defaults(func=run_demo)
@@ -229,6 +231,7 @@ def engine_yaml(
     rules: list[Path],
     metrics: str | None,
     detectors: list[Path] | None = None,
+    console: str | None = None,
 ) -> str:
     storage = (
         f"  influx: {{url: '{influx_url}', api: v1, database: '{influx_db}'}}\n"
@@ -255,6 +258,8 @@ def engine_yaml(
         "alerts: {store: var/alerts.sqlite, topic: 'rw-alerts/{enterprise}'}",
         f"metrics: {{listen: {repr(metrics) if metrics else 'null'}}}",
     ]
+    if console:
+        lines.append(f"console: {{listen: '{console}', users: var/console-users.json}}")
     return "\n".join(lines) + "\n"
 
 
@@ -319,6 +324,7 @@ class Demo:
             mqtt_url=url, protocol=protocol, influx_url=a.influx, influx_db=a.influx_db,
             catalog=catalog, rules=rules, metrics=metrics,
             detectors=None if a.no_detectors else detector_files(self.workdir),
+            console=self._console_address(),
         )  # fmt: skip
         cfg_path = self.workdir / "engine.yaml"
         cfg_path.write_text(text, encoding="utf-8")
@@ -333,6 +339,7 @@ class Demo:
             self.store = LocalStore(self.workdir / "readings.lp")
             kw["writer"] = self.store
             where_store = f"embedded local store {self.store.path} (line protocol)"
+        self.console_login = self._console_user()
         self.engine = Engine(cfg, **kw)
         self.engine.start()
         add = getattr(self.engine.sink, "add_listener", None)
@@ -353,13 +360,36 @@ class Demo:
             f"  MQTT broker:   {url} ({kind}); readings on rw/<enterprise>/<site>/<gateway>\n"
             f"  alert topic:   rw-alerts/<enterprise> (e.g. mosquitto_sub -t 'rw-alerts/#' -v)\n"
             f"  metrics:       {self.engine.metrics_url or 'off'}\n"
-            f"  console:       {getattr(self.engine, 'console_url', None) or 'not available yet'}\n"
+            f"  console:       {getattr(self.engine, 'console_url', None) or 'off'}"
+            f"{self.console_login}\n"
             f"  storage:       {where_store}\n"
             f"  plants:        {sc.name}: {len(sim.table)} sensors on {len(sim.gateway_keys)} "
             f"gateways ({', '.join(sorted({p.type for p in sc.plants}))})\n"
             f"  work folder:   {self.workdir} (engine.yaml, alerts, labels.jsonl, dead letters)\n"
             f"  stop with Ctrl-C{'' if dur is None else f' (or after {a.duration})'}"
         )
+
+    def _console_address(self) -> str | None:
+        c = getattr(self.args, "console", "")
+        if not c:
+            return None
+        host, _, port = c.rpartition(":")
+        return f"{host or '127.0.0.1'}:{free_port(int(port))}"
+
+    def _console_user(self) -> str:
+        """A demo operator with a fresh random password (the console needs a log-in)."""
+        if not getattr(self.args, "console", ""):
+            return ""
+        import secrets
+
+        from riskwatch.console.users import UserStore
+
+        users = UserStore(self.workdir / "var" / "console-users.json")
+        if users.get("demo") is None:
+            pw = secrets.token_urlsafe(9)
+            users.add("demo", pw, "admin", ["*"])
+            return f" (user demo, password {pw})"
+        return " (user demo, password as before in this work folder)"
 
     def _simulate(self, sim: Any, encoder: Any, sink: Any) -> None:
         from riskwatch.sensors_sim.publisher import run_scenario

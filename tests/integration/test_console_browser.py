@@ -106,6 +106,20 @@ def test_alert_pushed_within_2s_ack_and_close_reach_a_second_browser(
     ca, a = rig.login("op1")
     cb, b = rig.login("op2", lang="zh-CN")
     try:
+        # page weight: everything the board loads (a fresh page, nothing cached)
+        sizes: dict[str, int] = {}
+        cw = rig.browser.new_context(base_url=rig.url, locale="en-US")
+        assert cw.request.post("/api/login", data={"name": "op1", "password": PW}).ok
+        w = cw.new_page()
+        w.on("requestfinished", lambda r: sizes.__setitem__(r.url, r.sizes()["responseBodySize"]))
+        w.goto("/board")
+        expect(w.locator("#live")).to_have_class("live ok")
+        cw.close()
+        assert {u.rsplit("/", 1)[1] for u in sizes} == {"board", "console.css", "console.js",
+                                                       "en.json", "me"}  # fmt: skip
+        weight = sum(sizes.values())
+        print(f"\nconsole: board page weight {weight} bytes in {len(sizes)} requests")
+        assert weight < 100_000
         t0 = rig.send("mine1", "CH4-A", 1.7)
         ra, rb = row(a, "mine1", "CH4-A"), row(b, "mine1", "CH4-A")
         ra.wait_for(timeout=2000)  # the bound: on the board within 2 s of the reading

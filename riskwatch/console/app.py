@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -375,7 +376,15 @@ def create_app(server: "ConsoleServer") -> FastAPI:
             raise HTTPException(404, f"no sensor {ent}/{site}/{sensor}")
         meta = reg.meta(sid)
         now = sink.clock.now_ns()
-        t, v = server.window.series(sid, since_ns=now - int(minutes * 60e9))
+        since = now - int(minutes * 60e9)
+        t, v = server.window.series(sid, since_ns=since)
+        source = "memory"
+        stored = server.influx_series(ent, site, sensor, since)
+        if stored is not None:  # InfluxDB, then the window's readings not yet written there
+            st, sv = stored
+            newer = t > (st[-1] if len(st) else since - 1)
+            t, v = np.concatenate([st, t[newer]]), np.concatenate([sv, v[newer]])
+            source = "influx"
         _, rows = sink.store.query(enterprises=[ent], site=site, sensor=sensor, limit=50)
         alerts = [_with_span(alert_out(sink.by_id.get(a.id, a))) for a in rows]
         thresholds: dict[str, float] = {
@@ -387,7 +396,7 @@ def create_app(server: "ConsoleServer") -> FastAPI:
         return {
             "key": f"{ent}/{site}/{sensor}", "meta": {k: (None if isinstance(x, float) and x != x
                                                            else x) for k, x in meta.items()},
-            "now": now // 1_000_000, "t": (t // 1_000_000).tolist(),
+            "now": now // 1_000_000, "source": source, "t": (t // 1_000_000).tolist(),
             "v": [None if x != x else float(x) for x in v.tolist()],
             "thresholds": [{"name": k, "value": x} for k, x in sorted(thresholds.items())],
             "alerts": alerts,
@@ -447,6 +456,7 @@ class ConsoleServer:
         self.registry = engine.registry
         self.users = UserStore(engine.cfg.path(cfg.users))
         self.window = SeriesWindow(cfg.window_readings)
+        self.influx = engine.cfg.storage.influx  # chart history from here when configured
         self.hub = Hub()
         self.stopping = threading.Event()
         self.sink.add_listener(self.hub.publish)
@@ -460,6 +470,41 @@ class ConsoleServer:
         )  # fmt: skip
         self._thread: threading.Thread | None = None
         self.url: str | None = None
+
+    def influx_series(
+        self, ent: str, site: str, sensor: str, since_ns: int, limit: int = 5000
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """One sensor's ``reading`` points from InfluxDB 1.x (ns times, values), or None when
+        no InfluxDB 1.x is configured or it does not answer (the chart then uses the
+        in-memory window and says so)."""
+        ic = self.influx
+        if ic is None or ic.api != "v1":
+            return None
+        import httpx
+
+        def lit(x: str) -> str:
+            return "'" + x.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+        q = (
+            f'SELECT "value" FROM "reading" WHERE "enterprise" = {lit(ent)} AND '
+            f'"site" = {lit(site)} AND "sensor" = {lit(sensor)} AND time >= {since_ns} '
+            f"ORDER BY time DESC LIMIT {limit}"
+        )
+        params = {"db": ic.database, "q": q, "epoch": "ns"}
+        if ic.username:
+            params |= {"u": ic.username, "p": ic.password() or ""}
+        try:
+            r = httpx.get(f"{ic.url.rstrip('/')}/query", params=params, timeout=ic.timeout_s,
+                          verify=ic.verify_tls)  # fmt: skip
+            r.raise_for_status()
+            series = r.json()["results"][0].get("series") or []
+        except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
+            log.warning("console: InfluxDB query failed (%s); chart from memory", exc)
+            return None
+        vals = series[0]["values"][::-1] if series else []
+        t = np.fromiter((row[0] for row in vals), dtype=np.int64, count=len(vals))
+        v = np.array([np.nan if row[1] is None else row[1] for row in vals], dtype=np.float64)
+        return t, v
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread = threading.Thread(target=self.server.run, name="console", daemon=True)

@@ -265,7 +265,7 @@ async function renderSensor(ent, site, sensor) {
   const m = 60;
   const d = await api(`/api/sensors/${encodeURIComponent(ent)}/${encodeURIComponent(site)}/${encodeURIComponent(sensor)}?minutes=${m}`);
   $("#main").innerHTML = `<h2>${esc(d.key)} <small>${esc(d.meta.kind || "")} ${esc(d.meta.unit || "")} ${esc(d.meta.location || "")}</small></h2>
-    <h3>${t("sensor.recent", { m })}</h3>${d.t.length ? "" : `<p class="empty">${t("sensor.nodata")}</p>`}${chart(d, focus)}
+    <h3>${t("sensor.recent", { m })} <small id="source" data-source="${esc(d.source)}">${esc(t("source." + d.source))}</small></h3>${d.t.length ? "" : `<p class="empty">${t("sensor.nodata")}</p>`}${chart(d, focus)}
     <h3>${t("sensor.alerts")}</h3>${alertTable(d.alerts, false)}`;
 }
 

@@ -126,6 +126,18 @@ class Hub:
                     pass
 
 
+def gateway_offline(rule: str, group: str | None, active: bool) -> bool:
+    """An open, active no-data alert grouped per gateway (``enterprise/site/gateway``, from a
+    rule named like ``*gateway*``, e.g. the coal pack's ``coal_gateway_silent``).
+
+    >>> gateway_offline("coal_gateway_silent", "mine1/w1/GW1", True)
+    True
+    >>> gateway_offline("feed_anomaly_face", "mine1/w1/CH4-T1", True)
+    False
+    """
+    return active and "gateway" in rule and group is not None and group.count("/") == 2
+
+
 def _csv(rows: list[dict[str, Any]], cols: list[str], name: str) -> Response:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
@@ -221,11 +233,19 @@ def create_app(server: "ConsoleServer") -> FastAPI:
     app.mount("/i18n", StaticFiles(directory=HERE / "i18n"), name="i18n")
 
     # ------------------------------------------------------------------ session
+    failures: dict[str, list[float]] = {}
+
     @app.post("/api/login")
     def login(body: LoginIn, response: Response) -> dict[str, Any]:
+        now = time.time()
+        recent = [x for x in failures.get(body.name, []) if x > now - 300]
+        if len(recent) >= 5:  # 5 wrong passwords in 5 min: that name waits
+            raise HTTPException(429, "too many wrong passwords; try again in a few minutes")
         u = users.check(body.name, body.password)
         if u is None:
+            failures[body.name] = [*recent, now]
             raise HTTPException(401, "wrong user name or password")
+        failures.pop(body.name, None)
         now = time.time()
         for k in [k for k, s in sessions.items() if s.expires < now]:
             sessions.pop(k, None)
@@ -360,6 +380,11 @@ def create_app(server: "ConsoleServer") -> FastAPI:
         visible(u, alert_id)
         return alert_out(sink.shelve(alert_id, u.name, body.reason, body.duration_s))
 
+    @app.post("/api/alerts/{alert_id}/unshelve")
+    def unshelve(alert_id: str, body: AckIn, u: Actor) -> dict[str, Any]:
+        visible(u, alert_id)
+        return alert_out(sink.unshelve(alert_id, u.name, body.note))
+
     @app.post("/api/alerts/{alert_id}/close")
     def close(alert_id: str, body: CloseIn, u: Actor) -> dict[str, Any]:
         visible(u, alert_id)
@@ -427,6 +452,8 @@ def create_app(server: "ConsoleServer") -> FastAPI:
                 if s["worst"] is None or LEVEL_RANK[lv] < LEVEL_RANK[s["worst"]]:
                     s["worst"] = lv
             s["unacked"] += 0 if a.acked else 1
+            if gateway_offline(a.rule, a.group, a.active):
+                s["gateways_offline"] += 1
         health = sink.health_snapshot().get("sites", {})
         for key, h in health.items():
             ent, _, site = key.partition("/")
@@ -439,7 +466,8 @@ def create_app(server: "ConsoleServer") -> FastAPI:
 
     def _site(ent: str, site: str) -> dict[str, Any]:
         return {"enterprise": ent, "site": site, "worst": None, "unacked": 0,
-                "counts": dict.fromkeys(LEVEL_NAMES, 0), "health": None}  # fmt: skip
+                "counts": dict.fromkeys(LEVEL_NAMES, 0), "health": None,
+                "gateways_offline": 0}  # fmt: skip
 
     return app
 

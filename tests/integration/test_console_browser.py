@@ -263,10 +263,49 @@ def test_sensor_view_alert_page_and_overview(rig: Rig, output_dir: Path) -> None
         p.goto("/overview")
         card = p.locator(".card[data-site='mine2/face1']")
         expect(card).to_have_class("card w-red")
+        expect(card.locator(".gw")).to_have_text("0 gateways offline")
         p.goto("/search?enterprise=mine2&level=red")
         expect(p.locator("#res tr[data-id]").first).to_be_visible()
         csv = c.request.get("/api/alerts.csv?enterprise=mine2&level=red").text()
         assert aid in csv and "mine1" not in csv
+    finally:
+        c.close()
+
+
+def test_shelve_with_reason_then_unshelve_from_the_board(rig: Rig) -> None:
+    c, p = rig.login("op1")
+    try:
+        rig.send("mine2", "CH4-A", 1.2)
+        r = row(p, "mine2", "CH4-A")
+        expect(r).to_have_class("lv-orange unacked")
+        aid = r.get_attribute("data-id")
+        r.locator("button.shelve").click()
+        p.locator("#f-dur").fill("30")
+        p.locator("#f-reason").fill("calibration of CH4-A")
+        p.locator("#dlgok").click()
+        expect(r.locator(".state")).to_have_text("shelved")
+        expect(r).to_have_class("lv-orange unacked dim")
+        expect(r.locator(".by")).to_contain_text("calibration of CH4-A")
+        a = rig.eng.sink.get(aid)
+        assert a.reason == "calibration of CH4-A"
+        assert a.shelved_until_ns is not None
+        assert round((a.shelved_until_ns - a.updated_ns) / 60e9) == 30
+        r.locator("button.unshelve").click()
+        p.locator("#dlgok").click()
+        expect(r.locator(".state")).to_have_text("firing")
+        hist = c.request.get(f"/api/alerts/{aid}").json()["history"]
+        assert [(h["action"], h["who"]) for h in hist][-2:] == [("shelve", "op1"),
+                                                                ("unshelve", "op1")]  # fmt: skip
+    finally:
+        c.close()
+
+
+def test_login_throttled_after_five_wrong_passwords(rig: Rig) -> None:
+    c = rig.browser.new_context(base_url=rig.url)
+    try:
+        codes = [c.request.post("/api/login", data={"name": "intruder", "password": f"x{i}"}).status
+                 for i in range(6)]  # fmt: skip
+        assert codes == [401] * 5 + [429]
     finally:
         c.close()
 

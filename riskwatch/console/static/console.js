@@ -74,7 +74,7 @@ function renderLogin() {
         body: { name: $("#name").value, password: $("#password").value } });
       if (location.pathname === "/login") history.replaceState(null, "", "/board");
       start();
-    } catch (e) { $("#loginerr").textContent = t("login.wrong"); }
+    } catch (e) { $("#loginerr").textContent = e.status === 429 ? t("login.throttled") : t("login.wrong"); }
   };
 }
 
@@ -147,6 +147,7 @@ function alertRow(a, acts) {
   if (acts && S.me.can_act) {
     if (!a.acked && a.state !== "shelved") buttons += `<button class="ack">${esc(t("ack"))}</button>`;
     if (a.state !== "shelved" && a.state !== "out_of_service") buttons += `<button class="shelve">${esc(t("shelve"))}</button>`;
+    if (a.state === "shelved") buttons += `<button class="unshelve">${esc(t("unshelve"))}</button>`;
     if (a.state === "resolved" || (a.acked && !a.active)) buttons += `<button class="close">${esc(t("close"))}</button>`;
   }
   return `<tr data-id="${esc(a.id)}" class="${cls.join(" ")}">
@@ -183,6 +184,8 @@ function bindActions() {
       `<label>${t("shelve.duration")}<input id="f-dur" type="number" min="1" value="60"></label>
        <label>${t("shelve.reason")}<input id="f-reason" required></label>`,
       () => ({ duration_s: 60 * Number($("#f-dur").value), reason: $("#f-reason").value }));
+    else if (b.classList.contains("unshelve")) act(id, "unshelve", t("unshelve"),
+      `<label>${t("ack.note")}<input id="f-note"></label>`, () => ({ note: $("#f-note").value || null }));
     else if (b.classList.contains("close")) act(id, "close", t("close.title"),
       `<label>${t("close.note")}<textarea id="f-note" rows="3" required></textarea></label>`,
       () => ({ note: $("#f-note").value }));
@@ -278,7 +281,7 @@ async function renderOverview() {
     return `<div class="card w-${s.worst || "none"}" data-site="${esc(s.enterprise + "/" + s.site)}">
       <h3>${esc(s.enterprise)} / ${esc(s.site)}</h3><div>${levelBadge(s.worst)}</div>
       <p class="counts">${LEVELS.map((l) => `<span title="${esc(t("level." + l))}" data-count="${l}">${icon(l)} ${s.counts[l]}</span>`).join("")}</p>
-      <p>${s.unacked} ${t("overview.unacked")}</p>
+      <p>${s.unacked} ${t("overview.unacked")} · <span class="gw">${s.gateways_offline} ${t("overview.gateways")}</span></p>
       <p class="by">${t("overview.rate")}: ${h.alarms_10min == null ? "–" : h.alarms_10min}${h.flood ? ` <b>${t("overview.flood")}</b>` : ""}<br>
       ${t("overview.chatter")}: ${h.chattering_count == null ? "–" : h.chattering_count} · ${t("overview.stale")}: ${h.stale_count == null ? "–" : h.stale_count}</p>
       <a data-link href="/search?enterprise=${encodeURIComponent(s.enterprise)}&site=${encodeURIComponent(s.site)}&open=1">${t("nav.search")}</a></div>`;

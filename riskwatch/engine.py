@@ -349,6 +349,10 @@ class Engine:
         self._thread = None
         log.info("stopped; %d readings processed", self.readings_total)
 
+    def request_reload(self) -> None:
+        """Reload rules, detectors and the catalogue at the next loop turn (as SIGHUP does)."""
+        self._reload_requested.set()
+
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads rules, detectors and the catalogue."""
         done = threading.Event()

@@ -83,6 +83,14 @@ class CloseIn(BaseModel):
     note: str = Field(min_length=1, max_length=4000)
 
 
+class SilenceIn(BaseModel):
+    enterprise: str = Field(min_length=1, max_length=200)
+    site: str | None = Field(default=None, max_length=200)
+    rule: str | None = Field(default=None, max_length=200)
+    duration_s: float = Field(gt=0, le=7 * 24 * 3600)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class Hub:
     """Fan-out of alert changes to the SSE connections (called from the sink's writer
     thread; each connection has an asyncio queue on the server's loop)."""
@@ -195,6 +203,13 @@ def create_app(server: "ConsoleServer") -> FastAPI:
 
     Actor = Annotated[User, Depends(acting)]
 
+    def engineering(u: Actor) -> User:
+        if u.level < ROLES["engineer"]:
+            raise HTTPException(403, f"user {u.name!r} is a {u.role}: engineers do this")
+        return u
+
+    Engineer = Annotated[User, Depends(engineering)]
+
     def visible(u: User, alert_id: str) -> Alert:
         a = sink.get(alert_id)
         if not u.sees(a.enterprise):
@@ -264,7 +279,8 @@ def create_app(server: "ConsoleServer") -> FastAPI:
     def _me(u: User, s: Session) -> dict[str, Any]:
         return {"name": u.name, "role": u.role, "enterprises": list(u.enterprises),
                 "csrf": s.csrf, "expires": int(s.expires * 1000),
-                "can_act": u.level >= ROLES["operator"]}  # fmt: skip
+                "can_act": u.level >= ROLES["operator"],
+                "can_engineer": u.level >= ROLES["engineer"]}  # fmt: skip
 
     @app.get("/api/me")
     def me(request: Request, u: Who) -> dict[str, Any]:
@@ -390,6 +406,35 @@ def create_app(server: "ConsoleServer") -> FastAPI:
         visible(u, alert_id)
         return alert_out(sink.close(alert_id, u.name, body.note))
 
+    # ------------------------------------------------------------------ engineering
+    @app.get("/api/silences")
+    def silences(u: Who) -> list[dict[str, Any]]:
+        now = sink.clock.now_ns()
+        return [
+            s.as_json(now) for s in sink.silences()
+            if s.ends_ns > now and (ents := s.matchers.get("enterprise"))
+            and all(u.sees(e) for e in ents)
+        ]  # fmt: skip
+
+    @app.post("/api/silences", status_code=201)
+    def add_silence(body: SilenceIn, u: Engineer) -> dict[str, Any]:
+        if not u.sees(body.enterprise):
+            raise HTTPException(404, f"no enterprise {body.enterprise!r}")
+        m = {"enterprise": [body.enterprise]}
+        if body.site:
+            m["site"] = [body.site]
+        if body.rule:
+            m["rule"] = [body.rule]
+        now = sink.clock.now_ns()
+        s = sink.add_silence(m, u.name, body.reason, now + int(body.duration_s * 1e9))
+        return s.as_json(now)
+
+    @app.post("/api/reload", status_code=202)
+    def reload(u: Engineer) -> dict[str, str]:
+        server.request_reload()
+        log.info("console: %s asked for a rules reload", u.name)
+        return {"status": "reload requested"}
+
     # ------------------------------------------------------------------ sensor view
     @app.get("/api/sensors/{ent}/{site}/{sensor}")
     def sensor_view(ent: str, site: str, sensor: str, u: Who, minutes: float = 60) -> dict:
@@ -481,6 +526,7 @@ class ConsoleServer:
         assert cfg.listen
         self.cfg = cfg
         self.sink = engine.sink
+        self.request_reload: Any = getattr(engine, "request_reload", lambda: None)
         self.registry = engine.registry
         self.users = UserStore(engine.cfg.path(cfg.users))
         self.window = SeriesWindow(cfg.window_readings)

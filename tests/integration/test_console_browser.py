@@ -74,6 +74,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, mqtt_addr: tuple[str, int]) ->
     users.add("op2", PW, "operator", ["*"])
     users.add("view", PW, "viewer", ["*"])
     users.add("m2", PW, "operator", ["mine2"])
+    users.add("eng2", PW, "engineer", ["mine2"])
     root = unique("rwc")
     extra = (
         f"catalog: ['{tmp}/catalog.csv']\nrules: ['{PACK}']\n"
@@ -308,6 +309,40 @@ def test_login_throttled_after_five_wrong_passwords(rig: Rig) -> None:
         assert codes == [401] * 5 + [429]
     finally:
         c.close()
+
+
+def test_engineer_silences_a_site_and_reloads_rules(rig: Rig) -> None:
+    co, _ = rig.login("op1")
+    c, p = rig.login("eng2")
+    try:
+        csrf = co.request.get("/api/me").json()["csrf"]
+        body = {"enterprise": "mine2", "site": "face1", "duration_s": 60, "reason": "x"}
+        r = co.request.post("/api/silences", data=body, headers={"X-CSRF-Token": csrf})
+        assert r.status == 403 and "engineers" in r.json()["detail"]
+        assert co.request.post("/api/reload", headers={"X-CSRF-Token": csrf}).status == 403
+        csrf = c.request.get("/api/me").json()["csrf"]
+        r = c.request.post("/api/silences", data={**body, "enterprise": "mine1"},
+                           headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert r.status == 404  # out of scope
+        rig.send("mine2", "CH4-C", 1.2)
+        p.goto("/overview")
+        p.locator(".card[data-site='mine2/face1'] button.silence").click()
+        p.locator("#f-dur").fill("20")
+        p.locator("#f-reason").fill("ventilation work on face1")
+        p.locator("#dlgok").click()
+        expect(p.locator(".card[data-site='mine2/face1'] .silenced")).to_contain_text(
+            "by eng2: ventilation work on face1"
+        )
+        mine = [s for s in rig.eng.sink.silences() if s.author == "eng2"]
+        assert len(mine) == 1
+        assert mine[0].matchers == {"enterprise": ["mine2"], "site": ["face1"]}
+        assert round((mine[0].ends_ns - mine[0].starts_ns) / 60e9) == 20
+        p.locator("#reload").click()
+        expect(p.locator("#reloaded")).to_have_text("reload requested")
+        assert co.request.get("/api/silences").json()[0]["author"] == "eng2"
+    finally:
+        c.close()
+        co.close()
 
 
 def test_zz_copy_screenshots_to_docs(rig: Rig, output_dir: Path) -> None:

@@ -275,6 +275,9 @@ async function renderSensor(ent, site, sensor) {
 /* ---------------------------------------------------------------- overview */
 async function renderOverview() {
   const d = await api("/api/overview");
+  const sil = await api("/api/silences");
+  const silenced = (s) => sil.filter((x) => x.matchers.enterprise.includes(s.enterprise) &&
+    (!x.matchers.site || x.matchers.site.includes(s.site)));
   if (!d.sites.length) { $("#main").innerHTML = `<div class="empty">${t("overview.empty")}</div>`; return; }
   $("#main").innerHTML = `<div class="grid">${d.sites.map((s) => {
     const h = s.health || {};
@@ -284,8 +287,30 @@ async function renderOverview() {
       <p>${s.unacked} ${t("overview.unacked")} · <span class="gw">${s.gateways_offline} ${t("overview.gateways")}</span></p>
       <p class="by">${t("overview.rate")}: ${h.alarms_10min == null ? "–" : h.alarms_10min}${h.flood ? ` <b>${t("overview.flood")}</b>` : ""}<br>
       ${t("overview.chatter")}: ${h.chattering_count == null ? "–" : h.chattering_count} · ${t("overview.stale")}: ${h.stale_count == null ? "–" : h.stale_count}</p>
-      <a data-link href="/search?enterprise=${encodeURIComponent(s.enterprise)}&site=${encodeURIComponent(s.site)}&open=1">${t("nav.search")}</a></div>`;
-  }).join("")}</div>`;
+      ${silenced(s).map((x) => `<p class="by silenced">${esc(t("silenced", { until: fmtTime(x.ends), who: x.author, reason: x.reason }))}</p>`).join("")}
+      <a data-link href="/search?enterprise=${encodeURIComponent(s.enterprise)}&site=${encodeURIComponent(s.site)}&open=1">${t("nav.search")}</a>
+      ${S.me.can_engineer ? `<button class="silence" data-ent="${esc(s.enterprise)}" data-site="${esc(s.site)}">${esc(t("silence"))}</button>` : ""}</div>`;
+  }).join("")}</div>${S.me.can_engineer ? `<p><button id="reload">${esc(t("reload"))}</button> <span id="reloaded"></span></p>` : ""}`;
+  document.querySelectorAll("button.silence").forEach((b) => { b.onclick = () => silenceSite(b.dataset.ent, b.dataset.site); });
+  const rl = $("#reload");
+  if (rl) rl.onclick = async () => { await api("/api/reload", { method: "POST" }); $("#reloaded").textContent = t("reload.done"); };
+}
+function silenceSite(ent, site) {
+  const d = $("#dlg");
+  $("#dlgtitle").textContent = t("silence") + ": " + ent + " / " + site;
+  $("#dlgbody").innerHTML = `<label>${t("shelve.duration")}<input id="f-dur" type="number" min="1" value="60"></label>
+    <label>${t("shelve.reason")}<input id="f-reason" required></label>`;
+  $("#dlgerr").textContent = "";
+  $("#dlgcancel").onclick = () => d.close();
+  $("#dlgform").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("/api/silences", { method: "POST", body: { enterprise: ent, site, duration_s: 60 * Number($("#f-dur").value), reason: $("#f-reason").value } });
+      d.close();
+      route();
+    } catch (e) { $("#dlgerr").textContent = t("forbidden", { detail: e.message }); }
+  };
+  d.showModal();
 }
 
 /* ---------------------------------------------------------------- search */

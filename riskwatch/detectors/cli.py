@@ -102,9 +102,10 @@ def _score(args: argparse.Namespace) -> int:
     values = df[vcols].to_numpy(dtype=np.float64)
     ens = spec.build()
     scores = score_frame(ens, time_ns, values, raw=args.raw, progress=len(df) >= 10_000)
-    out = pd.DataFrame({tcol: df[tcol]})
+    text = pd.read_csv(args.input, dtype=str, keep_default_na=False)  # echo values verbatim
+    out = pd.DataFrame({tcol: text[tcol]})
     for c in vcols:
-        out[c] = df[c]
+        out[c] = text[c]
     if len(vcols) > 1:
         for j, c in enumerate(vcols):
             out[f"{c}_anomaly_score"] = np.round(scores[:, j], 6)

@@ -123,7 +123,7 @@ def _combine(raw: Any) -> Combine | None:
     if isinstance(raw, str):
         return raw
     ((op, args),) = raw.items()
-    return (op, [_combine(a) for a in args])  # type: ignore[misc]
+    return (op, [_combine(a) for a in args])  # type: ignore[return-value]
 
 
 def _check_combine(raw: Any, doc: YamlDoc, path: KeyPath, members: dict[str, Any]) -> list:

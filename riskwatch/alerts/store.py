@@ -22,6 +22,7 @@ those).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from riskwatch.alerts.state import Alert, AlertState, Transition
 from riskwatch.errors import RiskwatchError
 
 __all__ = ["AlertStore", "Delivery", "Silence", "StoreError"]
+
+_log = logging.getLogger(__name__)
 
 
 class StoreError(RiskwatchError):
@@ -178,6 +181,7 @@ class AlertStore:
             self.md = sa.MetaData()
             self.t = _tables(self.md, prefix)
             self.md.create_all(self.engine)
+            self._add_missing_columns()
         except SQLAlchemyError as exc:
             raise StoreError(f"alert store {self._where()}: cannot open: {exc}") from exc
         self.dialect = self.engine.dialect.name
@@ -201,6 +205,30 @@ class AlertStore:
             "transition_insert": insert("transitions", _TRANSITION_COLS),
             "outbox_insert": insert("outbox", (*_OUTBOX_COLS, "owner")),
         }
+
+    def _add_missing_columns(self) -> None:
+        """Upgrade a store written by an older riskwatch: add columns it lacks.
+
+        New columns are always nullable, so ``ALTER TABLE ... ADD COLUMN`` is enough; rows
+        without an ``owner`` are adopted by this instance (a single engine upgrading).
+        """
+        insp = sa.inspect(self.engine)
+        q = self.engine.dialect.identifier_preparer.quote
+        with self.engine.begin() as c:
+            for tb in self.md.sorted_tables:
+                have = {col["name"] for col in insp.get_columns(tb.name)}
+                for col in tb.columns:
+                    if col.name in have:
+                        continue
+                    ctype = col.type.compile(dialect=self.engine.dialect)
+                    c.exec_driver_sql(f"ALTER TABLE {q(tb.name)} ADD COLUMN {q(col.name)} {ctype}")
+                    _log.warning(
+                        "alert store %s: added column %s.%s", self._where(), tb.name, col.name
+                    )
+                    if col.name == "owner":
+                        c.execute(
+                            sa.update(tb).where(tb.c.owner.is_(None)).values(owner=self.owner)
+                        )
 
     def _where(self) -> str:
         return self.target.split("@")[-1] if "://" in self.target else self.target

@@ -242,6 +242,7 @@ def engine_cfg(port: int, cid: str, root: str, db: str | None, tmp: Path) -> str
         f"storage: {{influx: {influx}, spool_dir: '{tmp}/spool-{cid}'}}\n"
         f"ingest: {{deadletter: {{file: null, topic: null}}}}\n"
         "metrics: {listen: null}\n"
+        f"alerts: {{store: '{tmp}/alerts-{cid}.sqlite'}}\n"
     )
 
 

@@ -74,7 +74,9 @@ K_VALUE, K_RATE, K_CHANGE, K_FROZEN, K_RANGE, K_CALIB = range(6)
 _OF = {"value": K_VALUE, "rate": K_RATE, "change": K_CHANGE}
 NLEV = 4  # colour columns: red, orange, yellow, blue (Level - 1)
 _NEVER = np.iinfo(np.int64).min // 4
-_PROCESS_SKIP = int(Flags.CALIBRATING | Flags.FAULT)
+# calibrating and faulty readings never raise process alerts; duplicates and out-of-order
+# readings (flagged by the quality stage) were already accounted for
+_PROCESS_SKIP = int(Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | Flags.OUT_OF_ORDER)
 # lowest set bit (1-based) of a 4-bit level mask: the most severe level present
 _LEVELS = [Level.RED, Level.ORANGE, Level.YELLOW, Level.BLUE]
 _LOWBIT = np.array([0] + [(i & -i).bit_length() for i in range(1, 16)], np.uint8)

@@ -39,7 +39,7 @@ from riskwatch.rules.evaluator import (
 __all__ = ["ScalarRules"]
 
 _CAL = int(Flags.CALIBRATING)
-_SKIP = int(Flags.CALIBRATING | Flags.FAULT)
+_SKIP = int(Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | Flags.OUT_OF_ORDER)
 
 
 class ScalarRules:

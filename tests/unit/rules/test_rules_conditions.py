@@ -206,6 +206,13 @@ def test_calibrating_readings_never_raise_and_never_clear() -> None:
     assert got == [(3.0, "ch4", 0, "firing", "orange"), (5.0, "ch4", 0, "resolved", None)]
 
 
+def test_duplicate_and_out_of_order_readings_are_not_evaluated_again() -> None:
+    rs = ruleset(CH4, ch4_reg())
+    d, o = int(Flags.DUPLICATE), int(Flags.OUT_OF_ORDER)
+    got = series(rs, 0, [0.5, 2.0, 1.2, 0.3, 0.3], flags=[0, o, 0, d, 0])
+    assert got == [(2.0, "ch4", 0, "firing", "orange"), (4.0, "ch4", 0, "resolved", None)]
+
+
 def test_calibration_overrun() -> None:
     text = """
 rules:

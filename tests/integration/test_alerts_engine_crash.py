@@ -82,8 +82,13 @@ def test_engine_kill9_restores_alerts_without_duplicates(
         except httpx.HTTPError:
             return False
 
+    last_ts = [0]
+
     def send(sensor: str, value: float) -> None:
-        pub.send(f"{root}/m1/face1/GW-1", {"sensor": sensor, "ts": now_ms(), "value": value})
+        # strictly increasing event times: two readings of one sensor in the same
+        # millisecond would be a duplicate (quality stage), which rules skip
+        last_ts[0] = max(now_ms(), last_ts[0] + 1)
+        pub.send(f"{root}/m1/face1/GW-1", {"sensor": sensor, "ts": last_ts[0], "value": value})
 
     def msgs() -> list[dict]:
         return [orjson.loads(p) for _, p in col.messages]

@@ -294,6 +294,12 @@ class Ensemble:
         for cal in self._cal.values():
             cal.forget(s)
 
+    def state_nbytes(self) -> int:
+        """Bytes of per-sensor state held by the members, calibration and windows."""
+        n = sum(a.nbytes for d in self.members.values() for a in d._s.values())
+        n += sum(c._cnt.nbytes + c._tot.nbytes + c._w.nbytes for c in self._cal.values())
+        return n + self._active.nbytes + self._last_hot.nbytes + self._peak.nbytes
+
     def describe(self) -> dict[str, Any]:
         return {
             "members": {

@@ -286,6 +286,7 @@ class RuleSet:
             else:
                 self.rules.append(self._compile_rule(len(self.rules), r))
         self.rule_index = {r.name: r for r in self.rules}
+        self._templates: dict[tuple[Any, ...], str] = {}  # message templates (_signals)
         self.has_calendars = any(r.calendar_in or r.calendar_out for r in self.rules)
         self.generation = -1
         self.slots = _Slots(0)
@@ -629,7 +630,7 @@ class RuleSet:
         # last value. Whole slot segments are skipped, so sequential semantics hold.
         with np.errstate(invalid="ignore"):
             # (NaN — e.g. a rate without a previous reading — neither triggers nor clears)
-            band = s.band[slot]
+            band = s.band.take(slot, axis=0)  # (2-D fancy indexing is ~10x slower)
             lo = band[:, 0]
             quiet = ((x > lo) & (x < band[:, 1])) | (np.isnan(x) & (lo != np.inf))
         if not all_first:
@@ -981,32 +982,30 @@ class RuleSet:
         shown = np.where((rk == K_RATE) | (rk == K_CHANGE), x[order], vv)
         reg = self.registry
         cols = {c: reg.column(c) for c in ("unit", "kind", "location")}
+        units, kinds = cols["unit"], cols["kind"]
+        key = reg.key
+        tpls = self._templates
         out: list[Signal] = []
         rules = self.rules
-        for sl_, st_, k_, t_, val, th, rule_i, sensor in zip(
-            sl.tolist(), st.tolist(), k.tolist(), t[order].tolist(), shown.tolist(),
-            thr.tolist(), s.rule[sl].tolist(), s.sensor[sl].tolist(), strict=True,
+        for st_, k_, t_, val, th, rule_i, sensor in zip(
+            st.tolist(), k.tolist(), t[order].tolist(), shown.tolist(), thr.tolist(),
+            s.rule[sl].tolist(), s.sensor[sl].tolist(), strict=True,
         ):  # fmt: skip
-            del sl_
             r = rules[rule_i]
             if st_ == 0:
                 state, level = "resolved", None
             else:
                 state = "pending" if st_ > 10 else "firing"
                 level = _LEVELS[k_]
-            out.append(
-                Signal(
-                    rule=r.name,
-                    sensor=sensor,
-                    time=t_,
-                    state=state,
-                    level=level,
-                    value=val,
-                    threshold=th,
-                    message=self._message(r, sensor, state, k_, val, th, cols),
-                    source="rule",
-                )
-            )
+            if r.spec.message:
+                msg = self._message(r, sensor, state, k_, val, th, cols)
+            else:
+                tk = (rule_i, state, k_, units[sensor], kinds[sensor])
+                tpl = tpls.get(tk)
+                if tpl is None:
+                    tpl = tpls[tk] = self._template(r, state, k_, tk[3] or "", tk[4])
+                msg = tpl.format(key(sensor), _fmt(val), _fmt(th)).replace("  ", " ")
+            out.append(Signal(r.name, sensor, t_, state, level, val, th, msg, "rule"))
         return out
 
     def _message(
@@ -1024,41 +1023,53 @@ class RuleSet:
             cols = {c: reg.column(c) for c in ("unit", "kind", "location")}
         key = reg.key(sensor)
         unit = cols["unit"][sensor] or ""
-        label = r.labels.get(k, _LEVELS[k].colour)
         if r.spec.message:
+            label = r.labels.get(k, _LEVELS[k].colour)
             d = _SafeDict(
                 sensor=key, rule=r.name, state=state, level=_LEVELS[k].colour, label=label,
                 value=_fmt(value), threshold=_fmt(thr), unit=unit,
                 kind=cols["kind"][sensor], location=cols["location"][sensor],
             )  # fmt: skip
             return r.spec.message.format_map(d)
+        tpl = self._template(r, state, k, unit, cols["kind"][sensor])
+        return tpl.format(key, _fmt(value), _fmt(thr)).replace("  ", " ")
+
+    @staticmethod
+    def _template(r: _Rule, state: str, k: int, unit: str, kind_col: str) -> str:
+        """The built-in message of a rule as a ``str.format`` template over (sensor key,
+        value, threshold): everything else depends only on the rule, state, level and the
+        sensor's unit and kind, so :meth:`_signals` caches it per such combination."""
+        V, T, KEY = "\x01", "\x02", "\x03"  # placeholders, made format fields below
+        label = r.labels.get(k, _LEVELS[k].colour)
         if r.kind == K_FROZEN:
             assert r.spec.frozen is not None
-            body = f"value {_fmt(value)} {unit} unchanged for >= {r.spec.frozen.for_}"
+            body = f"value {V} {unit} unchanged for >= {r.spec.frozen.for_}"
             if state == "resolved":
-                body = f"value changed to {_fmt(value)} {unit}"
+                body = f"value changed to {V} {unit}"
         elif r.kind == K_RANGE:
-            body = f"value {_fmt(value)} {unit} outside measuring range"
+            body = f"value {V} {unit} outside measuring range"
             if state == "resolved":
-                body = f"value {_fmt(value)} {unit} back inside measuring range"
+                body = f"value {V} {unit} back inside measuring range"
         elif r.kind == K_CALIB:
             assert r.spec.calibration is not None
             body = f"in calibration longer than {r.spec.calibration.max}"
             if state == "resolved":
                 body = "calibration ended"
         else:
-            what = {K_RATE: "rate", K_CHANGE: "change"}.get(r.kind) or cols["kind"][sensor]
+            what = {K_RATE: "rate", K_CHANGE: "change"}.get(r.kind) or kind_col
             lv = r.level_by_col.get(k)
             up = lv is None or lv.direction > 0
             if state == "resolved":
                 op = "<" if up else ">"
-                body = f"{what or 'value'} {_fmt(value)} {unit} {op} clear {_fmt(thr)} {unit}"
+                body = f"{what or 'value'} {V} {unit} {op} clear {T} {unit}"
             else:
                 op = (">" if up else "<") + ("" if lv is not None and lv.strict else "=")
-                body = f"{what or 'value'} {_fmt(value)} {unit} {op} {label} {_fmt(thr)} {unit}"
+                body = f"{what or 'value'} {V} {unit} {op} {label} {T} {unit}"
                 if state == "pending":
                     body += f" (pending for {lv.for_ if lv else ''})"
-        return f"{key}: {body} [{r.name}, {state}]".replace("  ", " ")
+        text = f"{KEY}: {body} [{r.name}, {state}]"
+        text = text.replace("{", "{{").replace("}", "}}")
+        return text.replace(KEY, "{0}").replace(V, "{1}").replace(T, "{2}")
 
     # ------------------------------------------------------------------ state views
     def active(self) -> list[tuple[str, int, str, Level]]:

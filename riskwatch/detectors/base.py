@@ -103,6 +103,9 @@ class Detector(ABC):
     """
 
     kind: ClassVar[str] = ""
+    #: Whether results do not depend on the order of sensors within a round (True for
+    #: per-sensor state). False lets ensembles keep the order :func:`rounds` gives.
+    round_order_free: ClassVar[bool] = True
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {}
 
     def __init__(self, *, warmup: int = 30, threshold: float = 0.5) -> None:
@@ -177,6 +180,38 @@ class Detector(ABC):
         self._grow(sensor)
         self._learn(sensor, value, np.asarray(time, dtype=np.int64))
 
+    def surprise_learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """:meth:`surprise` of one round, then :meth:`learn` it, in one call.
+
+        Exactly the numbers of the two calls (score first, then learn), but a detector
+        may fuse them (:meth:`_surprise_learn`) so each state column is read and
+        written once per round and shared terms are computed once: the ensemble's hot
+        path. Rounds with a NaN or infinite value take the two-call path.
+        """
+        sensor = np.asarray(sensor, dtype=np.int64)
+        if len(sensor) == 0:
+            return np.zeros(0)
+        value = np.asarray(value, dtype=np.float64)
+        time = np.asarray(time, dtype=np.int64)
+        if not np.isfinite(value).all():
+            out = self.surprise(sensor, value, time)
+            self.learn(sensor, value, time)
+            return out
+        self._grow(sensor)
+        out = self._surprise_learn(sensor, value, time)
+        bad = np.isnan(out)
+        if bad.any():
+            out = np.where(bad, 0.0, out)
+        return out
+
+    def _surprise_learn(
+        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    ) -> np.ndarray:
+        """Fused score-then-learn over finite values (override for speed)."""
+        out = self._surprise(sensor, value, time)
+        self._learn(sensor, value, time)
+        return out
+
     @abstractmethod
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray: ...
 
@@ -193,6 +228,11 @@ def rounds(sensor: np.ndarray) -> Iterator[np.ndarray]:
     sensor = np.asarray(sensor)
     n = len(sensor)
     if n == 0:
+        return
+    order = np.argsort(sensor)  # unstable is much faster; equal to stable on unique ids
+    s = sensor[order]
+    if n == 1 or bool((s[1:] != s[:-1]).all()):
+        yield order  # the usual engine batch: every sensor at most once
         return
     order = np.argsort(sensor, kind="stable")
     s = sensor[order]

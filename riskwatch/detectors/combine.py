@@ -36,6 +36,7 @@ __all__ = ["Combine", "Ensemble", "EnsembleOutput", "TailCalibrator", "evaluate"
 
 _BIN = 0.5  # half-decade bins of surprise for the calibration
 _NBINS = 41  # 0 .. 20 decades, the last bin takes everything >= 20
+_LO = 2  # bins below one decade: never looked up, not stored
 
 Combine = Union[str, tuple[str, Sequence["Combine"]]]  # noqa: UP007 - recursive alias
 
@@ -67,6 +68,12 @@ def evaluate(expr: Combine, scores: Mapping[str, np.ndarray]) -> np.ndarray:
     return out
 
 
+def _unique(sensor: np.ndarray) -> bool:
+    """Whether no sensor id repeats (one sort; cheaper than splitting into rounds)."""
+    s = np.sort(sensor)
+    return bool((s[1:] != s[:-1]).all())
+
+
 class TailCalibrator:
     """Scores a member against this sensor's own history of that member's surprises.
 
@@ -81,7 +88,11 @@ class TailCalibrator:
     Readings below one decade (score < 0.1, never a decision) skip the tail look-up.
 
     Cost: decay is lazy (each sensor's increments grow by ``1/(1-alpha)`` per reading and
-    rows are renormalised when the weight gets large), so learning is one scatter-add.
+    rows are renormalised when the weight gets large), so learning is one scatter-add,
+    and only for readings of one decade or more: a look-up only ever sums the bins at and
+    above its own (>= 2), so bins 0 and 1 are not stored. One calibrator serves all
+    ``members`` of an ensemble: every member sees the same readings, so the total and
+    the increment weight are shared per sensor and only the bins are per member.
 
     >>> cal = TailCalibrator(alpha=0.01, prior=10.0)
     >>> s = np.zeros(1, np.int64)
@@ -89,9 +100,9 @@ class TailCalibrator:
     [0.6, 0.1, 0.08]
     """
 
-    def __init__(self, alpha: float, prior: float) -> None:
-        self.alpha, self.prior = alpha, prior
-        self._cnt = np.zeros((0, _NBINS), dtype=np.float32)  # 164 bytes per sensor
+    def __init__(self, alpha: float, prior: float, members: int = 1) -> None:
+        self.alpha, self.prior, self.members = alpha, prior, members
+        self._cnt = np.zeros((0, members, _NBINS - _LO), dtype=np.float32)  # 156 B/member
         self._tot = np.zeros(0)
         self._w = np.ones(0)  # weight of the next increment, per sensor
 
@@ -99,41 +110,61 @@ class TailCalibrator:
         m = len(self._tot)
         if n > m:
             cap = max(n, 2 * m, 16)
-            self._cnt = np.r_[self._cnt, np.zeros((cap - m, _NBINS), dtype=np.float32)]
+            more = np.zeros((cap - m, self.members, _NBINS - _LO), dtype=np.float32)
+            self._cnt = np.concatenate([self._cnt, more])
             self._tot = np.r_[self._tot, np.zeros(cap - m)]
             self._w = np.r_[self._w, np.ones(cap - m)]
 
+    def nbytes(self) -> int:
+        return self._cnt.nbytes + self._tot.nbytes + self._w.nbytes
+
     def score_learn(self, sensor: np.ndarray, surprise: np.ndarray) -> np.ndarray:
         """Calibrated scores for one round, then learn the surprises (score, then learn)."""
+        return self.score_learn_many(sensor, [surprise])[0]
+
+    def score_learn_many(
+        self, sensor: np.ndarray, surprises: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """:meth:`score_learn` for every member at once (``surprises[k]``: member k)."""
+        if len(surprises) != self.members:
+            raise ValueError(f"expected {self.members} surprise arrays, got {len(surprises)}")
+        sensor = np.asarray(sensor, dtype=np.int64)
         if len(sensor) == 0:
-            return np.zeros(0)
+            return [np.zeros(0) for _ in surprises]
         self.reserve(int(sensor.max()) + 1)
-        u = np.minimum(surprise, 1e6)
-        b = np.minimum((u / _BIN).astype(np.int64), _NBINS - 1)
-        out = u / 10.0
-        look = np.flatnonzero(u >= 1.0)
-        if len(look):
-            sl = sensor[look]
-            keep = 1.0 - self.alpha
-            w_last = self._w[sl] * keep  # weight of the latest increment = real unit
-            rows = self._cnt[sl].astype(np.float64)
-            ge = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1][np.arange(len(look)), b[look]]
-            ul = u[look]
-            p = (ge / w_last + self.prior * 10.0 ** (-ul)) / (self._tot[sl] / w_last + self.prior)
-            with np.errstate(divide="ignore"):
-                out[look] = np.minimum(ul, -np.log10(p)) / 10.0
-        w = self._w[sensor]
-        self._cnt[sensor, b] += w
-        self._tot[sensor] += w
+        w = self._w.take(sensor)
+        tot = self._tot.take(sensor)
+        keep = 1.0 - self.alpha
+        nb = _NBINS - _LO
+        flat = self._cnt.reshape(-1)
+        outs = []
+        for k, surprise in enumerate(surprises):
+            out = surprise / 10.0
+            np.maximum(out, 0.0, out=out)
+            out += 0.0  # no negative zero
+            look = np.flatnonzero(surprise >= 1.0)
+            if len(look):
+                ul = np.minimum(surprise[look], 1e6)
+                b = np.minimum((ul / _BIN).astype(np.int64), _NBINS - 1) - _LO
+                sl = sensor[look]
+                w_last = w[look] * keep  # weight of the latest increment = real unit
+                rows = self._cnt[sl, k].astype(np.float64)
+                ge = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1][np.arange(len(look)), b]
+                p = (ge / w_last + self.prior * 10.0 ** (-ul)) / (tot[look] / w_last + self.prior)
+                with np.errstate(divide="ignore"):
+                    out[look] = np.clip(np.minimum(ul, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
+                flat[(sl * self.members + k) * nb + b] += w[look]
+            outs.append(out)
+        self._tot[sensor] = tot + w
         w = w / (1.0 - self.alpha)
         big = w > 1e30  # float32 counts: renormalise long before overflow
         if big.any():
             sb = sensor[big]
-            self._cnt[sb] /= w[big, None]
+            self._cnt[sb] /= w[big, None, None]
             self._tot[sb] /= w[big]
             w[big] = 1.0
         self._w[sensor] = w
-        return np.clip(out, 0.0, 1.0) + 0.0
+        return outs
 
     def forget(self, sensor: np.ndarray) -> None:
         s = sensor[sensor < len(self._tot)]
@@ -188,10 +219,11 @@ class Ensemble:
         self.calibrate_alpha = calibrate_alpha
         self.calibrate_prior = calibrate_prior
         self._cal = (
-            {k: TailCalibrator(calibrate_alpha, calibrate_prior) for k in self.members}
+            TailCalibrator(calibrate_alpha, calibrate_prior, len(self.members))
             if calibrate_alpha > 0.0
-            else {}
+            else None
         )
+        self._order_free = all(d.round_order_free for d in self.members.values())
         self._active = np.zeros(0, dtype=bool)
         self._last_hot = np.zeros(0, dtype=np.int64)
         self._peak = np.zeros(0)
@@ -213,8 +245,8 @@ class Ensemble:
         self._grow(ids)
         for det in self.members.values():
             det._grow(ids)
-        for cal in self._cal.values():
-            cal.reserve(n)
+        if self._cal is not None:
+            self._cal.reserve(n)
 
     def active(self, sensor: np.ndarray) -> np.ndarray:
         """Whether each sensor has an open anomaly window."""
@@ -235,35 +267,42 @@ class Ensemble:
         """One round (unique sensors): score, learn, decide."""
         sensor = np.asarray(sensor, dtype=np.int64)
         time = np.asarray(time, dtype=np.int64)
-        ms: dict[str, np.ndarray] = {}
-        for name, det in self.members.items():
-            cal = self._cal.get(name)
-            if cal is None:
-                ms[name] = det.score(sensor, value, time)
-            else:
-                ms[name] = cal.score_learn(sensor, det.surprise(sensor, value, time))
-            det.learn(sensor, value, time)
-        score = evaluate(self.combine, ms) if len(sensor) else np.zeros(0)
+        n = len(sensor)
+        us = [det.surprise_learn(sensor, value, time) for det in self.members.values()]
+        if self._cal is None:
+            ms = {k: np.minimum(u / 10.0, 1.0) for k, u in zip(self.members, us, strict=True)}
+        else:
+            ms = dict(zip(self.members, self._cal.score_learn_many(sensor, us), strict=True))
+        score = evaluate(self.combine, ms) if n else np.zeros(0)
+        if any(score is v for v in ms.values()):
+            score = score.copy()
         self._grow(sensor)
-        act = self._active[sensor]
+        act = self._active.take(sensor)
         hot = score >= self.threshold
         raised = hot & ~act
-        last = np.where(hot, time, self._last_hot[sensor])
-        now_active = act | hot
-        cleared = now_active & ~hot & (time - last >= self.hold_ns)
-        now_active &= ~cleared
-        self._active[sensor] = now_active
-        self._last_hot[sensor] = last
-        self._peak[sensor] = np.where(raised, score, np.maximum(self._peak[sensor], score * act))
-        decision = np.where(act & ~raised, 0.0, score)
+        cleared = np.zeros(n, dtype=bool)
+        decision = np.where(act, 0.0, score) if act.any() else score.copy()
+        # Only sensors with a window open or opening change window state (few per round).
+        work = np.flatnonzero(hot | act)
+        if len(work):
+            sw, h, a, t, sc = sensor[work], hot[work], act[work], time[work], score[work]
+            last = np.where(h, t, self._last_hot[sw])
+            cl = ~h & (t - last >= self.hold_ns)
+            cleared[work] = cl
+            self._active[sw] = ~cl
+            self._last_hot[sw] = last
+            self._peak[sw] = np.where(raised[work], sc, np.maximum(self._peak[sw], sc * a))
         return score, decision, raised, cleared, ms
 
     def process(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> EnsembleOutput:
         """A time-ordered batch, split into rounds; results in input order."""
+        n = len(sensor)
+        if n and self._order_free and _unique(np.asarray(sensor)):
+            # The usual engine batch (each sensor at most once): one round, input order.
+            return EnsembleOutput(*self.step(sensor, np.asarray(value, np.float64), time))
         sensor = np.asarray(sensor, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         time = np.asarray(time, dtype=np.int64)
-        n = len(sensor)
         score, decision = np.zeros(n), np.zeros(n)
         raised, cleared = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         members = {k: np.zeros(n) for k in self.members}
@@ -291,13 +330,13 @@ class Ensemble:
         s = np.asarray(sensor, dtype=np.int64)
         s = s[s < len(self._active)]
         self._active[s] = False
-        for cal in self._cal.values():
-            cal.forget(s)
+        if self._cal is not None:
+            self._cal.forget(s)
 
     def state_nbytes(self) -> int:
         """Bytes of per-sensor state held by the members, calibration and windows."""
         n = sum(a.nbytes for d in self.members.values() for a in d._s.values())
-        n += sum(c._cnt.nbytes + c._tot.nbytes + c._w.nbytes for c in self._cal.values())
+        n += self._cal.nbytes() if self._cal is not None else 0
         return n + self._active.nbytes + self._last_hot.nbytes + self._peak.nbytes
 
     def describe(self) -> dict[str, Any]:

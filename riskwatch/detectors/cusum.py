@@ -75,6 +75,46 @@ class Cusum(Detector):
         sp, sn = self._sums(sensor, value)
         return 5.0 * np.maximum(sp, sn) / self.h
 
+    def _surprise_learn(
+        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`_surprise` then :meth:`_learn`: the sums once, one gather and scatter
+        per column (identical numbers)."""
+        s = self._s
+        n, mean, var = s["n"].take(sensor), s["mean"].take(sensor), s["var"].take(sensor)
+        sp, sn = s["sp"].take(sensor), s["sn"].take(sensor)
+        d = value - mean
+        scored = n >= max(self.warmup, 2)
+        if scored.any():
+            sd = np.maximum(np.sqrt(var), self.min_std)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.clip(np.where(d == 0.0, 0.0, d / sd), -_ZMAX, _ZMAX)
+            z = np.where(scored, z, 0.0)
+            sp = np.maximum(0.0, sp + z - self.k)
+            sn = np.maximum(0.0, sn - z - self.k)
+        else:  # z = 0
+            sp = np.maximum(0.0, sp + 0.0 - self.k)
+            sn = np.maximum(0.0, sn - 0.0 - self.k)
+        top = np.maximum(sp, sn)
+        out = 5.0 * top / self.h
+        alarm = top >= self.h
+        a = np.maximum(self.alpha, 1.0 / (n + 1.0))
+        new_mean = mean + a * d
+        new_var = (1.0 - a) * (var + a * d * d)
+        first = n == 0
+        reset = first | alarm
+        if reset.any():
+            new_mean = np.where(reset, value, new_mean)
+            new_var = np.where(first, 0.0, new_var)
+            sp = np.where(alarm, 0.0, sp)
+            sn = np.where(alarm, 0.0, sn)
+        s["mean"][sensor] = new_mean
+        s["var"][sensor] = new_var
+        s["sp"][sensor] = sp
+        s["sn"][sensor] = sn
+        s["n"][sensor] = n + 1
+        return out
+
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s
         sp, sn = self._sums(sensor, value)

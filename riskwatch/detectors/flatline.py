@@ -92,6 +92,59 @@ class Flatline(Detector):
             out = np.maximum(out, c)
         return np.where(s["n"][sensor] >= self.warmup, out, 0.0)
 
+    def _surprise_learn(
+        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`_surprise` then :meth:`_learn`, one gather and scatter per column.
+
+        Identical numbers: the frozen term ``run * -log10(p)`` is exactly 0 where the run
+        is 0 (``p < 1``), so the logarithm is only taken on repeats; without ``collapse``
+        the variance statistics never reach a score and are not tracked.
+        """
+        s = self._s
+        n, last = s["n"].take(sensor), s["last"].take(sensor)
+        same_f, tot = s["same"].take(sensor), s["tot"].take(sensor)
+        d = value - last
+        has = n > 0
+        same = np.abs(d) <= self.tol + self.rel_tol * np.abs(last)
+        all_has = bool(has.all())
+        if not all_has:
+            same &= has
+        rep = np.flatnonzero(same)
+        run = np.zeros(len(sensor), dtype=np.int64)
+        if len(rep):
+            run[rep] = s["run"].take(sensor[rep]) + 1
+        out: np.ndarray = np.zeros(len(sensor))
+        if self.collapse:
+            d2s = (1.0 - self.alpha_short) * s["d2s"].take(sensor) + self.alpha_short * d * d
+            d2s = np.where(has, d2s, 0.0)
+            d2l = s["d2l"].take(sensor)
+            p = (same_f + 1.0) / (tot + 2.0)
+            out = run * -np.log10(p)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(d2l > 0, d2l / d2s, 1.0)
+                c = 5.0 * np.log(np.maximum(ratio, 1.0)) / math.log(self.collapse)
+            out = np.where(n >= self.warmup, np.maximum(out, c), 0.0)
+            new_d2l = (1.0 - self.alpha_long) * d2l + self.alpha_long * d * d
+            s["d2s"][sensor] = d2s
+            s["d2l"][sensor] = np.where(has, new_d2l, 0.0)
+        elif len(rep):
+            hit = rep[n[rep] >= self.warmup]
+            p = (same_f[hit] + 1.0) / (tot[hit] + 2.0)
+            out[hit] = run[hit] * -np.log10(p)
+        keep = 1.0 - self.alpha
+        new_same = keep * same_f + same
+        new_tot = keep * tot + 1.0
+        if not all_has:
+            new_same = np.where(has, new_same, same_f)
+            new_tot = np.where(has, new_tot, 0.0)
+        s["run"][sensor] = run
+        s["same"][sensor] = new_same
+        s["tot"][sensor] = new_tot
+        s["last"][sensor] = value
+        s["n"][sensor] = n + 1
+        return out
+
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s
         same, run, d2s, d = self._step(sensor, value)

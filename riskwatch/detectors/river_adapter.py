@@ -113,6 +113,7 @@ class RiverAssetHST(_PerKey):
     """HalfSpaceTrees per asset over the latest value of each of its sensors."""
 
     kind = "river_asset_hst"
+    round_order_free = False  # sensors of one asset in a round see each other in order
 
     def __init__(
         self,

@@ -27,8 +27,8 @@ def register(cls: type[Detector]) -> type[Detector]:
     return cls
 
 
-def _load_river() -> None:
-    from riskwatch.detectors import river_adapter  # noqa: F401  (registers itself)
+def _load_extra() -> None:
+    from riskwatch.detectors import likelihood, river_adapter  # noqa: F401  (register)
 
 
-_load_river()
+_load_extra()

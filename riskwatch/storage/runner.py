@@ -156,6 +156,12 @@ class StorageRunner:
         ]
 
     def _handle(self, item: _Item) -> None:
+        if self.writer is None:
+            # storage is off: nothing will be written, so do not spend the interpreter
+            # lock (shared with decoding) on encoding line protocol nobody reads
+            if item.on_durable is not None:
+                item.on_durable()
+            return
         for body, n in self._bodies(item):
             self._store(body, n)
         if item.on_durable is not None:

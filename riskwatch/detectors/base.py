@@ -107,6 +107,11 @@ class Detector(ABC):
     #: per-sensor state). False lets ensembles keep the order :func:`rounds` gives.
     round_order_free: ClassVar[bool] = True
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {}
+    #: Whether the state is one number per sensor and field and :meth:`_step_rows` is
+    #: implemented: an ensemble then keeps the fields as columns of one per-sensor row
+    #: block (views in ``_s``) and moves the state of all members with one gather and
+    #: one scatter per round.
+    row_state: ClassVar[bool] = False
 
     def __init__(self, *, warmup: int = 30, threshold: float = 0.5) -> None:
         check(isinstance(warmup, int) and warmup >= 0, "warmup", "must be an integer >= 0")
@@ -114,9 +119,15 @@ class Detector(ABC):
         self.warmup = warmup
         self.threshold = threshold
         self._n = 0
+        self._fields = self._state_fields()
         self._s: dict[str, np.ndarray] = {
-            k: np.full(0, init, dtype=dt) for k, (dt, init) in self.state_fields.items()
+            k: np.full(0, init, dtype=dt) for k, (dt, init) in self._fields.items()
         }
+
+    def _state_fields(self) -> dict[str, tuple[Any, float]]:
+        """This instance's state fields (the class's ``state_fields`` unless a
+        hyper-parameter switches some off)."""
+        return dict(self.state_fields)
 
     # -- state -----------------------------------------------------------------------
     @property
@@ -131,7 +142,7 @@ class Detector(ABC):
         if need <= self._n:
             return
         cap = max(need, 2 * self._n, 16)
-        for k, (dt, init) in self.state_fields.items():
+        for k, (dt, init) in self._fields.items():
             old = self._s[k]
             new = np.full((cap, *old.shape[1:]), init, dtype=dt)
             new[: len(old)] = old
@@ -142,7 +153,7 @@ class Detector(ABC):
         """Reset the learned state of these sensors (e.g. after recalibration)."""
         sensor = np.asarray(sensor, dtype=np.int64)
         sensor = sensor[sensor < self._n]
-        for k, (_, init) in self.state_fields.items():
+        for k, (_, init) in self._fields.items():
             self._s[k][sensor] = init
 
     def hyper_parameters(self) -> dict[str, Any]:
@@ -208,9 +219,26 @@ class Detector(ABC):
         self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
     ) -> np.ndarray:
         """Fused score-then-learn over finite values (override for speed)."""
+        if self.row_state:
+            st = {k: a.take(sensor) for k, a in self._s.items()}
+            out = self._step_rows(st, value, time)
+            for k, a in self._s.items():
+                a[sensor] = st[k]
+            return out
         out = self._surprise(sensor, value, time)
         self._learn(sensor, value, time)
         return out
+
+    def _step_rows(
+        self, st: dict[str, np.ndarray], value: np.ndarray, time: np.ndarray
+    ) -> np.ndarray:
+        """Score then learn one round of finite values on gathered state.
+
+        ``st[field]`` holds each reading's sensor state (read-only); the method puts the
+        learned values back under the same keys (new arrays) and returns the surprises
+        :meth:`_surprise` would have given. Required when ``row_state`` is True.
+        """
+        raise NotImplementedError
 
     @abstractmethod
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray: ...

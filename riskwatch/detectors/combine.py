@@ -102,7 +102,8 @@ class TailCalibrator:
 
     def __init__(self, alpha: float, prior: float, members: int = 1) -> None:
         self.alpha, self.prior, self.members = alpha, prior, members
-        self._cnt = np.zeros((0, members, _NBINS - _LO), dtype=np.float32)  # 156 B/member
+        # bins 40 .. 2 (highest first) per member; 156 bytes per sensor and member
+        self._cnt = np.zeros((0, members, _NBINS - _LO), dtype=np.float32)
         self._tot = np.zeros(0)
         self._w = np.ones(0)  # weight of the next increment, per sensor
 
@@ -126,16 +127,32 @@ class TailCalibrator:
         self, sensor: np.ndarray, surprises: Sequence[np.ndarray]
     ) -> list[np.ndarray]:
         """:meth:`score_learn` for every member at once (``surprises[k]``: member k)."""
-        if len(surprises) != self.members:
-            raise ValueError(f"expected {self.members} surprise arrays, got {len(surprises)}")
         sensor = np.asarray(sensor, dtype=np.int64)
         if len(sensor) == 0:
             return [np.zeros(0) for _ in surprises]
         self.reserve(int(sensor.max()) + 1)
-        w = self._w.take(sensor)
-        tot = self._tot.take(sensor)
+        outs, tot, w = self.score_learn_rows(
+            sensor, self._tot.take(sensor), self._w.take(sensor), surprises
+        )
+        self._tot[sensor] = tot
+        self._w[sensor] = w
+        return outs
+
+    def score_learn_rows(
+        self,
+        sensor: np.ndarray,
+        tot: np.ndarray,
+        w: np.ndarray,
+        surprises: Sequence[np.ndarray],
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Core of :meth:`score_learn_many` on gathered per-sensor ``tot`` and ``w``
+        (capacity reserved by the caller): returns the calibrated scores and the new
+        ``tot`` and ``w`` for the caller to store; updates the bins itself."""
+        if len(surprises) != self.members:
+            raise ValueError(f"expected {self.members} surprise arrays, got {len(surprises)}")
         keep = 1.0 - self.alpha
         nb = _NBINS - _LO
+        bins = self._cnt.reshape(-1, nb)  # (sensor, member) rows
         flat = self._cnt.reshape(-1)
         outs = []
         for k, surprise in enumerate(surprises):
@@ -145,26 +162,29 @@ class TailCalibrator:
             look = np.flatnonzero(surprise >= 1.0)
             if len(look):
                 ul = np.minimum(surprise[look], 1e6)
-                b = np.minimum((ul / _BIN).astype(np.int64), _NBINS - 1) - _LO
+                b = nb - 1 - (np.minimum((ul / _BIN).astype(np.int64), _NBINS - 1) - _LO)
                 sl = sensor[look]
                 w_last = w[look] * keep  # weight of the latest increment = real unit
-                rows = self._cnt[sl, k].astype(np.float64)
-                ge = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1][np.arange(len(look)), b]
+                # bins are stored highest first: the running sum adds bins from the top
+                # down to the reading's own, in the same order as before
+                # running sums down the bins for all look-ups at once (bins x readings)
+                cum = np.cumsum(
+                    bins.take(sl * self.members + k, axis=0).T, axis=0, dtype=np.float64
+                )
+                ge = cum.reshape(-1).take(b * len(look) + np.arange(len(look)))
                 p = (ge / w_last + self.prior * 10.0 ** (-ul)) / (tot[look] / w_last + self.prior)
                 with np.errstate(divide="ignore"):
                     out[look] = np.clip(np.minimum(ul, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
                 flat[(sl * self.members + k) * nb + b] += w[look]
             outs.append(out)
-        self._tot[sensor] = tot + w
+        tot = tot + w
         w = w / (1.0 - self.alpha)
         big = w > 1e30  # float32 counts: renormalise long before overflow
         if big.any():
-            sb = sensor[big]
-            self._cnt[sb] /= w[big, None, None]
-            self._tot[sb] /= w[big]
+            self._cnt[sensor[big]] /= w[big, None, None]
+            tot[big] /= w[big]
             w[big] = 1.0
-        self._w[sensor] = w
-        return outs
+        return outs, tot, w
 
     def forget(self, sensor: np.ndarray) -> None:
         s = sensor[sensor < len(self._tot)]
@@ -227,6 +247,59 @@ class Ensemble:
         self._active = np.zeros(0, dtype=bool)
         self._last_hot = np.zeros(0, dtype=np.int64)
         self._peak = np.zeros(0)
+        # The row block: one float64 row per sensor holding every scalar state field of
+        # the row-state members, then the calibrator's total and weight. A round moves
+        # all of it with one gather and one scatter (memory traffic, not arithmetic, is
+        # most of a round's cost); members and calibrator see their columns as views.
+        self._layout = [
+            (k, f, float(init))
+            for k, d in self.members.items()
+            if d.row_state
+            for f, (_, init) in d._fields.items()
+        ]
+        if self._layout and self._cal is not None:
+            self._layout += [("", "tot", 0.0), ("", "w", 1.0)]
+        self._rows = np.zeros((0, len(self._layout)))
+        if self._layout:
+            self._resize_rows(max(d.n_sensors for d in self.members.values()))
+
+    def _resize_rows(self, cap: int) -> None:
+        """Grow the row block to ``cap`` sensors (copying what members and calibrator
+        hold) and point their state at its columns."""
+        rows = np.empty((cap, len(self._layout)))
+        rows[:] = np.array([init for _, _, init in self._layout])
+        j = 0
+        for det in self.members.values():
+            if not det.row_state:
+                continue
+            for f in det._fields:
+                old = det._s[f][:cap]
+                rows[: len(old), j] = old
+                j += 1
+        if self._cal is not None:
+            old_tot, old_w = self._cal._tot[:cap], self._cal._w[:cap]
+            self._cal.reserve(cap)
+            rows[: len(old_tot), j] = old_tot
+            rows[: len(old_w), j + 1] = old_w
+        self._rows = rows
+        self._bind()
+
+    def _bind(self) -> None:
+        cap = len(self._rows)
+        j = 0
+        for det in self.members.values():
+            if det.row_state:
+                det._s = {f: self._rows[:, j + i] for i, f in enumerate(det._fields)}
+                det._n = cap
+                j += len(det._fields)
+        if self._cal is not None:
+            self._cal._tot, self._cal._w = self._rows[:, j], self._rows[:, j + 1]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # copy/pickle give members' views their own memory: point them at the block again
+        self.__dict__.update(state)
+        if self._layout:
+            self._bind()
 
     def _grow(self, sensor: np.ndarray) -> None:
         need = int(sensor.max()) + 1 if len(sensor) else 0
@@ -236,6 +309,8 @@ class Ensemble:
             self._active = np.r_[self._active, np.zeros(cap - n, dtype=bool)]
             self._last_hot = np.r_[self._last_hot, np.zeros(cap - n, dtype=np.int64)]
             self._peak = np.r_[self._peak, np.zeros(cap - n)]
+            if self._layout and cap > len(self._rows):
+                self._resize_rows(cap)
 
     def reserve(self, n: int) -> None:
         """Pre-size every per-sensor array for ids ``< n`` (avoids growth copies later)."""
@@ -266,17 +341,22 @@ class Ensemble:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """One round (unique sensors): score, learn, decide."""
         sensor = np.asarray(sensor, dtype=np.int64)
+        value = np.asarray(value, dtype=np.float64)
         time = np.asarray(time, dtype=np.int64)
         n = len(sensor)
-        us = [det.surprise_learn(sensor, value, time) for det in self.members.values()]
-        if self._cal is None:
+        self._grow(sensor)
+        if self._layout and n and bool(np.isfinite(value).all()):
+            us, cal = self._step_rows(sensor, value, time)
+        else:  # gaps (NaN) and the rare infinite value: each member on its own
+            us = [det.surprise_learn(sensor, value, time) for det in self.members.values()]
+            cal = None if self._cal is None else self._cal.score_learn_many(sensor, us)
+        if cal is None:
             ms = {k: np.minimum(u / 10.0, 1.0) for k, u in zip(self.members, us, strict=True)}
         else:
-            ms = dict(zip(self.members, self._cal.score_learn_many(sensor, us), strict=True))
+            ms = dict(zip(self.members, cal, strict=True))
         score = evaluate(self.combine, ms) if n else np.zeros(0)
         if any(score is v for v in ms.values()):
             score = score.copy()
-        self._grow(sensor)
         act = self._active.take(sensor)
         hot = score >= self.threshold
         raised = hot & ~act
@@ -293,6 +373,37 @@ class Ensemble:
             self._last_hot[sw] = last
             self._peak[sw] = np.where(raised[work], sc, np.maximum(self._peak[sw], sc * a))
         return score, decision, raised, cleared, ms
+
+    def _step_rows(
+        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """Members' surprises and calibrated scores of a round of finite values, the row
+        block gathered and scattered once."""
+        rows = self._rows.take(sensor, axis=0)
+        us: list[np.ndarray] = []
+        j = 0
+        for det in self.members.values():
+            if not det.row_state:
+                us.append(det.surprise_learn(sensor, value, time))
+                continue
+            fields = det._fields
+            st = {f: rows[:, j + i] for i, f in enumerate(fields)}
+            u = det._step_rows(st, value, time)
+            for i, f in enumerate(fields):
+                rows[:, j + i] = st[f]
+            j += len(fields)
+            bad = np.isnan(u)
+            us.append(np.where(bad, 0.0, u) if bad.any() else u)
+        cal = None
+        if self._cal is not None:
+            cal, rows[:, j], rows[:, j + 1] = self._cal.score_learn_rows(
+                sensor, rows[:, j], rows[:, j + 1], us
+            )
+        # Whole rows as opaque records: one memcpy per sensor (element-wise fancy
+        # assignment of the 2-D block costs about twice as much).
+        rec = np.dtype((np.void, rows.shape[1] * rows.itemsize))
+        self._rows.view(rec).reshape(-1)[sensor] = rows.view(rec).reshape(-1)
+        return us, cal
 
     def process(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> EnsembleOutput:
         """A time-ordered batch, split into rounds; results in input order."""

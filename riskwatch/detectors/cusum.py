@@ -35,6 +35,7 @@ class Cusum(Detector):
     """Two-sided standardised CUSUM over all sensors; ``k`` and ``h`` in sigmas."""
 
     kind = "cusum"
+    row_state = True
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {
         "n": (np.int64, 0),
         "mean": (np.float64, 0.0),
@@ -75,14 +76,12 @@ class Cusum(Detector):
         sp, sn = self._sums(sensor, value)
         return 5.0 * np.maximum(sp, sn) / self.h
 
-    def _surprise_learn(
-        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    def _step_rows(
+        self, st: dict[str, np.ndarray], value: np.ndarray, time: np.ndarray
     ) -> np.ndarray:
-        """:meth:`_surprise` then :meth:`_learn`: the sums once, one gather and scatter
-        per column (identical numbers)."""
-        s = self._s
-        n, mean, var = s["n"].take(sensor), s["mean"].take(sensor), s["var"].take(sensor)
-        sp, sn = s["sp"].take(sensor), s["sn"].take(sensor)
+        """:meth:`_surprise` then :meth:`_learn` on gathered state, the sums computed
+        once (identical numbers)."""
+        n, mean, var, sp, sn = st["n"], st["mean"], st["var"], st["sp"], st["sn"]
         d = value - mean
         scored = n >= max(self.warmup, 2)
         if scored.any():
@@ -108,11 +107,7 @@ class Cusum(Detector):
             new_var = np.where(first, 0.0, new_var)
             sp = np.where(alarm, 0.0, sp)
             sn = np.where(alarm, 0.0, sn)
-        s["mean"][sensor] = new_mean
-        s["var"][sensor] = new_var
-        s["sp"][sensor] = sp
-        s["sn"][sensor] = sn
-        s["n"][sensor] = n + 1
+        st["mean"], st["var"], st["sp"], st["sn"], st["n"] = new_mean, new_var, sp, sn, n + 1
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:

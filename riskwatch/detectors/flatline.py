@@ -37,6 +37,7 @@ class Flatline(Detector):
     """Frozen-value and variance-collapse detector over all sensors."""
 
     kind = "flatline"
+    row_state = True
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {
         "n": (np.int64, 0),
         "last": (np.float64, 0.0),
@@ -65,9 +66,16 @@ class Flatline(Detector):
         check(collapse == 0.0 or collapse > 1.0, "collapse", "must be 0 (off) or > 1")
         check(0.0 < alpha_short <= 1.0, "alpha_short", "must be in (0, 1]")
         check(0.0 < alpha_long < alpha_short, "alpha_long", "must be in (0, alpha_short)")
-        super().__init__(warmup=warmup, threshold=threshold)
         self.alpha, self.tol, self.rel_tol, self.collapse = alpha, tol, rel_tol, collapse
         self.alpha_short, self.alpha_long = alpha_short, alpha_long
+        super().__init__(warmup=warmup, threshold=threshold)
+
+    def _state_fields(self) -> dict[str, tuple[Any, float]]:
+        # The difference statistics only ever reach a score through ``collapse``.
+        f = dict(self.state_fields)
+        if not self.collapse:
+            del f["d2s"], f["d2l"]
+        return f
 
     def _step(self, sensor: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, ...]:
         s = self._s
@@ -75,6 +83,8 @@ class Flatline(Detector):
         d = value - last
         same = (np.abs(d) <= self.tol + self.rel_tol * np.abs(last)) & (s["n"][sensor] > 0)
         run = np.where(same, s["run"][sensor] + 1, 0)
+        if not self.collapse:
+            return same, run, d, d
         d2s = (1.0 - self.alpha_short) * s["d2s"][sensor] + self.alpha_short * d * d
         d2s = np.where(s["n"][sensor] > 0, d2s, 0.0)
         return same, run, d2s, d
@@ -92,33 +102,24 @@ class Flatline(Detector):
             out = np.maximum(out, c)
         return np.where(s["n"][sensor] >= self.warmup, out, 0.0)
 
-    def _surprise_learn(
-        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    def _step_rows(
+        self, st: dict[str, np.ndarray], value: np.ndarray, time: np.ndarray
     ) -> np.ndarray:
-        """:meth:`_surprise` then :meth:`_learn`, one gather and scatter per column.
-
-        Identical numbers: the frozen term ``run * -log10(p)`` is exactly 0 where the run
-        is 0 (``p < 1``), so the logarithm is only taken on repeats; without ``collapse``
-        the variance statistics never reach a score and are not tracked.
-        """
-        s = self._s
-        n, last = s["n"].take(sensor), s["last"].take(sensor)
-        same_f, tot = s["same"].take(sensor), s["tot"].take(sensor)
+        """:meth:`_surprise` then :meth:`_learn` on gathered state (identical numbers:
+        the frozen term ``run * -log10(p)`` is exactly 0 where the run is 0, as
+        ``p < 1``, so the logarithm is only taken on repeats)."""
+        n, last, run0, same_f, tot = st["n"], st["last"], st["run"], st["same"], st["tot"]
         d = value - last
         has = n > 0
         same = np.abs(d) <= self.tol + self.rel_tol * np.abs(last)
         all_has = bool(has.all())
         if not all_has:
             same &= has
-        rep = np.flatnonzero(same)
-        run = np.zeros(len(sensor), dtype=np.int64)
-        if len(rep):
-            run[rep] = s["run"].take(sensor[rep]) + 1
-        out: np.ndarray = np.zeros(len(sensor))
+        run = np.where(same, run0 + 1, 0)
         if self.collapse:
-            d2s = (1.0 - self.alpha_short) * s["d2s"].take(sensor) + self.alpha_short * d * d
+            d2s = (1.0 - self.alpha_short) * st["d2s"] + self.alpha_short * d * d
             d2s = np.where(has, d2s, 0.0)
-            d2l = s["d2l"].take(sensor)
+            d2l = st["d2l"]
             p = (same_f + 1.0) / (tot + 2.0)
             out = run * -np.log10(p)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -126,23 +127,20 @@ class Flatline(Detector):
                 c = 5.0 * np.log(np.maximum(ratio, 1.0)) / math.log(self.collapse)
             out = np.where(n >= self.warmup, np.maximum(out, c), 0.0)
             new_d2l = (1.0 - self.alpha_long) * d2l + self.alpha_long * d * d
-            s["d2s"][sensor] = d2s
-            s["d2l"][sensor] = np.where(has, new_d2l, 0.0)
-        elif len(rep):
-            hit = rep[n[rep] >= self.warmup]
-            p = (same_f[hit] + 1.0) / (tot[hit] + 2.0)
-            out[hit] = run[hit] * -np.log10(p)
+            st["d2s"], st["d2l"] = d2s, np.where(has, new_d2l, 0.0)
+        else:
+            out = np.zeros(len(value))
+            hit = np.flatnonzero(same & (n >= self.warmup))
+            if len(hit):
+                p = (same_f[hit] + 1.0) / (tot[hit] + 2.0)
+                out[hit] = run[hit] * -np.log10(p)
         keep = 1.0 - self.alpha
         new_same = keep * same_f + same
         new_tot = keep * tot + 1.0
         if not all_has:
             new_same = np.where(has, new_same, same_f)
             new_tot = np.where(has, new_tot, 0.0)
-        s["run"][sensor] = run
-        s["same"][sensor] = new_same
-        s["tot"][sensor] = new_tot
-        s["last"][sensor] = value
-        s["n"][sensor] = n + 1
+        st["run"], st["same"], st["tot"], st["last"], st["n"] = run, new_same, new_tot, value, n + 1
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
@@ -155,11 +153,12 @@ class Flatline(Detector):
             has, (1.0 - self.alpha) * s["same"][sensor] + same, s["same"][sensor]
         )
         s["tot"][sensor] = np.where(has, (1.0 - self.alpha) * s["tot"][sensor] + 1.0, 0.0)
-        s["d2s"][sensor] = d2s
-        d2l = (1.0 - self.alpha_long) * s["d2l"][sensor] + self.alpha_long * d * d
-        s["d2l"][sensor] = np.where(has, d2l, 0.0)
         s["last"][sensor] = value
         s["n"][sensor] = n + 1
+        if self.collapse:
+            s["d2s"][sensor] = d2s
+            d2l = (1.0 - self.alpha_long) * s["d2l"][sensor] + self.alpha_long * d * d
+            s["d2l"][sensor] = np.where(has, d2l, 0.0)
 
 
 class FlatlineRef:

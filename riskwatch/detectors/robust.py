@@ -37,6 +37,7 @@ class RobustZScore(Detector):
     """
 
     kind = "robust"
+    row_state = True
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {
         "n": (np.int64, 0),
         "loc": (np.float64, 0.0),
@@ -69,13 +70,12 @@ class RobustZScore(Detector):
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         return z_to_decades(self.z(sensor, value))
 
-    def _surprise_learn(
-        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    def _step_rows(
+        self, st: dict[str, np.ndarray], value: np.ndarray, time: np.ndarray
     ) -> np.ndarray:
-        """:meth:`_surprise` then :meth:`_learn` with one gather and one scatter per column;
-        the per-element operations are the same, so the numbers are identical."""
-        s = self._s
-        n, loc, mad = s["n"].take(sensor), s["loc"].take(sensor), s["mad"].take(sensor)
+        """:meth:`_surprise` then :meth:`_learn` on gathered state: the same per-element
+        operations, so identical numbers."""
+        n, loc, mad = st["n"], st["loc"], st["mad"]
         d = value - loc
         sd = _K * mad
         scored = n >= max(self.warmup, 2)
@@ -85,7 +85,7 @@ class RobustZScore(Detector):
                 z = np.where(d == 0.0, 0.0, d / sdf)
             out = z_to_decades(np.where(scored, z, 0.0))
         else:
-            out = np.zeros(len(sensor))
+            out = np.zeros(len(value))
         a = np.maximum(self.alpha, 1.0 / (n + 1.0))
         robust = (n >= self.warmup) & (sd > 0)
         if robust.all():
@@ -104,9 +104,7 @@ class RobustZScore(Detector):
         if first.any():
             new_loc = np.where(first, value, new_loc)
             new_mad = np.where(first, 0.0, new_mad)
-        s["loc"][sensor] = new_loc
-        s["mad"][sensor] = new_mad
-        s["n"][sensor] = n + 1
+        st["loc"], st["mad"], st["n"] = new_loc, new_mad, n + 1
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.detectors.combine import Ensemble
+from riskwatch.detectors.combine import Ensemble, EnsembleOutput
 from riskwatch.detectors.config import DetectorSpec, load_detector_file
 from riskwatch.model import Batch, Flags, Signal
 from riskwatch.pipeline import StageContext
@@ -106,37 +106,45 @@ class DetectorStage:
                 continue
             b = batch.take(np.flatnonzero(inside))
             res = e.ensemble.process(b.sensor, b.value, b.time)
-            for i in np.flatnonzero(res.raised | res.cleared).tolist():
-                out.append(self._signal(e, b, i, res.raised[i], res.score[i], res.members))
+            hits = np.flatnonzero(res.raised | res.cleared)
+            if len(hits):
+                out += self._signals(e, b, hits, res)
         return out
 
-    def _signal(
-        self, e: _Entry, b: Batch, i: int, raised: bool, score: float, members: dict
-    ) -> Signal:
-        sid = int(b.sensor[i])
-        ms = {k: round(float(v[i]), 4) for k, v in members.items()}
-        top = max(ms, key=lambda k: ms[k])
-        key = self.registry.key(sid) if sid < len(self.registry) else str(sid)
-        if raised:
-            msg = (
-                f"{e.spec.name}: anomaly on {key}, score {score:.2f} >= {e.spec.threshold:g} "
-                f"(strongest: {top} {ms[top]:.2f}), value {float(b.value[i]):g}"
+    def _signals(self, e: _Entry, b: Batch, hits: np.ndarray, res: EnsembleOutput) -> list[Signal]:
+        """Signals of the readings that opened or closed a window (columns converted to
+        Python values once, not per signal)."""
+        spec, n_reg, out = e.spec, len(self.registry), []
+        sids, times, values = b.sensor[hits].tolist(), b.time[hits].tolist(), b.value[hits].tolist()
+        raised, scores = res.raised[hits].tolist(), res.score[hits].tolist()
+        members = {k: v[hits].tolist() for k, v in res.members.items()}
+        for j, sid in enumerate(sids):
+            ms = {k: round(v[j], 4) for k, v in members.items()}
+            key = self.registry.key(sid) if sid < n_reg else str(sid)
+            if raised[j]:
+                top = max(ms, key=lambda k: ms[k])
+                msg = (
+                    f"{spec.name}: anomaly on {key}, score {scores[j]:.2f} >= {spec.threshold:g} "
+                    f"(strongest: {top} {ms[top]:.2f}), value {values[j]:g}"
+                )
+            else:
+                msg = f"{spec.name}: {key} back to normal (no anomaly for {spec.hold})"
+            out.append(
+                Signal(
+                    rule=spec.name,
+                    sensor=sid,
+                    time=times[j],
+                    state="firing" if raised[j] else "resolved",
+                    level=spec.level if raised[j] else None,
+                    value=values[j],
+                    threshold=spec.threshold,
+                    message=msg,
+                    source="detector",
+                    score=round(scores[j], 4),
+                    extra={"members": ms},
+                )
             )
-        else:
-            msg = f"{e.spec.name}: {key} back to normal (no anomaly for {e.spec.hold})"
-        return Signal(
-            rule=e.spec.name,
-            sensor=sid,
-            time=int(b.time[i]),
-            state="firing" if raised else "resolved",
-            level=e.spec.level if raised else None,
-            value=float(b.value[i]),
-            threshold=e.spec.threshold,
-            message=msg,
-            source="detector",
-            score=round(float(score), 4),
-            extra={"members": ms},
-        )
+        return out
 
     def tick(self, ctx: StageContext) -> list[Signal]:
         out: list[Signal] = []

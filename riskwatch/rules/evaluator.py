@@ -79,6 +79,7 @@ _NEVER = np.iinfo(np.int64).min // 4
 _PROCESS_SKIP = int(Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | Flags.OUT_OF_ORDER)
 # lowest set bit (1-based) of a 4-bit level mask: the most severe level present
 _LEVELS = [Level.RED, Level.ORANGE, Level.YELLOW, Level.BLUE]
+_STATES = ("resolved", "pending", "firing")
 _LOWBIT = np.array([0] + [(i & -i).bit_length() for i in range(1, 16)], np.uint8)
 CHANGE_SAMPLES = 64  # readings kept per slot for `of: change`
 
@@ -166,9 +167,8 @@ class _Slots:
         self.q_lo = np.full(n, -np.inf)
         self.q_hi = np.full(n, np.inf)
         self.busy = np.zeros(n, bool)
-        # quiet band packed for one gather per row: [lo, hi], lo = +inf while busy
-        self.band = np.empty((n, 2))
-        self.band[:, 0], self.band[:, 1] = -np.inf, np.inf
+        # quiet band's lower end as used per row: +inf while the slot is busy
+        self.q_lo_eff = np.full(n, -np.inf)
         self.lcount = np.zeros(n, np.int64)
         self.lstart = np.zeros(n, np.int64)
         self.lk = np.zeros(0, np.uint8)
@@ -181,9 +181,8 @@ class _Slots:
         self.ring_n = np.zeros(0, np.int32)
 
     def refresh_band(self, idx: np.ndarray | slice = slice(None)) -> None:
-        """Recompute the packed quiet band (after a rebuild, reload or busy change)."""
-        self.band[idx, 0] = np.where(self.busy[idx], np.inf, self.q_lo[idx])
-        self.band[idx, 1] = self.q_hi[idx]
+        """Recompute the effective quiet band (after a rebuild, reload or busy change)."""
+        self.q_lo_eff[idx] = np.where(self.busy[idx], np.inf, self.q_lo[idx])
 
     STATE = ("latch", "trun", "tsince", "crun", "csince", "hist", "status", "last_t", "last_v",
              "busy")  # fmt: skip
@@ -196,7 +195,8 @@ class _Slots:
     def nbytes_params(self) -> int:
         names = ("sensor", "rule", "kind", "sign", "T", "C", "strict", "cincl", "for_ns",
                  "keep_ns", "enabled", "low", "high", "per_ns", "window_ns", "count_n", "count_m",
-                 "ring_row", "q_lo", "q_hi", "band", "lcount", "lstart", "lk", "lflat")  # fmt: skip
+                 "ring_row", "q_lo", "q_hi", "q_lo_eff", "lcount", "lstart", "lk",
+                 "lflat")  # fmt: skip
         return sum(getattr(self, a).nbytes for a in names)
 
 
@@ -287,6 +287,7 @@ class RuleSet:
                 self.rules.append(self._compile_rule(len(self.rules), r))
         self.rule_index = {r.name: r for r in self.rules}
         self._templates: dict[tuple[Any, ...], str] = {}  # message templates (_signals)
+        self._rule_names = [r.name for r in self.rules]
         self.has_calendars = any(r.calendar_in or r.calendar_out for r in self.rules)
         self.generation = -1
         self.slots = _Slots(0)
@@ -390,6 +391,8 @@ class RuleSet:
             self._copy_state(old, src, s, dst)
         s.refresh_band()
         self.slots = s
+        self._build_kind_tables(n_sens)
+        self._mark = np.zeros(n_sens, np.intp)  # scratch for _order
         counts = np.bincount(sensor, minlength=n_sens).astype(np.int64)
         self.slot_count = counts
         self.slot_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -405,6 +408,27 @@ class RuleSet:
         for c in self.compounds:
             c.rebuild(self, reg)
         self.generation = reg.generation
+
+    def _build_kind_tables(self, n_sens: int) -> None:
+        """Per condition kind, rank tables over sensor ids: ``tab[sensor]`` is the slot of
+        the sensor's r-th rule of that kind (-1 if none), so a batch finds each kind's rows
+        with one gather per rank instead of expanding every reading into all its slots."""
+        s = self.slots
+        self._ktab: list[tuple[int, list[tuple[np.ndarray, bool]]]] = []
+        for kind in range(6):
+            sel = np.flatnonzero(s.kind == kind)
+            if not len(sel):
+                continue
+            sens = s.sensor[sel]  # slots are ordered by sensor: a sensor's run is contiguous
+            runs = np.flatnonzero(np.r_[True, sens[1:] != sens[:-1]])
+            rank = np.arange(len(sel)) - np.repeat(runs, np.diff(np.r_[runs, len(sel)]))
+            tabs = []
+            for r in range(int(rank.max()) + 1):
+                m = rank == r
+                tab = np.full(n_sens, -1, np.intp)  # intp: take() casts other index types
+                tab[sens[m]] = sel[m]
+                tabs.append((tab, bool(m.sum() == n_sens)))
+            self._ktab.append((kind, tabs))
 
     @staticmethod
     def _copy_state(old: _Slots, src: np.ndarray, new: _Slots, dst: np.ndarray) -> None:
@@ -480,7 +504,10 @@ class RuleSet:
         return {
             "slots": s.n,
             "state_bytes": s.nbytes_state() + per_sensor,
-            "param_bytes": s.nbytes_params() + self.slot_start.nbytes + self.slot_count.nbytes,
+            "param_bytes": s.nbytes_params()
+            + self.slot_start.nbytes
+            + self.slot_count.nbytes
+            + sum(tab.nbytes for _, tabs in self._ktab for tab, _ in tabs),
         }
 
     # ------------------------------------------------------------------ evaluation
@@ -523,134 +550,78 @@ class RuleSet:
             out += c.evaluate(self, now_ns)
         return out
 
-    def _expand(self, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        """Rows (reading index, slot) grouped by slot, time order within a slot."""
-        sensor = batch.sensor
-        cnt = self.slot_count[sensor]
-        has = cnt > 0
-        if not has.all():
-            ridx = np.flatnonzero(has)
-            sensor = sensor[ridx]
-            cnt = cnt[ridx]
-        else:
-            ridx = np.arange(len(sensor))
-        if not len(ridx):
-            e = np.zeros(0, np.int64)
-            return e, e, np.zeros(0, bool), True
-        dup = bool(np.bincount(sensor, minlength=0).max() > 1)
-        if not dup:
-            # each sensor once: rows are (reading, each of its slots)
-            total = int(cnt.sum())
-            rrow = np.repeat(ridx, cnt)
-            base = np.repeat(self.slot_start[sensor] - (np.cumsum(cnt) - cnt), cnt)
-            slot = base + np.arange(total)
-            return rrow, slot, np.ones(total, bool), True
+    def _order(self, sensor: np.ndarray) -> np.ndarray | None:
+        """Reading order that groups a sensor's readings (time order kept), or None when
+        no sensor repeats in the batch (then every reading is its own group)."""
+        n = len(sensor)
+        mark = self._mark
+        ar = np.arange(n, dtype=np.intp)
+        mark[sensor] = ar
+        if np.array_equal(mark.take(sensor), ar):
+            return None
         # stable order by sensor: an unstable sort of (sensor, position) keys is faster
-        pos_bits = max(1, len(sensor).bit_length())
-        key = (sensor.astype(np.int64) << pos_bits) | np.arange(len(sensor), dtype=np.int64)
-        order = np.sort(key) & ((1 << pos_bits) - 1)
-        ssorted = sensor[order]
-        ridx = ridx[order]
-        cnt = cnt[order]
-        bnd = np.flatnonzero(np.r_[True, ssorted[1:] != ssorted[:-1]])
-        c_s = np.diff(np.r_[bnd, len(ssorted)])  # readings per sensor
-        k_s = cnt[bnd]  # slots per sensor
-        sens = ssorted[bnd]
-        nrows = c_s * k_s
-        total = int(nrows.sum())
-        grp = np.repeat(np.arange(len(bnd)), nrows)
-        local = np.arange(total) - np.repeat(np.cumsum(nrows) - nrows, nrows)
-        c_r = c_s[grp]
-        j = local // c_r
-        i = local - j * c_r
-        slot = self.slot_start[sens][grp] + j
-        rrow = ridx[bnd[grp] + i]
-        return rrow, slot, i == 0, False
+        pos_bits = max(1, n.bit_length())
+        key = (sensor.astype(np.int64) << pos_bits) | np.arange(n, dtype=np.int64)
+        return np.sort(key) & ((1 << pos_bits) - 1)
 
     def _eval_slots(self, batch: Batch) -> list[Signal]:
+        """Evaluate every slot kind once over its rows, then the levels of active rows.
+
+        Rows of one kind come from its per-sensor rank tables (``_ktab``): reading
+        order (grouped by sensor when a sensor repeats) keeps a slot's rows contiguous
+        and in time order. Each kind computes its compared quantity only on its own rows;
+        rows of idle slots inside their quiet band stop there, and only the remaining
+        (active) rows of all kinds go through the sequential level logic together.
+        """
         s = self.slots
-        rrow, slot, first, all_first = self._expand(batch)
-        if not len(rrow):
-            return []
-        kind = s.kind[slot]
-        f = batch.flags[rrow]
-        # calibrating / faulted readings never reach process rules (only calibration rules)
-        # (health kinds — range, frozen — still see readings a gateway marked faulty)
-        skip = (f & _PROCESS_SKIP) != 0
-        if skip.any():
-            calib = (f & int(Flags.CALIBRATING)) != 0
-            skip = np.where(kind == K_CALIB, False, np.where(kind >= K_FROZEN, calib, skip))
-        if skip.any():
-            keep = ~skip
-            rrow, slot, kind, f = rrow[keep], slot[keep], kind[keep], f[keep]
-            if not len(rrow):
-                return []
-            first = np.r_[True, slot[1:] != slot[:-1]]
-            all_first = bool(first.all())
-        n = len(rrow)
-        t = batch.time[rrow]
-        v = batch.value[rrow]
-        last = np.r_[first[1:], True] if n else first
-        # the compared quantity per row (kind-specific inputs computed on their rows only)
-        x = v.copy()
-        anchor = t
-        kcount = np.bincount(kind, minlength=6)
-        rf = None
-        if kcount[K_RATE] or kcount[K_FROZEN]:
-            m = rf = np.flatnonzero((kind == K_RATE) | (kind == K_FROZEN))
-            if all_first:
-                sm = slot[m]
-                tp, vp = s.last_t[sm], s.last_v[sm]
+        sensor = batch.sensor.astype(np.intp)  # once, not in every take
+        order = self._order(sensor)
+        dup = order is not None
+        sensor_o = sensor if order is None else sensor.take(order)
+        any_flags = bool(batch.flags.any())
+        act_parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        for kind, tabs in self._ktab:
+            sl_parts, r_parts = [], []
+            for tab, dense in tabs:
+                sl = tab.take(sensor_o)
+                if dense:
+                    r = order if order is not None else np.arange(len(sl))
+                else:
+                    keep = np.flatnonzero(sl >= 0)
+                    sl = sl.take(keep)
+                    r = keep if order is None else order.take(keep)
+                sl_parts.append(sl)
+                r_parts.append(r)
+            if len(sl_parts) == 1:
+                slot, ridx = sl_parts[0], r_parts[0]
             else:
-                tp = _shift(t, first, s.last_t[slot])[m]
-                vp = _shift(v, first, s.last_v[slot])[m]
-            tm, vm = t[m], v[m]
-            rate_rows = kind[m] == K_RATE
-            with np.errstate(divide="ignore", invalid="ignore"):
-                dt = (tm - tp).astype(np.float64)
-                rate = (vm - vp) / dt * s.per_ns[slot[m]]
-            rate[(tp == _NEVER) | (dt <= 0)] = np.nan
-            x[m] = np.where(rate_rows, rate, np.abs(vm - vp))
-            if kcount[K_FROZEN]:
-                anchor = t.copy()
-                fz = ~rate_rows & (tp != _NEVER)
-                anchor[m[fz]] = tp[fz]
-        if kcount[K_RANGE]:
-            m = np.flatnonzero(kind == K_RANGE)
-            sm, vm = slot[m], v[m]
-            with np.errstate(invalid="ignore"):
-                x[m] = np.fmax(s.low[sm] - vm, vm - s.high[sm])
-        if kcount[K_CALIB]:
-            m = np.flatnonzero(kind == K_CALIB)
-            x[m] = ((f[m] & int(Flags.CALIBRATING)) != 0).astype(np.float64)
-        if kcount[K_CHANGE]:
-            x = self._change(x, kind, slot, t, v, first)
-        # Quiet rows: an idle slot (inactive, no `for` run, no N-of-M history) whose value
-        # is strictly inside its quiet band (no level can trigger) changes nothing but its
-        # last value. Whole slot segments are skipped, so sequential semantics hold.
-        with np.errstate(invalid="ignore"):
-            # (NaN — e.g. a rate without a previous reading — neither triggers nor clears)
-            band = s.band.take(slot, axis=0)  # (2-D fancy indexing is ~10x slower)
-            lo = band[:, 0]
-            quiet = ((x > lo) & (x < band[:, 1])) | (np.isnan(x) & (lo != np.inf))
-        if not all_first:
-            seg = np.flatnonzero(first)
-            quiet = np.repeat(np.logical_and.reduceat(quiet, seg), np.diff(np.r_[seg, n]))
-        act = np.flatnonzero(~quiet)
-        if rf is not None:  # previous value/time: only rate and frozen slots read them
-            lm = rf[last[rf]]
-            s.last_t[slot[lm]] = t[lm]
-            s.last_v[slot[lm]] = v[lm]
-        if not len(act):
+                slot, ridx = np.concatenate(sl_parts), np.concatenate(r_parts)
+            if not len(slot):
+                continue
+            f = batch.flags.take(ridx) if any_flags else None
+            if f is not None and kind != K_CALIB:
+                # calibrating / faulted readings never reach process rules; health kinds
+                # (range, frozen) still see readings a gateway marked faulty
+                skip_bits = int(Flags.CALIBRATING) if kind >= K_FROZEN else _PROCESS_SKIP
+                skip = (f & skip_bits) != 0
+                if skip.any():
+                    keep = np.flatnonzero(~skip)
+                    slot, ridx, f = slot.take(keep), ridx.take(keep), f.take(keep)
+                    if not len(slot):
+                        continue
+            part = self._eval_kind(kind, slot, ridx, f, batch, dup)
+            if part is not None:
+                act_parts.append(part)
+        if not act_parts:
             return []
-        # quiet rows keep status 0 (they are idle), so only active rows can change
-        a_slot, a_t = slot[act], t[act]
-        a_anchor = anchor[act] if anchor is not t else a_t
-        a_first = first[act]
-        off = self._calendar_off(a_slot, a_t)
-        status, newstate = self._levels(
-            a_slot, x[act], a_t, a_anchor, a_first, all_first, kind[act], off
+        a_kind = np.concatenate([np.full(len(p[1]), p[0], np.int8) for p in act_parts])
+        a_slot, a_r, a_x, a_anchor, a_first = (
+            np.concatenate([p[i] for p in act_parts]) for i in range(1, 6)
         )
+        all_first = bool(a_first.all())
+        a_t = batch.time.take(a_r)
+        off = self._calendar_off(a_slot, a_t)
+        status, newstate = self._levels(a_slot, a_x, a_t, a_anchor, a_first, all_first, a_kind, off)
         for name, (flat, vals) in newstate.items():
             getattr(s, name).reshape(-1)[flat] = vals
         if all_first:
@@ -671,7 +642,83 @@ class RuleSet:
         changed = np.flatnonzero(status != prev)
         if not len(changed):
             return []
-        return self._signals(changed, a_slot, a_t, v[act], x[act], status, prev)
+        # signals in reading order (the batch is time-sorted), then slot order: the order
+        # in which the same readings fed one at a time would give them
+        changed = changed[np.lexsort((a_slot[changed], a_r[changed]))]
+        return self._signals(changed, a_slot, a_t, batch.value.take(a_r), a_x, status, prev)
+
+    def _eval_kind(
+        self, kind: int, slot: np.ndarray, ridx: np.ndarray, f: np.ndarray | None,
+        batch: Batch, dup: bool,
+    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
+        """Compared quantity of one kind's rows; returns its active rows (kind, slot,
+        reading index, x, ``for`` anchor time, segment start) or None if all are quiet."""
+        s = self.slots
+        n = len(slot)
+        if dup:
+            first = np.empty(n, bool)
+            first[0] = True
+            np.not_equal(slot[1:], slot[:-1], out=first[1:])
+            all_first = bool(first.all())
+        else:
+            first, all_first = None, True
+        t = batch.time.take(ridx)
+        v = batch.value.take(ridx)
+        anchor = t
+        if kind == K_VALUE:
+            x = v
+        elif kind in (K_RATE, K_FROZEN):
+            if all_first:
+                tp, vp = s.last_t.take(slot), s.last_v.take(slot)
+            else:
+                assert first is not None
+                tp = _shift(t, first, s.last_t.take(slot))
+                vp = _shift(v, first, s.last_v.take(slot))
+            if kind == K_RATE:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    dt = (t - tp).astype(np.float64)
+                    x = (v - vp) / dt * s.per_ns.take(slot)
+                x[(tp == _NEVER) | (dt <= 0)] = np.nan
+            else:
+                x = np.abs(v - vp)
+                anchor = np.where(tp != _NEVER, tp, t)
+            if all_first:
+                s.last_t[slot] = t
+                s.last_v[slot] = v
+            else:
+                assert first is not None
+                lm = np.flatnonzero(np.r_[first[1:], True])
+                s.last_t[slot[lm]] = t[lm]
+                s.last_v[slot[lm]] = v[lm]
+        elif kind == K_RANGE:
+            with np.errstate(invalid="ignore"):
+                x = np.fmax(s.low.take(slot) - v, v - s.high.take(slot))
+        elif kind == K_CALIB:
+            if f is None:
+                x = np.zeros(n)
+            else:
+                x = ((f & int(Flags.CALIBRATING)) != 0).astype(np.float64)
+        else:  # K_CHANGE
+            x = self._change(v.copy(), np.full(n, K_CHANGE, np.int8), slot, t, v,
+                             first if first is not None else np.ones(n, bool))  # fmt: skip
+        # Quiet rows: an idle slot (inactive, no `for` run, no N-of-M history) whose value
+        # is strictly inside its quiet band (no level can trigger) changes nothing but its
+        # last value. Whole slot segments are skipped, so sequential semantics hold.
+        lo = s.q_lo_eff.take(slot)
+        quiet = x > lo
+        quiet &= x < s.q_hi.take(slot)
+        nan = np.isnan(x)  # (NaN — e.g. a rate without a previous reading — neither
+        if nan.any():  # triggers nor clears: quiet unless the slot is busy)
+            quiet |= nan & (lo != np.inf)
+        if first is not None and not all_first:
+            seg = np.flatnonzero(first)
+            quiet = np.repeat(np.logical_and.reduceat(quiet, seg), np.diff(np.r_[seg, n]))
+        act = np.flatnonzero(~quiet)
+        if not len(act):
+            return None
+        a_first = np.ones(len(act), bool) if first is None else first.take(act)
+        a_anchor = t.take(act) if anchor is t else anchor.take(act)
+        return kind, slot.take(act), ridx.take(act), x.take(act), a_anchor, a_first
 
     def _calendar_off(self, slot: np.ndarray, t: np.ndarray) -> np.ndarray | None:
         """Rows outside their rule's calendar (None when no rule has a calendar)."""
@@ -967,7 +1014,7 @@ class RuleSet:
         prev: np.ndarray,
     ) -> list[Signal]:
         s = self.slots
-        order = changed[np.argsort(t[changed], kind="stable")]
+        order = changed  # already in output order
         sl = slot[order]
         st = status[order].astype(np.int64)
         pv = prev[order].astype(np.int64)
@@ -982,30 +1029,38 @@ class RuleSet:
         shown = np.where((rk == K_RATE) | (rk == K_CHANGE), x[order], vv)
         reg = self.registry
         cols = {c: reg.column(c) for c in ("unit", "kind", "location")}
-        units, kinds = cols["unit"], cols["kind"]
+        sens = s.sensor.take(sl)
+        code = np.where(st == 0, 0, np.where(st > 10, 1, 2))  # resolved, pending, firing
         key = reg.key
         tpls = self._templates
-        out: list[Signal] = []
         rules = self.rules
-        for st_, k_, t_, val, th, rule_i, sensor in zip(
-            st.tolist(), k.tolist(), t[order].tolist(), shown.tolist(), thr.tolist(),
-            s.rule[sl].tolist(), s.sensor[sl].tolist(), strict=True,
+        names = self._rule_names
+        isfinite = math.isfinite
+        out: list[Signal] = []
+        append = out.append
+        for c_, k_, t_, val, th, rule_i, sensor, unit, kind in zip(
+            code.tolist(), k.tolist(), t[order].tolist(), shown.tolist(), thr.tolist(),
+            s.rule.take(sl).tolist(), sens.tolist(), cols["unit"].take(sens).tolist(),
+            cols["kind"].take(sens).tolist(), strict=True,
         ):  # fmt: skip
-            r = rules[rule_i]
-            if st_ == 0:
-                state, level = "resolved", None
-            else:
-                state = "pending" if st_ > 10 else "firing"
-                level = _LEVELS[k_]
-            if r.spec.message:
-                msg = self._message(r, sensor, state, k_, val, th, cols)
-            else:
-                tk = (rule_i, state, k_, units[sensor], kinds[sensor])
-                tpl = tpls.get(tk)
-                if tpl is None:
-                    tpl = tpls[tk] = self._template(r, state, k_, tk[3] or "", tk[4])
-                msg = tpl.format(key(sensor), _fmt(val), _fmt(th)).replace("  ", " ")
-            out.append(Signal(r.name, sensor, t_, state, level, val, th, msg, "rule"))
+            state = _STATES[c_]
+            tk = (rule_i, c_, k_, unit, kind)
+            tpl = tpls.get(tk)
+            if tpl is None:
+                r = rules[rule_i]
+                tpl = tpls[tk] = (
+                    "" if r.spec.message else self._template(r, state, k_, unit or "", kind)
+                )
+            if tpl:
+                msg = tpl.format(
+                    key(sensor),
+                    f"{val:.4g}" if isfinite(val) else "n/a",
+                    f"{th:.4g}" if isfinite(th) else "n/a",
+                ).replace("  ", " ")
+            else:  # the rule's own message template
+                msg = self._message(rules[rule_i], sensor, state, k_, val, th, cols)
+            append(Signal(names[rule_i], sensor, t_, state, _LEVELS[k_] if c_ else None, val, th,
+                          msg, "rule"))  # fmt: skip
         return out
 
     def _message(

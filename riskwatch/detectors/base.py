@@ -63,8 +63,15 @@ def z_to_decades(z: np.ndarray) -> np.ndarray:
     [0.0, 5.0, 349.1]
     """
     z = np.abs(np.asarray(z, dtype=np.float64))
-    out = np.maximum(-(np.log(2.0) + log_ndtr(-z)) / _LN10, 0.0) + 0.0
-    out[np.isnan(z)] = 0.0
+    out = log_ndtr(np.negative(z))
+    out += np.log(2.0)  # the same operations as below, in place (a hot path)
+    np.negative(out, out=out)
+    out /= _LN10
+    np.maximum(out, 0.0, out=out)
+    out += 0.0
+    nan = np.isnan(z)
+    if nan.any():
+        out[nan] = 0.0
     return out
 
 

@@ -154,29 +154,29 @@ class TailCalibrator:
         nb = _NBINS - _LO
         bins = self._cnt.reshape(-1, nb)  # (sensor, member) rows
         flat = self._cnt.reshape(-1)
-        outs = []
-        for k, surprise in enumerate(surprises):
-            out = surprise / 10.0
-            np.maximum(out, 0.0, out=out)
-            out += 0.0  # no negative zero
-            look = np.flatnonzero(surprise >= 1.0)
-            if len(look):
-                ul = np.minimum(surprise[look], 1e6)
-                b = nb - 1 - (np.minimum((ul / _BIN).astype(np.int64), _NBINS - 1) - _LO)
-                sl = sensor[look]
-                w_last = w[look] * keep  # weight of the latest increment = real unit
-                # bins are stored highest first: the running sum adds bins from the top
-                # down to the reading's own, in the same order as before
-                # running sums down the bins for all look-ups at once (bins x readings)
-                cum = np.cumsum(
-                    bins.take(sl * self.members + k, axis=0).T, axis=0, dtype=np.float64
-                )
-                ge = cum.reshape(-1).take(b * len(look) + np.arange(len(look)))
-                p = (ge / w_last + self.prior * 10.0 ** (-ul)) / (tot[look] / w_last + self.prior)
-                with np.errstate(divide="ignore"):
-                    out[look] = np.clip(np.minimum(ul, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
-                flat[(sl * self.members + k) * nb + b] += w[look]
-            outs.append(out)
+        n = len(sensor)
+        u = np.stack(surprises) if surprises else np.zeros((0, n))  # members x readings
+        out = u / 10.0
+        np.maximum(out, 0.0, out=out)
+        out += 0.0  # no negative zero
+        look = np.flatnonzero(u >= 1.0)  # all members' look-ups together
+        if len(look):
+            m, i = np.divmod(look, n)
+            ul = np.minimum(u.reshape(-1)[look], 1e6)
+            b = nb - 1 - (np.minimum((ul / _BIN).astype(np.int64), _NBINS - 1) - _LO)
+            row = sensor[i] * self.members + m
+            w_look = w[i]
+            w_last = w_look * keep  # weight of the latest increment = real unit
+            # bins are stored highest first: the running sums (bins x look-ups) add the
+            # bins from the top down to the reading's own, in the same order as before
+            cum = np.cumsum(bins.take(row, axis=0).T, axis=0, dtype=np.float64)
+            ge = cum.reshape(-1).take(b * len(look) + np.arange(len(look)))
+            p = (ge / w_last + self.prior * 10.0 ** (-ul)) / (tot[i] / w_last + self.prior)
+            with np.errstate(divide="ignore"):
+                cal = np.clip(np.minimum(ul, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
+            out.reshape(-1)[look] = cal
+            flat[row * nb + b] += w_look
+        outs = list(out)
         tot = tot + w
         w = w / (1.0 - self.alpha)
         big = w > 1e30  # float32 counts: renormalise long before overflow

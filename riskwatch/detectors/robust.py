@@ -83,7 +83,7 @@ class RobustZScore(Detector):
             sdf = np.maximum(sd, self.min_std)
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.where(d == 0.0, 0.0, d / sdf)
-            out = z_to_decades(np.where(scored, z, 0.0))
+            out = z_to_decades(z if scored.all() else np.where(scored, z, 0.0))
         else:
             out = np.zeros(len(value))
         a = np.maximum(self.alpha, 1.0 / (n + 1.0))

@@ -49,6 +49,7 @@ class _Entry:
     ensemble: Ensemble
     mask: np.ndarray
     generation: int = -1
+    watched: bool = False  # any sensor selected
 
 
 def _load(paths: Sequence[Path]) -> list[DetectorSpec]:
@@ -67,6 +68,8 @@ class DetectorStage:
         self.paths = [Path(p) for p in paths]
         self.registry = registry
         self.entries = [_Entry(s, s.build(), np.zeros(0, dtype=bool)) for s in _load(self.paths)]
+        for e in self.entries:  # select sensors and size the state now, not on a reading
+            self._mask(e)
         log.info("detectors: %s", ", ".join(self.names()) or "none")
 
     def names(self) -> list[str]:
@@ -76,6 +79,7 @@ class DetectorStage:
         if e.generation != self.registry.generation or len(e.mask) < len(self.registry):
             e.mask = select(self.registry, e.spec.match, e.spec.exclude)
             e.generation = self.registry.generation
+            e.watched = bool(e.mask.any())
             if e.mask.any():
                 e.ensemble.reserve(int(np.flatnonzero(e.mask)[-1]) + 1)
             for det in e.ensemble.members.values():
@@ -96,15 +100,24 @@ class DetectorStage:
         good = (batch.flags & _SKIP) == 0
         batch = batch.take(np.flatnonzero(good)) if not good.all() else batch
         out: list[Signal] = []
+        sid = batch.sensor
+        lo, hi = (int(sid.min()), int(sid.max())) if len(sid) else (0, -1)
         for e in self.entries:
             mask = self._mask(e)
-            sid = batch.sensor
-            inside = np.zeros(len(sid), dtype=bool)
-            ok = (sid >= 0) & (sid < len(mask))
-            inside[ok] = mask[sid[ok]]
-            if not inside.any():
+            if not e.watched:
                 continue
-            b = batch.take(np.flatnonzero(inside))
+            if lo >= 0 and hi < len(mask):
+                inside = mask[sid]
+            else:
+                inside = np.zeros(len(sid), dtype=bool)
+                ok = (sid >= 0) & (sid < len(mask))
+                inside[ok] = mask[sid[ok]]
+            if inside.all():
+                b = batch
+            elif inside.any():
+                b = batch.take(np.flatnonzero(inside))
+            else:
+                continue
             res = e.ensemble.process(b.sensor, b.value, b.time)
             hits = np.flatnonzero(res.raised | res.cleared)
             if len(hits):
@@ -185,6 +198,7 @@ class DetectorStage:
                 kept.append(s.name)
             else:
                 new.append(_Entry(s, s.build(), np.zeros(0, dtype=bool)))
+                self._mask(new[-1])
                 changed.append(s.name)
         removed = sorted(set(old) - {s.name for s in specs})
         self.entries = new

@@ -119,6 +119,9 @@ class Detector(ABC):
     #: block (views in ``_s``) and moves the state of all members with one gather and
     #: one scatter per round.
     row_state: ClassVar[bool] = False
+    #: Whether :meth:`_step_rows` honours ``need``: the costly exact surprise is then
+    #: only computed where it can reach one decade or where the caller needs it.
+    lazy_low: ClassVar[bool] = False
 
     def __init__(self, *, warmup: int = 30, threshold: float = 0.5) -> None:
         check(isinstance(warmup, int) and warmup >= 0, "warmup", "must be an integer >= 0")
@@ -237,13 +240,20 @@ class Detector(ABC):
         return out
 
     def _step_rows(
-        self, st: dict[str, np.ndarray], value: np.ndarray, time: np.ndarray
+        self,
+        st: dict[str, np.ndarray],
+        value: np.ndarray,
+        time: np.ndarray,
+        need: np.ndarray | None = None,
     ) -> np.ndarray:
         """Score then learn one round of finite values on gathered state.
 
-        ``st[field]`` holds each reading's sensor state (read-only); the method puts the
-        learned values back under the same keys (new arrays) and returns the surprises
-        :meth:`_surprise` would have given. Required when ``row_state`` is True.
+        ``st[field]`` holds each reading's sensor state (writable 1-D arrays, possibly
+        strided views of the ensemble's rows); the method overwrites them in place with
+        the learned state and returns the surprises :meth:`_surprise` would have given.
+        Required when ``row_state`` is True. With ``need`` (a mask) a ``lazy_low``
+        detector may return 0 instead of a surprise below one decade where ``need`` is
+        False (the ensemble's decisions never depend on those values).
         """
         raise NotImplementedError
 

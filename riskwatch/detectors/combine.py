@@ -342,16 +342,24 @@ class Ensemble:
         return self._peak[np.asarray(sensor, dtype=np.int64)]
 
     def step(
-        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+        self,
+        sensor: np.ndarray,
+        value: np.ndarray,
+        time: np.ndarray,
+        *,
+        exact_low: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """One round (unique sensors): score, learn, decide."""
+        """One round (unique sensors): score, learn, decide (``exact_low``: see
+        :meth:`process`)."""
         sensor = np.asarray(sensor, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         time = np.asarray(time, dtype=np.int64)
         n = len(sensor)
         self._grow(sensor)
+        act = self._active.take(sensor)
         if self._layout and n and bool(np.isfinite(value).all()):
-            us, cal = self._step_rows(sensor, value, time)
+            lazy = not exact_low and self.threshold >= 0.1
+            us, cal = self._step_rows(sensor, value, time, act if lazy else None)
         else:  # gaps (NaN) and the rare infinite value: each member on its own
             us = [det.surprise_learn(sensor, value, time) for det in self.members.values()]
             cal = None if self._cal is None else self._cal.score_learn_many(sensor, us)
@@ -362,7 +370,6 @@ class Ensemble:
         score = evaluate(self.combine, ms) if n else np.zeros(0)
         if any(score is v for v in ms.values()):
             score = score.copy()
-        act = self._active.take(sensor)
         hot = score >= self.threshold
         raised = hot & ~act
         cleared = np.zeros(n, dtype=bool)
@@ -380,25 +387,43 @@ class Ensemble:
         return score, decision, raised, cleared, ms
 
     def _step_rows(
-        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray, act: np.ndarray | None
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
         """Members' surprises and calibrated scores of a round of finite values, the row
-        block gathered and scattered once."""
+        block gathered and scattered once.
+
+        With ``act`` (open windows) one ``lazy_low`` member runs last and computes exact
+        surprises only where they can matter: at one decade or more, in open windows,
+        and where another member's raw surprise could make the reading hot (a calibrated
+        score never exceeds the raw one). Everywhere else its score is below 0.1 <= the
+        threshold, and neither the decision, the window peak nor any signal reads it.
+        """
         rows = self._rows.take(sensor, axis=0)
-        us: list[np.ndarray] = []
-        j = 0
-        for det in self.members.values():
+        dets = list(self.members.values())
+        cols, j = [], 0
+        for det in dets:
+            cols.append(j)
+            j += len(det._fields) if det.row_state else 0
+        lazy = -1
+        if act is not None:
+            lazy = next((k for k, d in enumerate(dets) if d.row_state and d.lazy_low), -1)
+        us: list[np.ndarray] = [np.zeros(0)] * len(dets)
+        for k in [k for k in range(len(dets)) if k != lazy] + ([lazy] if lazy >= 0 else []):
+            det = dets[k]
             if not det.row_state:
-                us.append(det.surprise_learn(sensor, value, time))
+                us[k] = det.surprise_learn(sensor, value, time)
                 continue
-            fields = det._fields
-            st = {f: rows[:, j + i] for i, f in enumerate(fields)}
-            u = det._step_rows(st, value, time)
-            for i, f in enumerate(fields):
-                rows[:, j + i] = st[f]
-            j += len(fields)
+            need = None
+            if k == lazy:
+                assert act is not None
+                need = act.copy()
+                for o, u in enumerate(us):
+                    if o != k:
+                        need |= u >= 10.0 * self.threshold
+            st = {f: rows[:, cols[k] + i] for i, f in enumerate(det._fields)}
+            u = det._step_rows(st, value, time, need)
             bad = np.isnan(u)
-            us.append(np.where(bad, 0.0, u) if bad.any() else u)
+            us[k] = np.where(bad, 0.0, u) if bad.any() else u
         cal = None
         if self._cal is not None:
             cal, rows[:, j], rows[:, j + 1] = self._cal.score_learn_rows(
@@ -410,12 +435,28 @@ class Ensemble:
         self._rows.view(rec).reshape(-1)[sensor] = rows.view(rec).reshape(-1)
         return us, cal
 
-    def process(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> EnsembleOutput:
-        """A time-ordered batch, split into rounds; results in input order."""
+    def process(
+        self,
+        sensor: np.ndarray,
+        value: np.ndarray,
+        time: np.ndarray,
+        *,
+        exact_low: bool = True,
+    ) -> EnsembleOutput:
+        """A time-ordered batch, split into rounds; results in input order.
+
+        ``exact_low=False`` (the engine stage, which only reads the readings that open
+        or close a window) lets a member skip costly exact surprises below one decade
+        that cannot matter: ``score``/``members`` may then read 0 where the exact score
+        is below 0.1 and the reading is neither hot nor in a window. Decisions, window
+        state and the scores of opening/closing readings are identical either way.
+        """
         n = len(sensor)
         if n and self._order_free and _unique(np.asarray(sensor)):
             # The usual engine batch (each sensor at most once): one round, input order.
-            return EnsembleOutput(*self.step(sensor, np.asarray(value, np.float64), time))
+            return EnsembleOutput(
+                *self.step(sensor, np.asarray(value, np.float64), time, exact_low=exact_low)
+            )
         sensor = np.asarray(sensor, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         time = np.asarray(time, dtype=np.int64)
@@ -423,7 +464,7 @@ class Ensemble:
         raised, cleared = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         members = {k: np.zeros(n) for k in self.members}
         for idx in rounds(sensor):
-            sc, de, ra, cl, ms = self.step(sensor[idx], value[idx], time[idx])
+            sc, de, ra, cl, ms = self.step(sensor[idx], value[idx], time[idx], exact_low=exact_low)
             score[idx], decision[idx], raised[idx], cleared[idx] = sc, de, ra, cl
             for k, v in ms.items():
                 members[k][idx] = v

@@ -77,10 +77,14 @@ class Cusum(Detector):
         return 5.0 * np.maximum(sp, sn) / self.h
 
     def _step_rows(
-        self, st: dict[str, np.ndarray], value: np.ndarray, time: np.ndarray
+        self,
+        st: dict[str, np.ndarray],
+        value: np.ndarray,
+        time: np.ndarray,
+        need: np.ndarray | None = None,
     ) -> np.ndarray:
-        """:meth:`_surprise` then :meth:`_learn` on gathered state, the sums computed
-        once (identical numbers)."""
+        """:meth:`_surprise` then :meth:`_learn` on gathered state (updated in place), the
+        sums computed once (identical numbers)."""
         n, mean, var, sp, sn = st["n"], st["mean"], st["var"], st["sp"], st["sn"]
         d = value - mean
         scored = n >= max(self.warmup, 2)
@@ -89,25 +93,29 @@ class Cusum(Detector):
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.clip(np.where(d == 0.0, 0.0, d / sd), -_ZMAX, _ZMAX)
             z = np.where(scored, z, 0.0)
-            sp = np.maximum(0.0, sp + z - self.k)
-            sn = np.maximum(0.0, sn - z - self.k)
+            np.maximum(0.0, sp + z - self.k, out=sp)
+            np.maximum(0.0, sn - z - self.k, out=sn)
         else:  # z = 0
-            sp = np.maximum(0.0, sp + 0.0 - self.k)
-            sn = np.maximum(0.0, sn - 0.0 - self.k)
+            np.maximum(0.0, sp + 0.0 - self.k, out=sp)
+            np.maximum(0.0, sn - 0.0 - self.k, out=sn)
         top = np.maximum(sp, sn)
         out = 5.0 * top / self.h
         alarm = top >= self.h
         a = np.maximum(self.alpha, 1.0 / (n + 1.0))
-        new_mean = mean + a * d
-        new_var = (1.0 - a) * (var + a * d * d)
+        ad = a * d
         first = n == 0
         reset = first | alarm
+        # mean + a * d and (1 - a) * (var + a * d * d), in place
+        mean += ad
+        ad *= d
+        var += ad
+        var *= 1.0 - a
         if reset.any():
-            new_mean = np.where(reset, value, new_mean)
-            new_var = np.where(first, 0.0, new_var)
-            sp = np.where(alarm, 0.0, sp)
-            sn = np.where(alarm, 0.0, sn)
-        st["mean"], st["var"], st["sp"], st["sn"], st["n"] = new_mean, new_var, sp, sn, n + 1
+            np.copyto(mean, value, where=reset)
+            var[first] = 0.0
+            sp[alarm] = 0.0
+            sn[alarm] = 0.0
+        n += 1
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:

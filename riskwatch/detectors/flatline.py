@@ -103,11 +103,17 @@ class Flatline(Detector):
         return np.where(s["n"][sensor] >= self.warmup, out, 0.0)
 
     def _step_rows(
-        self, st: dict[str, np.ndarray], value: np.ndarray, time: np.ndarray
+        self,
+        st: dict[str, np.ndarray],
+        value: np.ndarray,
+        time: np.ndarray,
+        need: np.ndarray | None = None,
     ) -> np.ndarray:
-        """:meth:`_surprise` then :meth:`_learn` on gathered state (identical numbers:
-        the frozen term ``run * -log10(p)`` is exactly 0 where the run is 0, as
-        ``p < 1``, so the logarithm is only taken on repeats)."""
+        """:meth:`_surprise` then :meth:`_learn` on gathered state, updated in place.
+
+        Identical numbers: the frozen term ``run * -log10(p)`` is exactly 0 where the
+        run is 0, as ``p < 1``, so the logarithm is only taken on repeats.
+        """
         n, last, run0, same_f, tot = st["n"], st["last"], st["run"], st["same"], st["tot"]
         d = value - last
         has = n > 0
@@ -127,7 +133,8 @@ class Flatline(Detector):
                 c = 5.0 * np.log(np.maximum(ratio, 1.0)) / math.log(self.collapse)
             out = np.where(n >= self.warmup, np.maximum(out, c), 0.0)
             new_d2l = (1.0 - self.alpha_long) * d2l + self.alpha_long * d * d
-            st["d2s"], st["d2l"] = d2s, np.where(has, new_d2l, 0.0)
+            st["d2s"][...] = d2s
+            np.copyto(d2l, np.where(has, new_d2l, 0.0))
         else:
             out = np.zeros(len(value))
             hit = np.flatnonzero(same & (n >= self.warmup))
@@ -135,12 +142,17 @@ class Flatline(Detector):
                 p = (same_f[hit] + 1.0) / (tot[hit] + 2.0)
                 out[hit] = run[hit] * -np.log10(p)
         keep = 1.0 - self.alpha
-        new_same = keep * same_f + same
-        new_tot = keep * tot + 1.0
-        if not all_has:
-            new_same = np.where(has, new_same, same_f)
-            new_tot = np.where(has, new_tot, 0.0)
-        st["run"], st["same"], st["tot"], st["last"], st["n"] = run, new_same, new_tot, value, n + 1
+        if all_has:  # keep * same + same? and keep * tot + 1, in place
+            same_f *= keep
+            same_f += same
+            tot *= keep
+            tot += 1.0
+        else:
+            np.copyto(same_f, keep * same_f + same, where=has)
+            np.copyto(tot, np.where(has, keep * tot + 1.0, 0.0))
+        run0[...] = run
+        last[...] = value
+        n += 1
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:

@@ -27,6 +27,7 @@ from riskwatch.detectors.base import Detector, check, z_score_to_unit_scalar, z_
 __all__ = ["RobustZScore", "RobustZScoreRef"]
 
 _K = 1.2533  # sigma / mean-absolute-deviation for a Gaussian
+_Z_DECADE = 1.64  # |z| below this: two-sided tail > 0.1, i.e. surprise < 1 decade
 
 
 class RobustZScore(Detector):
@@ -38,6 +39,7 @@ class RobustZScore(Detector):
 
     kind = "robust"
     row_state = True
+    lazy_low = True
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {
         "n": (np.int64, 0),
         "loc": (np.float64, 0.0),
@@ -71,10 +73,14 @@ class RobustZScore(Detector):
         return z_to_decades(self.z(sensor, value))
 
     def _step_rows(
-        self, st: dict[str, np.ndarray], value: np.ndarray, time: np.ndarray
+        self,
+        st: dict[str, np.ndarray],
+        value: np.ndarray,
+        time: np.ndarray,
+        need: np.ndarray | None = None,
     ) -> np.ndarray:
-        """:meth:`_surprise` then :meth:`_learn` on gathered state: the same per-element
-        operations, so identical numbers."""
+        """:meth:`_surprise` then :meth:`_learn` on gathered state (updated in place):
+        the same per-element operations, so identical numbers."""
         n, loc, mad = st["n"], st["loc"], st["mad"]
         d = value - loc
         sd = _K * mad
@@ -83,7 +89,13 @@ class RobustZScore(Detector):
             sdf = np.maximum(sd, self.min_std)
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.where(d == 0.0, 0.0, d / sdf)
-            out = z_to_decades(z if scored.all() else np.where(scored, z, 0.0))
+            z = z if scored.all() else np.where(scored, z, 0.0)
+            if need is None:
+                out = z_to_decades(z)
+            else:  # the Gaussian tail only where it may reach a decade, or is needed
+                out = np.zeros(len(value))
+                look = np.flatnonzero((np.abs(z) >= _Z_DECADE) | need)
+                out[look] = z_to_decades(z[look])
         else:
             out = np.zeros(len(value))
         a = np.maximum(self.alpha, 1.0 / (n + 1.0))
@@ -98,13 +110,16 @@ class RobustZScore(Detector):
             lim = np.where(robust, self.c * sd, np.inf)
             psi = np.minimum(np.maximum(d, -lim), lim)
             dev = np.minimum(np.abs(d), np.where(robust, 3.0 * sd, np.inf))
-        new_loc = loc + a * psi
-        new_mad = mad + a * (dev - mad)
         first = n == 0
         if first.any():
-            new_loc = np.where(first, value, new_loc)
-            new_mad = np.where(first, 0.0, new_mad)
-        st["loc"], st["mad"], st["n"] = new_loc, new_mad, n + 1
+            np.copyto(loc, np.where(first, value, loc + a * psi))
+            np.copyto(mad, np.where(first, 0.0, mad + a * (dev - mad)))
+        else:  # loc + a * psi and mad + a * (dev - mad), in place
+            loc += a * psi
+            dev -= mad
+            dev *= a
+            mad += dev
+        n += 1
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:

@@ -118,7 +118,7 @@ class DetectorStage:
                 b = batch.take(np.flatnonzero(inside))
             else:
                 continue
-            res = e.ensemble.process(b.sensor, b.value, b.time)
+            res = e.ensemble.process(b.sensor, b.value, b.time, exact_low=False)
             hits = np.flatnonzero(res.raised | res.cleared)
             if len(hits):
                 out += self._signals(e, b, hits, res)

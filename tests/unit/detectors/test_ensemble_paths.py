@@ -1,0 +1,122 @@
+"""The ensemble's fast paths compute exactly what the plain per-member contract does.
+
+The ensemble keeps its row-state members' state in one block and moves it with one
+gather/scatter per round (``Detector._step_rows``), shares one calibrator over its
+members, and, for the engine stage, lets the robust member skip exact surprises that
+cannot matter (``exact_low=False``). These tests pin all three to the reference: each
+member run alone through ``score``/``learn`` and a one-member ``TailCalibrator``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from riskwatch.detectors.base import run_stream
+from riskwatch.detectors.combine import Ensemble, TailCalibrator
+from riskwatch.detectors.cusum import Cusum
+from riskwatch.detectors.flatline import Flatline
+from riskwatch.detectors.robust import RobustZScore
+
+STEP = 5 * 10**9
+
+
+def _members():
+    return {
+        "level": RobustZScore(alpha=0.05, warmup=20),
+        "frozen": Flatline(warmup=20, collapse=30.0),
+        "frozen2": Flatline(warmup=20),
+        "shift": Cusum(alpha=0.02, h=6.0, warmup=20),
+    }
+
+
+def _fleet(seed: int, n_sensors: int = 12, n: int = 700, nan: bool = True):
+    """Readings of several sensors, each sensor at most once per round: noise, repeats
+    (rounded values), a step, a spike, a frozen run and a few NaN/inf readings."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, n_sensors)) * rng.choice([0.01, 1.0, 5.0], n_sensors)
+    x = np.round(x, 2)
+    x[n // 2 :, 0] += 6.0
+    x[300, 1] += 40.0
+    x[400:460, 2] = x[400, 2]
+    x[n // 3 :, 3] += np.linspace(0, 5, n - n // 3)
+    if nan:
+        x[rng.random(x.shape) < 0.003] = np.nan
+        x[250, 4] = np.inf
+    sensor = np.tile(np.arange(n_sensors), n)
+    time = np.repeat(np.arange(n, dtype=np.int64) * STEP, n_sensors)
+    return sensor, x.reshape(-1), time
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("chunk", [12, 97, 4000])
+def test_member_scores_equal_members_run_alone(seed: int, chunk: int) -> None:
+    sensor, value, time = _fleet(seed)
+    ens = Ensemble(_members(), threshold=0.5, hold_ns=10 * STEP)
+    got = {k: [] for k in ens.members}
+    for a in range(0, len(sensor), chunk):
+        out = ens.process(sensor[a : a + chunk], value[a : a + chunk], time[a : a + chunk])
+        for k, v in out.members.items():
+            got[k].append(v)
+    for k, det in _members().items():
+        want = run_stream(det, sensor, value, time)
+        np.testing.assert_array_equal(np.concatenate(got[k]), want, err_msg=k)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shared_calibrator_equals_one_per_member(seed: int) -> None:
+    sensor, value, time = _fleet(seed)
+    ens = Ensemble(_members(), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05)
+    out = ens.process(sensor, value, time)
+    alone = _members()
+    cals = {k: TailCalibrator(0.05, 10.0) for k in alone}
+    want = {k: np.zeros(len(sensor)) for k in alone}
+    n_s = int(sensor.max()) + 1
+    for a in range(0, len(sensor), n_s):  # one round per time step
+        s, v, t = sensor[a : a + n_s], value[a : a + n_s], time[a : a + n_s]
+        for k, det in alone.items():
+            want[k][a : a + n_s] = cals[k].score_learn(s, det.surprise(s, v, t))
+            det.learn(s, v, t)
+    for k in alone:
+        np.testing.assert_array_equal(out.members[k], want[k], err_msg=k)
+    assert max(float(v.max()) for v in out.members.values()) > 0.5
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.3, 0.7])
+@pytest.mark.parametrize("combine", [None, ("all", ["level", ("any", ["shift", "frozen"])])])
+def test_lazy_low_surprises_change_no_decision(threshold, combine) -> None:
+    """exact_low=False: same windows, and exact scores wherever a decision or a signal
+    reads them (readings that are hot, in a window, or open/close one)."""
+    sensor, value, time = _fleet(3, nan=False)
+
+    def run(exact_low: bool):
+        ens = Ensemble(
+            _members(), combine, threshold=threshold, hold_ns=30 * STEP, calibrate_alpha=0.02
+        )
+        outs = [
+            ens.process(sensor[a : a + 600], value[a : a + 600], time[a : a + 600],
+                        exact_low=exact_low)
+            for a in range(0, len(sensor), 600)
+        ]  # fmt: skip
+        peak = ens.peak(np.arange(12))
+        return outs, peak
+
+    exact, peak_e = run(True)
+    lazy, peak_l = run(False)
+    np.testing.assert_array_equal(peak_e, peak_l)
+    n_raised = 0
+    open_ = np.zeros(12, dtype=bool)  # window open before the reading (test-side replay)
+    for a, (e, z) in enumerate(zip(exact, lazy, strict=True)):
+        np.testing.assert_array_equal(e.raised, z.raised)
+        np.testing.assert_array_equal(e.cleared, z.cleared)
+        s = sensor[a * 600 : (a + 1) * 600]
+        inside = np.zeros(len(s), dtype=bool)
+        for i, sid in enumerate(s.tolist()):
+            inside[i] = open_[sid]
+            open_[sid] = (open_[sid] or e.raised[i]) and not e.cleared[i]
+        keep = (e.score >= threshold) | e.raised | e.cleared | inside
+        np.testing.assert_array_equal(e.score[keep], z.score[keep])
+        for k in e.members:
+            np.testing.assert_array_equal(e.members[k][keep], z.members[k][keep], err_msg=k)
+        n_raised += int(e.raised.sum())
+    assert n_raised > 0

@@ -197,6 +197,7 @@ class Engine:
         self._watched: dict[Path, float] = {}
         self.readings_total = 0
         self.first_received_ns: int | None = None  # arrival of the first message (benchmarks)
+        self.last_acked_ns: int | None = None  # last acknowledgement handed to MQTT (benchmarks)
         self.started = threading.Event()
 
     # ------------------------------------------------------------------ set-up
@@ -409,6 +410,8 @@ class Engine:
         cfg = self.cfg.ingest
         max_n = cfg.batch_max_readings
         max_wait = cfg.batch_max_wait_ms / 1000
+        idle = cfg.batch_idle_ms / 1000
+        last_arrival = 0.0
         tick_s = cfg.tick_ms / 1000
         batches: list[Batch] = []
         acks: list[tuple[int, int]] = []
@@ -419,17 +422,21 @@ class Engine:
         while True:
             now = time.monotonic()
             timeout = min(next_tick, (first + max_wait) if acks else next_tick) - now
+            if acks and idle > 0:
+                timeout = min(timeout, last_arrival + idle - now)
             raw = self._receive(max(0.0, timeout))
             if raw:
                 batch = self._decode(raw)
+                last_arrival = time.monotonic()
                 if not acks:
-                    first = time.monotonic()
+                    first = last_arrival
                 batches.append(batch)
                 acks.extend((m[3], m[4]) for m in raw)
                 n += len(batch)
             now = time.monotonic()
             stopping = self._stop.is_set()
-            if acks and (n >= max_n or now - first >= max_wait or stopping):
+            input_idle = not raw and idle > 0 and now - last_arrival >= idle
+            if acks and (n >= max_n or now - first >= max_wait or stopping or input_idle):
                 self._flush(batches, acks)
                 batches, acks, n = [], [], 0
             if now >= next_tick:
@@ -497,6 +504,7 @@ class Engine:
             with self._unacked_lock:
                 self._unacked -= len(acks)
                 self.metrics.unacked.set(self._unacked)
+            self.last_acked_ns = time.time_ns()
             self.metrics.pipeline_latency.observe(max(0.0, (self.clock.now_ns() - oldest_ns) / 1e9))
 
         return done
@@ -561,7 +569,7 @@ class Engine:
         while time.monotonic() < deadline:
             if self._q.empty() and self._unacked == 0:
                 return True
-            time.sleep(0.05)
+            time.sleep(0.005)
         return False
 
 

@@ -158,6 +158,9 @@ class DeadLetterConfig:
 class IngestConfig:
     batch_max_readings: int = _pos(20_000)
     batch_max_wait_ms: int = _pos(200)
+    # a batch is also cut once no message arrived for this long (0 = off): the end of a
+    # burst is stored and acknowledged at once instead of waiting out batch_max_wait_ms
+    batch_idle_ms: int = field(default=20, metadata={"check": _non_negative})
     queue_max_messages: int = _pos(20_000)
     strict: bool = False
     max_future_s: float = _pos(300.0)

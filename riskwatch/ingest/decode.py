@@ -28,11 +28,13 @@ form needs none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -108,6 +110,9 @@ class Decoder:
         self.min_time_ns = min_time_ns
         self.max_future_ns = int(max_future_s * 1e9)
         self.late_after_ns = int(late_after_s * 1e9)
+        # "enterprise/site/" -> {sensor: id}: ids of known keys never change, so hits are
+        # cached for good; a lookup then costs one dict get per reading and no key string
+        self._id_cache: dict[str, dict[str, int]] = {}
 
     # ------------------------------------------------------------------ entry points
     def decode(self, topic: str, payload: bytes, received_ns: int) -> DecodedMessage:
@@ -250,12 +255,13 @@ class Decoder:
         if late.any():
             flags[late] |= int(Flags.LATE)
         # sensor ids
-        ids = self.registry.lookup(acc.prefixes, sensors)
+        ids = self._lookup(acc, sensors)
         missing_id = ids < 0
         if missing_id.any():
             todo = np.flatnonzero(missing_id & (reason == 0))
             if len(todo):
-                ids[todo] = self._intern_new(acc, sensors, todo)
+                ids[todo] = new_ids = self._intern_new(acc, sensors, todo)
+                self._cache_ids(acc, sensors, todo, new_ids)
                 mark(ids < 0, R.UNKNOWN_SENSOR)
         good = reason == 0
         if not good.all():
@@ -277,6 +283,40 @@ class Decoder:
             batch = Batch(t_ns, ids, val, flags, received)
         dls.sort(key=lambda x: x[0])  # stable: message order, then reading order
         return DecodedMessage(batch, [d for _, d in dls], n)
+
+    def _lookup(self, acc: _Acc, sensors: list[Any]) -> np.ndarray:
+        """Sensor ids (-1 = unknown) for the readings of every message in ``acc``."""
+        n = len(sensors)
+        counts = acc.msg_count
+        if n < 8 * len(counts):  # mostly single readings: one flat pass over full keys
+            prefixes = list(chain.from_iterable(map(repeat, acc.msg_prefix, counts)))
+            return self.registry.lookup(prefixes, sensors)
+        cache = self._id_cache
+        parts = []
+        start = 0
+        for prefix, cnt in zip(acc.msg_prefix, counts, strict=True):
+            known = cache.get(prefix)
+            if known is None:
+                known = cache[prefix] = {}
+            parts.append(map(known.get, sensors[start : start + cnt], repeat(-1)))
+            start += cnt
+        ids = np.fromiter(chain.from_iterable(parts), dtype=np.int32, count=n)
+        miss = np.flatnonzero(ids < 0)
+        if len(miss):  # first sighting in this decoder (or unknown): ask the registry
+            msg_of = np.searchsorted(np.cumsum(counts), miss, side="right").tolist()
+            got = self.registry.lookup(
+                [acc.msg_prefix[m] for m in msg_of], [sensors[i] for i in miss.tolist()]
+            )
+            ids[miss] = got
+            self._cache_ids(acc, sensors, miss, got)
+        return ids
+
+    def _cache_ids(self, acc: _Acc, sensors: list[Any], rows: np.ndarray, ids: np.ndarray) -> None:
+        """Remember known ids of ``rows`` (rare: first sightings only)."""
+        msg_of = np.searchsorted(np.cumsum(acc.msg_count), rows, side="right").tolist()
+        for m, i, sid in zip(msg_of, rows.tolist(), ids.tolist(), strict=True):
+            if sid >= 0:
+                self._id_cache.setdefault(acc.msg_prefix[m], {})[sensors[i]] = sid
 
     def _times(self, ts: list[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
         """Epoch-ms ints / floats or RFC 3339 strings -> ns, plus a bad mask."""
@@ -335,12 +375,12 @@ class _Acc:
         "kinds",
         "msg_count",
         "msg_pos",
+        "msg_prefix",
         "msg_received",
         "msg_rows",
         "msg_tags",
         "msg_topic",
         "pos",
-        "prefixes",
         "quality",
         "sensors",
         "ts",
@@ -352,7 +392,7 @@ class _Acc:
         self.sensors: list[Any] = []
         self.values: list[Any] = []
         self.ts: list[Any] = []
-        self.prefixes: list[str] = []
+        self.msg_prefix: list[str] = []  # "enterprise/site/", the registry key prefix
         self.kinds: list[Any] | None = None
         self.units: list[Any] | None = None
         self.quality: list[Any] | None = None
@@ -379,7 +419,7 @@ class _Acc:
     def _message(
         self, n: int, rows: Any, topic: str, ent: str, site: str, gw: str, received: int
     ) -> None:
-        self.prefixes.extend([f"{ent}/{site}/"] * n)
+        self.msg_prefix.append(f"{ent}/{site}/")
         self.msg_count.append(n)
         self.msg_received.append(received)
         self.msg_topic.append(topic)
@@ -402,29 +442,46 @@ class _Acc:
         if n == 0:
             return
         base = len(self.values)
+        ts: list[Any] | None = None
         try:
             sensors = [r["sensor"] for r in rs]
             values = [r["value"] for r in rs]
             get_rs = rs
+            # Common shapes, told apart by key counts alone (a C-level pass): every
+            # reading is {sensor, value} (ts from the envelope) or {sensor, value, ts}.
+            # Then there is no kind/unit/quality to look for either.
+            n_keys = set(map(len, rs))
+            if n_keys == {2}:
+                ts = [env_ts] * n
+            elif n_keys == {3}:
+                with contextlib.suppress(KeyError):
+                    ts = [r["ts"] for r in rs]
         except (KeyError, TypeError, IndexError):
             get_rs = [r if type(r) is dict else {} for r in rs]
             self.bad_rows.extend(base + i for i, r in enumerate(rs) if type(r) is not dict)
             sensors = [r.get("sensor") for r in get_rs]
             values = [r.get("value") for r in get_rs]
-        if b'"ts"' in payload:
-            if env_ts is None:
-                ts = [r.get("ts") for r in get_rs]
+        plain = ts is not None
+        if ts is None:
+            if b'"ts"' in payload:
+                try:  # a subscript is several times cheaper than .get
+                    ts = [r["ts"] for r in get_rs]
+                except KeyError:
+                    if env_ts is None:
+                        ts = [r.get("ts") for r in get_rs]
+                    else:
+                        ts = [r.get("ts", env_ts) for r in get_rs]
             else:
-                ts = [r.get("ts", env_ts) for r in get_rs]
-        else:
-            ts = [None] * n
+                ts = [None] * n
         self.sensors.extend(sensors)
         self.values.extend(values)
         self.ts.extend(ts)
         for name, key in (("kinds", b'"kind"'), ("units", b'"unit"'), ("quality", b'"quality"')):
-            field_name = key.decode().strip('"')
-            vals = [r.get(field_name) for r in get_rs] if key in payload else None
-            self._meta(name, vals, n, base)
+            if plain or key not in payload:
+                self._meta(name, None, n, base)
+            else:
+                field_name = key.decode().strip('"')
+                self._meta(name, [r.get(field_name) for r in get_rs], n, base)
         self._message(n, payload, topic, ent, site, gw, received)
 
     def add_columns(

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 Raw = tuple[str, bytes, int, int, int]
 
+_LINGER_S = 0.001  # added latency at most; batches are cut by the engine in 20-200 ms anyway
+_LINGER_MSGS = 256
+
 
 class ReceiverProcess:
     """Engine-side handle of the receiving child process (same surface as MqttClient)."""
@@ -181,6 +184,11 @@ def _child_main(conn: Connection) -> None:
                     cond.wait(0.2)
                 if not buf:
                     continue
+                if len(buf) < _LINGER_MSGS:
+                    # linger a moment so that one pickle and one write carry many messages
+                    # (woken at the first message, chunks averaged under 3 messages at
+                    # 25k messages/s: a write, a read and an unpickle per 3 messages)
+                    cond.wait(_LINGER_S)
                 chunk = buf[:]
                 buf.clear()
                 cond.notify_all()

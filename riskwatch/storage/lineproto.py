@@ -1,8 +1,11 @@
 r"""InfluxDB line protocol for a whole batch at once.
 
-Each sensor's series prefix (``reading,enterprise=..,kind=..,sensor=..,site=..``) is
-built once and cached by sensor id; a batch becomes lines with one ``str.format`` map over
-its columns — no per-point objects.
+Each sensor's series prefix (``reading,enterprise=..,kind=..,sensor=..,site=.. value=``)
+is built once and cached by sensor id, and so is the ``,flags=Ni `` text of each of the 256
+flag values; a batch becomes lines with one C-level ``%`` format per point mapped over its
+zipped columns and one join — no per-point Python code. On 50k points this took 0.69 µs
+per point against 1.06 µs for one ``str.format`` with four fields (the float ``repr`` is
+most of what is left).
 
 >>> from riskwatch.catalog import SensorRegistry
 >>> from riskwatch.model import Batch
@@ -42,6 +45,9 @@ def escape_field_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+_FLAGS = [f",flags={i}i " for i in range(256)]  # flags are uint8
+
+
 class LineEncoder:
     """Encodes batches of the ``reading`` measurement (DESIGN.md storage schema)."""
 
@@ -67,7 +73,10 @@ class LineEncoder:
                     tags.append(("kind", kind[i]))
                 tags += [("sensor", sen[i]), ("site", site[i])]
                 pre[i] = (
-                    self.measurement + "," + ",".join(f"{k}={escape_tag(str(v))}" for k, v in tags)
+                    self.measurement
+                    + ","
+                    + ",".join(f"{k}={escape_tag(str(v))}" for k, v in tags)
+                    + " value="
                 )
             self._prefixes = pre
             self._gen = gen
@@ -81,10 +90,13 @@ class LineEncoder:
             self._gen = -1
             pre = self._prefix_array()
         lines = map(
-            "{} value={!r},flags={}i {}".format,
-            pre[batch.sensor].tolist(),
-            batch.value.tolist(),
-            batch.flags.tolist(),
-            batch.time.tolist(),
+            "%s%r%s%d".__mod__,
+            zip(
+                pre[batch.sensor].tolist(),
+                batch.value.tolist(),
+                map(_FLAGS.__getitem__, batch.flags.tolist()),
+                batch.time.tolist(),
+                strict=True,
+            ),
         )
         return "\n".join(lines).encode()

@@ -41,6 +41,7 @@ class _Item:
     body: bytes | None
     n_points: int
     on_durable: Callback | None
+    bodies: list[tuple[bytes, int]] | None = None  # encoded at submit time
 
 
 _STOP = object()
@@ -90,9 +91,21 @@ class StorageRunner:
         self._thread.start()
 
     def submit(self, batch: Batch, on_durable: Callback | None = None) -> None:
-        """Queue a batch; blocks while the queue is full (backpressure)."""
+        """Queue a batch; blocks while the queue is full (backpressure).
+
+        The batch is encoded to line protocol here, in the caller's thread, so that the
+        storage thread only posts: the next batch is encoded while the database ingests
+        the previous one, instead of the database idling while one thread does both.
+        """
         self.idle.clear()
-        self._q.put(_Item(batch, None, len(batch), on_durable))
+        item = _Item(batch, None, len(batch), on_durable)
+        if self.writer is not None and len(batch):
+            try:
+                item.bodies = self._encode(batch)
+                item.batch = None
+            except Exception:
+                log.exception("encoding %d points failed; the storage thread retries", len(batch))
+        self._q.put(item)
         self.metrics.queue_depth.set(self._q.qsize())
 
     def submit_lines(self, body: bytes, n_points: int, on_durable: Callback | None = None) -> None:
@@ -142,8 +155,12 @@ class StorageRunner:
     def _bodies(self, item: _Item) -> list[tuple[bytes, int]]:
         if item.body is not None:
             return [(item.body, item.n_points)]
+        if item.bodies is not None:
+            return item.bodies
         assert item.batch is not None
-        b = item.batch
+        return self._encode(item.batch)
+
+    def _encode(self, b: Batch) -> list[tuple[bytes, int]]:
         n = len(b)
         if n == 0:
             return []

@@ -97,7 +97,12 @@ def test_sigterm_flushes_and_exits_cleanly(
     cfg = engine_yaml(tmp_path, mqtt_port=broker.port, root=root, client_id=unique("rw-term-"),
                       influx=f"{{url: '{influx_v1_url}', database: {db}}}",
                       extra="")  # fmt: skip
-    cfg.write_text(cfg.read_text().replace("batch_max_wait_ms: 50", "batch_max_wait_ms: 5000"))
+    # a 5 s batch window that the input going quiet does not cut short (batch_idle_ms: 0)
+    cfg.write_text(
+        cfg.read_text().replace(
+            "batch_max_wait_ms: 50", "batch_max_wait_ms: 5000\n  batch_idle_ms: 0"
+        )
+    )
     log = tmp_path / "engine.log"
     eng = spawn(cfg, log)
     pub = Publisher("127.0.0.1", broker.port)

@@ -186,3 +186,36 @@ def test_strict_registry_rejects_unknown_sensors() -> None:
     assert m.batch.value.tolist() == [1.0]
     assert [(x.reason, x.index) for x in m.deadletters] == [(R.UNKNOWN_SENSOR, 1)]
     assert len(reg) == 1
+
+
+def test_envelope_shapes_take_the_same_paths_as_mixed_ones(
+    dec: Decoder, reg: SensorRegistry
+) -> None:
+    """Envelopes whose readings all have the same keys take a shortcut (key counts tell
+    the shape); a reading with an explicit null ts or an extra field must not."""
+    all_inherit = {"ts": MS, "readings": [{"sensor": "A", "value": 1}, {"sensor": "B", "value": 2}]}
+    all_own = {"ts": MS, "readings": [{"sensor": "A", "value": 1, "ts": MS + 1}]}
+    null_ts = {
+        "ts": MS,
+        "readings": [{"sensor": "A", "value": 1, "ts": None}, {"sensor": "B", "value": 2}],
+    }
+    kind_no_ts = {"ts": MS, "readings": [{"sensor": "K", "value": 1, "kind": "ch4"}]}
+    m = dec.decode_many(
+        [(TOPIC, j(p), NOW_NS) for p in (all_inherit, all_own, null_ts, kind_no_ts)]
+    )
+    assert (
+        m.batch.time.tolist()
+        == [MS * 1_000_000] * 2 + [(MS + 1) * 1_000_000] + [MS * 1_000_000] * 2
+    )
+    assert [(d.reason, d.index) for d in m.deadletters] == [(R.BAD_TIMESTAMP, 0)]
+    assert reg.meta(int(m.batch.sensor[-1]))["kind"] == "ch4"
+
+
+def test_sensor_ids_are_per_site_and_stable_across_calls(dec: Decoder, reg: SensorRegistry) -> None:
+    body = j({"ts": MS, "readings": [{"sensor": f"S{i}", "value": i} for i in range(10)]})
+    topics = ["rw/mine1/face1/GW", "rw/mine1/face2/GW"]
+    first = dec.decode_many([(t, body, NOW_NS) for t in topics]).batch.sensor.tolist()
+    again = dec.decode_many([(t, body, NOW_NS) for t in reversed(topics)]).batch.sensor.tolist()
+    assert len(set(first)) == 20
+    assert again == first[10:] + first[:10]
+    assert [reg.key(i) for i in first[:2]] == ["mine1/face1/S0", "mine1/face1/S1"]

@@ -86,13 +86,17 @@ class Cusum(Detector):
         """:meth:`_surprise` then :meth:`_learn` on gathered state (updated in place), the
         sums computed once (identical numbers)."""
         n, mean, var, sp, sn = st["n"], st["mean"], st["var"], st["sp"], st["sn"]
+        n_min = float(n.min())  # past warm-up everywhere (the usual case): fewer masks
         d = value - mean
-        scored = n >= max(self.warmup, 2)
-        if scored.any():
+        scored = n_min >= max(self.warmup, 2) or n >= max(self.warmup, 2)
+        if np.any(scored):
             sd = np.maximum(np.sqrt(var), self.min_std)
             with np.errstate(divide="ignore", invalid="ignore"):
-                z = np.clip(np.where(d == 0.0, 0.0, d / sd), -_ZMAX, _ZMAX)
-            z = np.where(scored, z, 0.0)
+                z = np.where(d == 0.0, 0.0, d / sd)
+            np.maximum(z, -_ZMAX, out=z)  # clip
+            np.minimum(z, _ZMAX, out=z)
+            if not np.all(scored):
+                z = np.where(scored, z, 0.0)
             np.maximum(0.0, sp + z - self.k, out=sp)
             np.maximum(0.0, sn - z - self.k, out=sn)
         else:  # z = 0
@@ -101,9 +105,14 @@ class Cusum(Detector):
         top = np.maximum(sp, sn)
         out = 5.0 * top / self.h
         alarm = top >= self.h
-        a = np.maximum(self.alpha, 1.0 / (n + 1.0))
+        # max(alpha, 1/(n+1)) is alpha for every reading once 1/(n_min+1) <= alpha
+        a = (
+            self.alpha
+            if 1.0 / (n_min + 1.0) <= self.alpha
+            else np.maximum(self.alpha, 1.0 / (n + 1.0))
+        )
         ad = a * d
-        first = n == 0
+        first = n == 0 if n_min == 0.0 else False
         reset = first | alarm
         # mean + a * d and (1 - a) * (var + a * d * d), in place
         mean += ad
@@ -112,7 +121,8 @@ class Cusum(Detector):
         var *= 1.0 - a
         if reset.any():
             np.copyto(mean, value, where=reset)
-            var[first] = 0.0
+            if n_min == 0.0:
+                var[first] = 0.0
             sp[alarm] = 0.0
             sn[alarm] = 0.0
         n += 1

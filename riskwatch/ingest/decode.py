@@ -347,19 +347,31 @@ class Decoder:
         return out, bad
 
     def _intern_new(self, acc: _Acc, sensors: list[Any], todo: np.ndarray) -> np.ndarray:
-        """Register first-seen sensors (or -1 in strict mode); rare, so a loop is fine."""
+        """Register first-seen sensors (or -1 in strict mode); rare, so a loop is fine.
+
+        One registry call per run of readings from the same enterprise/site/gateway (in
+        reading order, so ids are handed out in order of first appearance).
+        """
         starts = np.cumsum([0, *acc.msg_count[:-1]])
-        msg_of = np.searchsorted(starts, todo, side="right") - 1
-        out = np.full(len(todo), -1, dtype=np.int32)
-        for j, (i, m) in enumerate(zip(todo.tolist(), msg_of.tolist(), strict=True)):
-            ent, site, gw = acc.msg_tags[m]
-            kind = acc.kinds[i] if acc.kinds is not None else None
-            unit = acc.units[i] if acc.units is not None else None
-            out[j] = self.registry.intern(
-                ent, site, [sensors[i]],
-                kinds=[kind if isinstance(kind, str) else None],
-                units=[unit if isinstance(unit, str) else None], gateway=gw,
-            )[0]  # fmt: skip
+        msg_of = (np.searchsorted(starts, todo, side="right") - 1).tolist()
+        rows = todo.tolist()
+        out = np.full(len(rows), -1, dtype=np.int32)
+        j = 0
+        while j < len(rows):
+            tags = acc.msg_tags[msg_of[j]]
+            k = j + 1
+            while k < len(rows) and acc.msg_tags[msg_of[k]] == tags:
+                k += 1
+            run = rows[j:k]
+            kinds = [acc.kinds[i] for i in run] if acc.kinds is not None else [None] * len(run)
+            units = [acc.units[i] for i in run] if acc.units is not None else [None] * len(run)
+            ent, site, gw = tags
+            out[j:k] = self.registry.intern(
+                ent, site, [sensors[i] for i in run],
+                kinds=[x if isinstance(x, str) else None for x in kinds],
+                units=[x if isinstance(x, str) else None for x in units], gateway=gw,
+            )  # fmt: skip
+            j = k
         return out
 
 

@@ -581,37 +581,32 @@ class RuleSet:
         any_flags = bool(batch.flags.any())
         act_parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         for kind, tabs in self._ktab:
-            sl_parts, r_parts = [], []
-            for tab, dense in tabs:
-                sl = tab.take(sensor_o)
-                if dense:
-                    r = order if order is not None else np.arange(len(sl))
-                else:
-                    keep = np.flatnonzero(sl >= 0)
-                    sl = sl.take(keep)
-                    r = keep if order is None else order.take(keep)
-                sl_parts.append(sl)
-                r_parts.append(r)
-            if len(sl_parts) == 1:
-                slot, ridx = sl_parts[0], r_parts[0]
-            else:
-                slot, ridx = np.concatenate(sl_parts), np.concatenate(r_parts)
-            if not len(slot):
-                continue
-            f = batch.flags.take(ridx) if any_flags else None
-            if f is not None and kind != K_CALIB:
-                # calibrating / faulted readings never reach process rules; health kinds
-                # (range, frozen) still see readings a gateway marked faulty
-                skip_bits = int(Flags.CALIBRATING) if kind >= K_FROZEN else _PROCESS_SKIP
-                skip = (f & skip_bits) != 0
-                if skip.any():
-                    keep = np.flatnonzero(~skip)
-                    slot, ridx, f = slot.take(keep), ridx.take(keep), f.take(keep)
-                    if not len(slot):
+            for tab, dense in tabs:  # each rank's rows are grouped by slot by themselves
+                slot = tab.take(sensor_o)
+                ridx: np.ndarray | None = order  # None: row i is reading i
+                if not dense:
+                    keep = np.flatnonzero(slot >= 0)
+                    if not len(keep):
                         continue
-            part = self._eval_kind(kind, slot, ridx, f, batch, dup)
-            if part is not None:
-                act_parts.append(part)
+                    slot = slot.take(keep)
+                    ridx = keep if order is None else order.take(keep)
+                f = None
+                if any_flags:
+                    f = batch.flags if ridx is None else batch.flags.take(ridx)
+                if f is not None and kind != K_CALIB:
+                    # calibrating / faulted readings never reach process rules; health kinds
+                    # (range, frozen) still see readings a gateway marked faulty
+                    skip_bits = int(Flags.CALIBRATING) if kind >= K_FROZEN else _PROCESS_SKIP
+                    skip = (f & skip_bits) != 0
+                    if skip.any():
+                        keep = np.flatnonzero(~skip)
+                        if not len(keep):
+                            continue
+                        ridx = keep if ridx is None else ridx.take(keep)
+                        slot, f = slot.take(keep), f.take(keep)
+                part = self._eval_kind(kind, slot, ridx, f, batch, dup)
+                if part is not None:
+                    act_parts.append(part)
         if not act_parts:
             return []
         a_kind = np.concatenate([np.full(len(p[1]), p[0], np.int8) for p in act_parts])
@@ -648,7 +643,7 @@ class RuleSet:
         return self._signals(changed, a_slot, a_t, batch.value.take(a_r), a_x, status, prev)
 
     def _eval_kind(
-        self, kind: int, slot: np.ndarray, ridx: np.ndarray, f: np.ndarray | None,
+        self, kind: int, slot: np.ndarray, ridx: np.ndarray | None, f: np.ndarray | None,
         batch: Batch, dup: bool,
     ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
         """Compared quantity of one kind's rows; returns its active rows (kind, slot,
@@ -662,8 +657,10 @@ class RuleSet:
             all_first = bool(first.all())
         else:
             first, all_first = None, True
-        t = batch.time.take(ridx)
-        v = batch.value.take(ridx)
+        if ridx is None:  # every reading of the batch, in batch order
+            t, v = batch.time, batch.value
+        else:
+            t, v = batch.time.take(ridx), batch.value.take(ridx)
         anchor = t
         if kind == K_VALUE:
             x = v
@@ -718,7 +715,8 @@ class RuleSet:
             return None
         a_first = np.ones(len(act), bool) if first is None else first.take(act)
         a_anchor = t.take(act) if anchor is t else anchor.take(act)
-        return kind, slot.take(act), ridx.take(act), x.take(act), a_anchor, a_first
+        a_r = act if ridx is None else ridx.take(act)
+        return kind, slot.take(act), a_r, x.take(act), a_anchor, a_first
 
     def _calendar_off(self, slot: np.ndarray, t: np.ndarray) -> np.ndarray | None:
         """Rows outside their rule's calendar (None when no rule has a calendar)."""

@@ -207,6 +207,24 @@ def _ffill_idx(marker: np.ndarray, all_first: bool) -> np.ndarray:
     return np.maximum.accumulate(idx)
 
 
+def _opens(a: np.ndarray) -> np.ndarray:
+    """True where a run of equal values starts (``np.r_`` costs more than the work here)."""
+    out = np.empty(len(a), bool)
+    if len(a):
+        out[0] = True
+        np.not_equal(a[1:], a[:-1], out=out[1:])
+    return out
+
+
+def _close(first: np.ndarray) -> np.ndarray:
+    """Run ends from run starts: True where the next element opens a run, and at the end."""
+    out = np.empty(len(first), bool)
+    if len(first):
+        out[:-1] = first[1:]
+        out[-1] = True
+    return out
+
+
 def _shift(a: np.ndarray, first: np.ndarray, fill: np.ndarray) -> np.ndarray:
     """Previous row's value within the segment; ``fill`` (per row) at segment starts."""
     out = np.empty_like(a)
@@ -625,7 +643,7 @@ class RuleSet:
             s.status[touched] = status
         else:
             prev = _shift(status, a_first, s.status[a_slot])
-            a_last = np.r_[a_first[1:], True]
+            a_last = _close(a_first)
             touched = a_slot[a_last]
             s.status[touched] = status[a_last]
         s.busy[touched] = (
@@ -684,7 +702,7 @@ class RuleSet:
                 s.last_v[slot] = v
             else:
                 assert first is not None
-                lm = np.flatnonzero(np.r_[first[1:], True])
+                lm = np.flatnonzero(_close(first))
                 s.last_t[slot[lm]] = t[lm]
                 s.last_v[slot[lm]] = v[lm]
         elif kind == K_RANGE:
@@ -709,7 +727,7 @@ class RuleSet:
             quiet |= nan & (lo != np.inf)
         if first is not None and not all_first:
             seg = np.flatnonzero(first)
-            quiet = np.repeat(np.logical_and.reduceat(quiet, seg), np.diff(np.r_[seg, n]))
+            quiet = np.repeat(np.logical_and.reduceat(quiet, seg), np.diff(np.append(seg, n)))
         act = np.flatnonzero(~quiet)
         if not len(act):
             return None
@@ -774,7 +792,7 @@ class RuleSet:
             lfirst = None
         else:
             seg = np.flatnonzero(first)
-            c_s = np.diff(np.r_[seg, n])
+            c_s = np.diff(np.append(seg, n))
             L_s = lcnt[seg]
             tot_s = c_s * L_s
             total = int(tot_s.sum())
@@ -812,7 +830,7 @@ class RuleSet:
             lastf = flat
         else:
             assert lfirst is not None
-            llast = np.r_[lfirst[1:], True]
+            llast = _close(lfirst)
             lastf = flat[llast]
         if s.any_count:
             ck = s.count_m[slot[row]] > 0
@@ -912,11 +930,11 @@ class RuleSet:
         ci = np.flatnonzero(counted)
         b = trig[ci].astype(np.int64)
         cs_ = flat[ci]
-        cf = np.r_[True, cs_[1:] != cs_[:-1]]
+        cf = _opens(cs_)
         seg = np.cumsum(cf) - 1
         seg_start = np.flatnonzero(cf)
         pos = np.arange(len(ci)) - seg_start[seg]
-        seg_len = np.diff(np.r_[seg_start, len(ci)])
+        seg_len = np.diff(np.append(seg_start, len(ci)))
         L = seg_len[seg]
         m = s.count_m[slot[ci]].astype(np.int64)
         nn = s.count_n[slot[ci]].astype(np.int64)
@@ -927,7 +945,7 @@ class RuleSet:
         back = pos - m
         prior = np.where(back >= 0, csum[np.maximum(back + seg_start[seg], 0)] - base, 0)
         cnt = cs_in - prior
-        need = np.clip(m - 1 - pos, 0, 63).astype(np.uint64)
+        need = np.minimum(np.maximum(m - 1 - pos, 0), 63).astype(np.uint64)
         mask = (np.uint64(1) << need) - np.uint64(1)
         cnt = cnt + np.bitwise_count(h & mask).astype(np.int64)
         newtrig = trig.copy()
@@ -964,19 +982,19 @@ class RuleSet:
         h_pos = np.arange(int(hn.sum())) - np.repeat(np.cumsum(hn) - hn, hn)
         h_t = s.ring_t[h_rows, h_pos]
         h_v = s.ring_v[h_rows, h_pos]
-        all_r = np.r_[h_rows, rr]
-        all_t = np.r_[h_t, t[ci]]
-        all_v = np.r_[h_v, v[ci]]
-        all_src = np.r_[np.zeros(len(h_rows), np.int8), np.ones(len(ci), np.int8)]
-        all_ord = np.r_[np.arange(len(h_rows)), len(h_rows) + np.arange(len(ci))]
+        all_r = np.concatenate((h_rows, rr))
+        all_t = np.concatenate((h_t, t[ci]))
+        all_v = np.concatenate((h_v, v[ci]))
+        all_src = np.concatenate((np.zeros(len(h_rows), np.int8), np.ones(len(ci), np.int8)))
+        all_ord = np.concatenate((np.arange(len(h_rows)), len(h_rows) + np.arange(len(ci))))
         o = np.lexsort((all_ord, all_t, all_r))
         all_r, all_t, all_v, all_src = all_r[o], all_t[o], all_v[o], all_src[o]
         # query: first merged row of the same ring row with time >= t - window
         q_r = rr
         q_t = t[ci] - win
-        keys_r = np.r_[all_r, q_r]
-        keys_t = np.r_[all_t, q_t]
-        kind_ = np.r_[np.ones(len(all_r), np.int8), np.zeros(len(q_r), np.int8)]
+        keys_r = np.concatenate((all_r, q_r))
+        keys_t = np.concatenate((all_t, q_t))
+        kind_ = np.concatenate((np.ones(len(all_r), np.int8), np.zeros(len(q_r), np.int8)))
         oo = np.lexsort((kind_, keys_t, keys_r))
         isq = kind_[oo] == 0
         data_before = np.cumsum(~isq) - (~isq)
@@ -987,12 +1005,12 @@ class RuleSet:
         x[ci] = v[ci] - ref_v
         # new rings: the last CHANGE_SAMPLES merged rows per ring row
         cap = CHANGE_SAMPLES
-        bnd = np.r_[all_r[1:] != all_r[:-1], True]
+        bnd = _close(_opens(all_r))
         ends = np.flatnonzero(bnd)
-        seg_id = np.cumsum(np.r_[True, all_r[1:] != all_r[:-1]]) - 1
+        seg_id = np.cumsum(_opens(all_r)) - 1
         from_end = ends[seg_id] - np.arange(len(all_r))
         keep = from_end < cap
-        seglen = np.diff(np.r_[-1, ends])
+        seglen = np.diff(np.concatenate(([-1], ends)))
         nkeep = np.minimum(seglen, cap)
         posn = nkeep[seg_id] - 1 - from_end
         rows = all_r[keep]
@@ -1016,7 +1034,7 @@ class RuleSet:
         sl = slot[order]
         st = status[order].astype(np.int64)
         pv = prev[order].astype(np.int64)
-        k = np.where(st == 0, pv % 10 - 1, np.where(st > 10, st - 11, st - 1)).clip(0, NLEV - 1)
+        k = np.where(st == 0, pv % 10 - 1, np.where(st > 10, st - 11, st - 1))
         vv = v[order]
         rk = s.kind[sl]
         with np.errstate(invalid="ignore"):

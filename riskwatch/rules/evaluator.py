@@ -1047,17 +1047,19 @@ class RuleSet:
         cols = {c: reg.column(c) for c in ("unit", "kind", "location")}
         sens = s.sensor.take(sl)
         code = np.where(st == 0, 0, np.where(st > 10, 1, 2))  # resolved, pending, firing
-        key = reg.key
+        ent, site, name = (
+            reg.column(c).take(sens).tolist() for c in ("enterprise", "site", "sensor")
+        )
         tpls = self._templates
         rules = self.rules
         names = self._rule_names
         isfinite = math.isfinite
         out: list[Signal] = []
         append = out.append
-        for c_, k_, t_, val, th, rule_i, sensor, unit, kind in zip(
+        for c_, k_, t_, val, th, rule_i, sensor, unit, kind, e_, si_, n_ in zip(
             code.tolist(), k.tolist(), t[order].tolist(), shown.tolist(), thr.tolist(),
             s.rule.take(sl).tolist(), sens.tolist(), cols["unit"].take(sens).tolist(),
-            cols["kind"].take(sens).tolist(), strict=True,
+            cols["kind"].take(sens).tolist(), ent, site, name, strict=True,
         ):  # fmt: skip
             state = _STATES[c_]
             tk = (rule_i, c_, k_, unit, kind)
@@ -1069,7 +1071,7 @@ class RuleSet:
                 )
             if tpl:
                 msg = tpl.format(
-                    key(sensor),
+                    f"{e_}/{si_}/{n_}",  # the sensor key, as SensorRegistry.key
                     f"{val:.4g}" if isfinite(val) else "n/a",
                     f"{th:.4g}" if isfinite(th) else "n/a",
                 ).replace("  ", " ")

@@ -648,8 +648,8 @@ class RuleSet:
             s.status[touched] = status[a_last]
         s.busy[touched] = (
             (s.status[touched] > 0)
-            | s.trun[touched].any(axis=1)
-            | (s.hist[touched] != 0).any(axis=1)
+            | s.trun.take(touched, axis=0).any(axis=1)
+            | (s.hist.take(touched, axis=0) != 0).any(axis=1)
         )
         s.refresh_band(touched)
         changed = np.flatnonzero(status != prev)

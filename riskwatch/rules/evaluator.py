@@ -7,13 +7,16 @@ How it works (the hot path has no Python loop over readings or sensors):
    (rule, matched sensor), with its numbers in per-slot parameter arrays (trigger,
    clear, strict, ``for``, ``keep_firing_for`` per colour column) and its state in
    per-slot arrays (latch, run starts, status, last value). Slots are ordered by sensor,
-   so a sensor's slots are one contiguous range (CSR).
-2. A batch is expanded into *rows* (reading × slot of its sensor) grouped by slot and in
-   time order within a slot; all condition kinds are then evaluated together with
-   whole-array operations. Sequential semantics (hysteresis latches, ``for`` runs,
-   N-of-M windows) use segmented forward fills (``np.maximum.accumulate`` over marker
-   indices), so a batch gives exactly the signals that the same readings fed one at a
-   time would give.
+   so a sensor's slots are one contiguous range (CSR). Per condition kind, *rank tables*
+   over sensor ids give the slot of a sensor's r-th rule of that kind (or -1).
+2. A batch is sorted by sensor (stably) only if a sensor repeats in it; then each kind's
+   rank tables turn the readings into that kind's *rows* (reading × slot), grouped by
+   slot and in time order within a slot, and the kind's input (value, rate, |Δ|, ...) is
+   computed over its own rows only. Rows of idle slots inside their quiet band stop
+   there; the active rows of all kinds go through the level logic together. Sequential
+   semantics (hysteresis latches, ``for`` runs, N-of-M windows) use segmented forward
+   fills (``np.maximum.accumulate`` over marker indices), so a batch gives exactly the
+   signals that the same readings fed one at a time would give.
 3. Only rows whose status changed become :class:`~riskwatch.model.Signal` objects.
 
 Level semantics: each colour of a rule is an independent latch, set when its trigger

@@ -412,6 +412,7 @@ class Engine:
         max_wait = cfg.batch_max_wait_ms / 1000
         idle = cfg.batch_idle_ms / 1000
         last_arrival = 0.0
+        per_msg = 100.0  # readings per message, learnt from each decode
         tick_s = cfg.tick_ms / 1000
         batches: list[Batch] = []
         acks: list[tuple[int, int]] = []
@@ -425,14 +426,23 @@ class Engine:
             if acks and idle > 0:
                 timeout = min(timeout, last_arrival + idle - now)
             raw = self._receive(max(0.0, timeout))
-            if raw:
-                batch = self._decode(raw)
+            # A backlog can hand over many thousand messages at once: decode them in
+            # slices of about one batch, so that batches keep to batch_max_readings and
+            # storage starts writing the first while the next is decoded.
+            step = max(1, int(max_n / per_msg))
+            for k in range(0, len(raw), step):
+                part = raw[k : k + step] if len(raw) > step else raw
+                batch, n_read = self._decode(part)
+                per_msg = max(1.0, n_read / len(part))
                 last_arrival = time.monotonic()
                 if not acks:
                     first = last_arrival
                 batches.append(batch)
-                acks.extend((m[3], m[4]) for m in raw)
+                acks.extend((m[3], m[4]) for m in part)
                 n += len(batch)
+                if n >= max_n and k + step < len(raw):
+                    self._flush(batches, acks)
+                    batches, acks, n = [], [], 0
             now = time.monotonic()
             stopping = self._stop.is_set()
             input_idle = not raw and idle > 0 and now - last_arrival >= idle
@@ -449,13 +459,14 @@ class Engine:
             if stopping and self._q.empty() and not acks:
                 return
 
-    def _decode(self, raw: list[_Msg]) -> Batch:
+    def _decode(self, raw: list[_Msg]) -> tuple[Batch, int]:
+        """The batch of good readings, and how many readings the messages held."""
         if self.first_received_ns is None:
             self.first_received_ns = raw[0][2]
         decoded = self.decoder.decode_many([(m[0], m[1], m[2]) for m in raw])
         if decoded.deadletters and self.deadletter is not None:
             self.deadletter.write(decoded.deadletters, raw[-1][2])
-        return decoded.batch
+        return decoded.batch, decoded.n_readings
 
     def _flush(self, batches: list[Batch], acks: list[tuple[int, int]]) -> None:
         assert self.storage is not None

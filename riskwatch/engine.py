@@ -6,10 +6,11 @@ Threads (see docs/ARCHITECTURE.md):
   writes its dead letters, and puts the good readings on a bounded queue — when the
   queue is full the callback blocks, paho stops reading the socket and the broker holds
   the rest (backpressure, bounded memory);
-- the engine thread cuts micro-batches by size (``ingest.batch_max_readings``) and time
-  (``ingest.batch_max_wait_ms``), runs the pipeline (rules, detectors), hands signals to
-  the alert sink, and submits the batch to storage together with the acks of its messages;
-  it also drives timers (``tick``) and hot reload;
+- the engine thread decodes, cuts micro-batches by size (``ingest.batch_max_readings``),
+  time (``ingest.batch_max_wait_ms``) and input going quiet (``ingest.batch_idle_ms``),
+  runs the pipeline (rules, detectors), hands signals to the alert sink, encodes the batch
+  to line protocol and submits it to storage together with the acks of its messages; it
+  also drives timers (``tick``) and hot reload;
 - the storage thread writes or spools each batch, then acknowledges its messages.
 
 This is the only module that reads the clock; every stage gets ``now`` in its context.

@@ -28,7 +28,7 @@ def register(cls: type[Detector]) -> type[Detector]:
 
 
 def _load_extra() -> None:
-    from riskwatch.detectors import likelihood, river_adapter, slow_level  # noqa: F401
+    from riskwatch.detectors import likelihood, prototype, river_adapter, slow_level  # noqa: F401
 
 
 _load_extra()

@@ -1,7 +1,9 @@
 """Detector types by their YAML ``type:`` name (the extension point for new detectors).
 
->>> sorted(DETECTORS)[:3]
-['cusum', 'ewma', 'flatline']
+>>> {'cusum', 'ewma', 'flatline', 'robust', 'seasonal'} <= set(DETECTORS)
+True
+>>> DETECTORS['cusum'] is Cusum
+True
 """
 
 from __future__ import annotations

@@ -185,6 +185,7 @@ class Engine:
         self._reload_requested = threading.Event()
         self._thread: threading.Thread | None = None
         self._unacked = 0
+        self._received = 0  # messages handed to the engine since start (wait_idle)
         self._unacked_lock = threading.Lock()
         self.mqtt: MqttClient | ReceiverProcess | None = None
         self.storage: StorageRunner | None = None
@@ -384,6 +385,7 @@ class Engine:
         self.metrics.messages_in.inc()
         with self._unacked_lock:
             self._unacked += 1
+            self._received += 1
         self._q.put((msg.topic, msg.payload, self.clock.now_ns(), msg.mid, msg.qos))
 
     def _receive(self, timeout: float) -> list[_Msg]:
@@ -396,6 +398,7 @@ class Engine:
                 self.metrics.messages_in.inc(len(raw))
                 with self._unacked_lock:
                     self._unacked += len(raw)
+                    self._received += len(raw)
             return raw
         raw = []
         try:
@@ -575,11 +578,17 @@ class Engine:
         )
 
     # ------------------------------------------------------------------ helpers for tests
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """True once nothing is queued or unacknowledged (tests and the demo)."""
+    def wait_idle(self, timeout: float = 30.0, received: int = 0) -> bool:
+        """True once at least ``received`` messages reached the engine since start and
+        nothing is queued or unacknowledged (tests and the demo).
+
+        ``received`` closes a race: messages still on their way (in the broker, or in the
+        receiver child's buffer) are invisible here, so "idle" alone can be true before
+        they arrive. Give the number of messages published so far to wait for them too.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._q.empty() and self._unacked == 0:
+            if self._received >= received and self._q.empty() and self._unacked == 0:
                 return True
             time.sleep(0.005)
         return False

@@ -163,7 +163,8 @@ def test_influx_outage_spools_and_replays(
         wait_for(lambda: influx_count(url, "out") == 500, what="first 500 stored")
         influx.stop()
         send(500, 500)
-        assert eng.wait_idle(20), "messages must be acknowledged once spooled"
+        # 20 messages published in all: wait until all reached the engine and were acked
+        assert eng.wait_idle(20, received=20), "messages must be acknowledged once spooled"
         assert eng.storage is not None and eng.storage.spool is not None
         assert len(eng.storage.spool) > 0
         influx.start()

@@ -5,12 +5,8 @@ generic false-alarm bound run over every registered type in test_detectors.py.)"
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from riskwatch.detectors.base import HyperParameterError, run_stream
 from riskwatch.detectors.likelihood import SurpriseDensity, SurpriseDensityRef
@@ -50,36 +46,6 @@ def test_vectorised_equals_scalar_reference(seed) -> None:
             r.learn_one(float(xs[k][i]))
         np.testing.assert_allclose(got[:, k], want, rtol=1e-9, atol=1e-12)
     assert got.max() > 0.5
-
-
-@settings(max_examples=25, deadline=None)
-@given(
-    data=st.lists(
-        st.tuples(st.integers(0, 3), st.floats(-50, 50, allow_nan=False)), min_size=1, max_size=80
-    ),
-    cuts=st.lists(st.integers(0, 80), max_size=4),
-)
-def test_batch_equals_one_at_a_time(data, cuts) -> None:
-    sensor = np.array([d[0] for d in data], dtype=np.int32)
-    value = np.array([d[1] for d in data])
-    time = np.arange(len(data), dtype=np.int64) * STEP
-
-    def make() -> SurpriseDensity:
-        return SurpriseDensity(warmup=5, long=0.05)
-
-    one = make()
-    singles = np.concatenate(
-        [
-            run_stream(one, sensor[i : i + 1], value[i : i + 1], time[i : i + 1])
-            for i in range(len(data))
-        ]
-    )
-    split = make()
-    bounds = sorted({0, len(data), *[c for c in cuts if c < len(data)]})
-    parts = [
-        run_stream(split, sensor[a:b], value[a:b], time[a:b]) for a, b in itertools.pairwise(bounds)
-    ]
-    np.testing.assert_array_equal(np.concatenate(parts), singles)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -5,6 +5,7 @@ hyper-parameter validation."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -15,10 +16,13 @@ from riskwatch.detectors.base import Detector, HyperParameterError, rounds, run_
 from riskwatch.detectors.cusum import Cusum, CusumRef
 from riskwatch.detectors.ewma import EWMAZScore, EWMAZScoreRef
 from riskwatch.detectors.flatline import Flatline, FlatlineRef
+from riskwatch.detectors.likelihood import SurpriseDensity
 from riskwatch.detectors.page_hinkley import PageHinkley, PageHinkleyRef
+from riskwatch.detectors.prototype import Prototype
 from riskwatch.detectors.registry import DETECTORS
 from riskwatch.detectors.robust import RobustZScore, RobustZScoreRef
 from riskwatch.detectors.seasonal import SeasonalBaseline, SeasonalBaselineRef
+from riskwatch.detectors.slow_level import SlowLevel
 
 STEP = 300 * 10**9  # 5-minute readings
 
@@ -64,16 +68,25 @@ def test_vectorised_equals_scalar_reference(name, vec, ref, seed) -> None:
     assert got.max() > 0.5  # the stream has anomalies every detector type reacts to
 
 
+# every numpy type, with parameters small enough that short hypothesis streams leave warm-up
+BATCH_FACTORIES: dict[str, Callable[[], Detector]] = {
+    **{p[0]: p[1] for p in PAIRS},
+    "density": lambda: SurpriseDensity(warmup=5, long=0.05),
+    "prototype": lambda: Prototype(window=3, k=4, vigilance=0.3, warmup=5),
+    "slow": lambda: SlowLevel(span_s=600.0, long_s=3000.0, min_spans=1.0, warmup=3),
+}
+
+
+@pytest.mark.parametrize("which", sorted(BATCH_FACTORIES))
 @settings(max_examples=25, deadline=None)
 @given(
     data=st.lists(
         st.tuples(st.integers(0, 3), st.floats(-50, 50, allow_nan=False)), min_size=1, max_size=80
     ),
     cuts=st.lists(st.integers(0, 80), max_size=4),
-    which=st.sampled_from([p[0] for p in PAIRS]),
 )
 def test_batch_equals_one_at_a_time(data, cuts, which) -> None:
-    make = dict((p[0], p[1]) for p in PAIRS)[which]
+    make = BATCH_FACTORIES[which]
     sensor = np.array([d[0] for d in data], dtype=np.int32)
     value = np.array([d[1] for d in data])
     time = np.arange(len(data), dtype=np.int64) * STEP

@@ -519,7 +519,7 @@ class Engine:
             with self._unacked_lock:
                 self._unacked -= len(acks)
                 self.metrics.unacked.set(self._unacked)
-            self.last_acked_ns = time.time_ns()
+            self.last_acked_ns = self.clock.now_ns()
             self.metrics.pipeline_latency.observe(max(0.0, (self.clock.now_ns() - oldest_ns) / 1e9))
 
         return done

@@ -123,6 +123,12 @@ class Detector(ABC):
     #: only computed where it can reach one decade or where the caller needs it.
     lazy_low: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # a row-state detector without its fused step would only fail at its first round
+        super().__init_subclass__(**kwargs)
+        if cls.row_state and cls._step_rows is Detector._step_rows:
+            raise TypeError(f"{cls.__name__}: row_state = True needs _step_rows")
+
     def __init__(self, *, warmup: int = 30, threshold: float = 0.5) -> None:
         check(isinstance(warmup, int) and warmup >= 0, "warmup", "must be an integer >= 0")
         check(0.0 < threshold <= 1.0, "threshold", "must be in (0, 1]")
@@ -254,6 +260,7 @@ class Detector(ABC):
         Required when ``row_state`` is True. With ``need`` (a mask) a ``lazy_low``
         detector may return 0 instead of a surprise below one decade where ``need`` is
         False (the ensemble's decisions never depend on those values).
+        Detectors without ``row_state`` never get here (checked at class creation).
         """
         raise NotImplementedError
 

@@ -244,3 +244,11 @@ def test_rounds_preserve_order_within_sensor() -> None:
     for k in (0, 1, 2):
         pos = [int(np.flatnonzero(flat == i)[0]) for i in np.flatnonzero(s == k)]
         assert pos == sorted(pos)
+
+
+def test_row_state_detector_without_step_rows_is_refused_at_definition() -> None:
+    with pytest.raises(TypeError, match="row_state = True needs _step_rows"):
+
+        class Broken(EWMAZScore):
+            row_state = True
+            _step_rows = Detector._step_rows

@@ -175,6 +175,29 @@ def _num(v: float) -> float | None:
     return v if v == v and abs(v) != float("inf") else None
 
 
+def add_lifecycle_error_handlers(app: FastAPI) -> None:
+    """HTTP answers for the alert lifecycle's errors, shared by the alert API and the
+    console: an illegal transition or an alert owned by someone else is 409, an unknown
+    alert 404, an unreachable alert store 503 (the operator can retry)."""
+    from riskwatch.alerts.lifecycle import AlertNotFound, NotOwned
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(NotOwned)
+    async def _owned(_: Request, exc: NotOwned) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(AlertNotFound)
+    async def _nf(_: Request, exc: AlertNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+
 def alert_out(a: Alert) -> dict[str, Any]:
     return {
         "id": a.id, "rule": a.rule, "state": a.state, "level": _colour(a.level),
@@ -254,27 +277,11 @@ def create_app(sink: "AlertSink", cfg: AlertsApiConfig) -> FastAPI:
     def who(p: Principal, by: str | None) -> str:
         return f"{by} (token {p.name})" if by else p.name
 
-    @app.exception_handler(IllegalTransition)
-    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    from riskwatch.alerts.lifecycle import AlertNotFound, NotOwned
-
-    @app.exception_handler(NotOwned)
-    async def _owned(_: Request, exc: NotOwned) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(AlertNotFound)
-    async def _nf(_: Request, exc: AlertNotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    add_lifecycle_error_handlers(app)
 
     @app.exception_handler(ValueError)
     async def _bad(_: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(StoreError)
-    async def _store(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, Any]:

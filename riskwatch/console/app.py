@@ -38,14 +38,13 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from riskwatch.alerts.api import alert_out, transition_out
+from riskwatch.alerts.api import add_lifecycle_error_handlers, alert_out, transition_out
 from riskwatch.alerts.config import LEVEL_NAMES
-from riskwatch.alerts.state import Alert, IllegalTransition
-from riskwatch.alerts.store import StoreError
+from riskwatch.alerts.state import Alert
 from riskwatch.config.engine import ConsoleConfig
 from riskwatch.console.users import ROLES, User, UserStore
 from riskwatch.console.window import SeriesWindow
@@ -217,23 +216,7 @@ def create_app(server: "ConsoleServer") -> FastAPI:
             raise HTTPException(404, f"no alert with id {alert_id!r}")
         return a
 
-    from riskwatch.alerts.lifecycle import AlertNotFound, NotOwned
-
-    @app.exception_handler(IllegalTransition)
-    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(NotOwned)
-    async def _owned(_: Request, exc: NotOwned) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(AlertNotFound)
-    async def _nf(_: Request, exc: AlertNotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(StoreError)
-    async def _store(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+    add_lifecycle_error_handlers(app)
 
     # ------------------------------------------------------------------ pages
     index = HERE / "static" / "index.html"

@@ -144,10 +144,16 @@ class TailCalibrator:
         tot: np.ndarray,
         w: np.ndarray,
         surprises: Sequence[np.ndarray],
+        need: np.ndarray | None = None,
     ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Core of :meth:`score_learn_many` on gathered per-sensor ``tot`` and ``w``
         (capacity reserved by the caller): returns the calibrated scores and the new
-        ``tot`` and ``w`` for the caller to store; updates the bins itself."""
+        ``tot`` and ``w`` for the caller to store; updates the bins itself.
+
+        With ``need`` (a mask over the readings) the tail look-up, most of the cost, is
+        done only there; elsewhere the score stays the raw ``u / 10``, an upper bound of
+        the calibrated one. Learning is the same either way (every surprise of one
+        decade or more is counted), so later scores do not depend on ``need``."""
         if len(surprises) != self.members:
             raise ValueError(f"expected {self.members} surprise arrays, got {len(surprises)}")
         keep = 1.0 - self.alpha
@@ -159,34 +165,40 @@ class TailCalibrator:
         out = u / 10.0
         np.maximum(out, 0.0, out=out)
         out += 0.0  # no negative zero
-        look = np.flatnonzero(u >= 1.0)  # all members' look-ups together
-        if len(look):
-            m, i = np.divmod(look, n)
-            ul = np.minimum(u.reshape(-1)[look], 1e6)
+        seen = np.flatnonzero(u >= 1.0)  # all members' surprises of a decade or more
+        if len(seen):
+            m, i = np.divmod(seen, n)
+            ul = np.minimum(u.reshape(-1)[seen], 1e6)
             b = nb - 1 - (np.minimum((ul / _BIN).astype(np.int64), _NBINS - 1) - _LO)
             row = sensor[i] * self.members + m
-            w_look = w[i]
-            w_last = w_look * keep  # weight of the latest increment = real unit
-            # Bins are stored highest first; the tail sum adds them from the top down to
-            # the reading's own bin, in the order a running sum would, one vector add per
-            # bin over all look-ups (np.cumsum over these small rows is ~10x slower):
-            # with the look-ups ordered by their bin, those still adding are a prefix.
-            order = np.argsort(-b, kind="stable")
-            g = bins.take(row[order], axis=0).T.astype(np.float64, order="C")  # bins x look-ups
-            upto = np.searchsorted(-b[order], -np.arange(nb), side="right")  # count b >= j
-            acc = g[0].copy()
-            for j in range(1, nb):
-                c = int(upto[j])
-                if c == 0:
-                    break
-                acc[:c] += g[j, :c]
-            ge = np.empty(len(look))
-            ge[order] = acc
-            p = (ge / w_last + self.prior * 10.0 ** (-ul)) / (tot[i] / w_last + self.prior)
-            with np.errstate(divide="ignore"):
-                cal = np.clip(np.minimum(ul, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
-            out.reshape(-1)[look] = cal
-            flat[row * nb + b] += w_look
+            w_seen = w[i]
+            sel = slice(None) if need is None else np.flatnonzero(need[i])
+            look, il, ull, bl, rowl = seen[sel], i[sel], ul[sel], b[sel], row[sel]
+            if len(look):
+                w_last = w_seen[sel] * keep  # weight of the latest increment = real unit
+                # Bins are stored highest first; the tail sum adds them from the top down
+                # to the reading's own bin, in the order a running sum would, one vector
+                # add per bin over all look-ups (np.cumsum over these small rows is ~10x
+                # slower): with the look-ups ordered by their bin, those still adding are
+                # a prefix.
+                order = np.argsort(-bl, kind="stable")
+                g = bins.take(rowl[order], axis=0).T.astype(np.float64, order="C")
+                upto = np.searchsorted(-bl[order], -np.arange(nb), side="right")  # b >= j
+                acc = g[0].copy()
+                for j in range(1, nb):
+                    c = int(upto[j])
+                    if c == 0:
+                        break
+                    acc[:c] += g[j, :c]
+                ge = np.empty(len(look))
+                ge[order] = acc
+                p = (ge / w_last + self.prior * 10.0 ** (-ull)) / (
+                    tot[il] / w_last + self.prior
+                )
+                with np.errstate(divide="ignore"):
+                    cal = np.clip(np.minimum(ull, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
+                out.reshape(-1)[look] = cal
+            flat[row * nb + b] += w_seen
         outs = list(out)
         tot = tot + w
         w = w / (1.0 - self.alpha)
@@ -404,7 +416,11 @@ class Ensemble:
         score never exceeds the raw one). Everywhere else its score is below 0.1 <= the
         threshold, and neither the decision, the window peak nor any signal reads it.
         """
-        rows = self._rows.take(sensor, axis=0)
+        # Whole rows as opaque records: one memcpy per sensor each way (element-wise
+        # fancy indexing of the 2-D block costs about twice as much).
+        rec = np.dtype((np.void, self._rows.shape[1] * self._rows.itemsize))
+        rows = self._rows.view(rec).reshape(-1)[sensor].view(np.float64)
+        rows = rows.reshape(len(sensor), self._rows.shape[1])
         dets = list(self.members.values())
         cols, j = [], 0
         for det in dets:
@@ -432,12 +448,14 @@ class Ensemble:
             us[k] = np.where(bad, 0.0, u) if bad.any() else u
         cal = None
         if self._cal is not None:
+            look = None
+            if act is not None:  # calibrated scores only where a decision can read them
+                look = act.copy()
+                for u in us:
+                    look |= u >= 10.0 * self.threshold
             cal, rows[:, j], rows[:, j + 1] = self._cal.score_learn_rows(
-                sensor, rows[:, j], rows[:, j + 1], us
+                sensor, rows[:, j], rows[:, j + 1], us, look
             )
-        # Whole rows as opaque records: one memcpy per sensor (element-wise fancy
-        # assignment of the 2-D block costs about twice as much).
-        rec = np.dtype((np.void, rows.shape[1] * rows.itemsize))
         self._rows.view(rec).reshape(-1)[sensor] = rows.view(rec).reshape(-1)
         return us, cal
 

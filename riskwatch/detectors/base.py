@@ -264,6 +264,19 @@ class Detector(ABC):
         """
         raise NotImplementedError
 
+    def block_kernel(self) -> tuple[int, tuple[float, ...]] | None:
+        """This instance's member code and hyper-parameters for the compiled one-pass
+        round (:func:`.kernels.step_block`), or None (then ensembles use the numpy
+        :meth:`_step_rows` path). Only row-state detectors with a kernel return one."""
+        return None
+
+    def _block_finish(
+        self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Surprises from the kernel's raw outputs of one round (the transcendental part,
+        in numpy on the readings that need it); ``need`` as in :meth:`_step_rows`."""
+        raise NotImplementedError(f"{type(self).__name__} has no block kernel")
+
     @abstractmethod
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray: ...
 

@@ -30,6 +30,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from riskwatch.detectors import kernels
 from riskwatch.detectors.base import Detector, rounds
 
 __all__ = ["Combine", "Ensemble", "EnsembleOutput", "TailCalibrator", "evaluate", "members_of"]
@@ -192,9 +193,7 @@ class TailCalibrator:
                     acc[:c] += g[j, :c]
                 ge = np.empty(len(look))
                 ge[order] = acc
-                p = (ge / w_last + self.prior * 10.0 ** (-ull)) / (
-                    tot[il] / w_last + self.prior
-                )
+                p = (ge / w_last + self.prior * 10.0 ** (-ull)) / (tot[il] / w_last + self.prior)
                 with np.errstate(divide="ignore"):
                     cal = np.clip(np.minimum(ull, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
                 out.reshape(-1)[look] = cal
@@ -241,6 +240,7 @@ class Ensemble:
         hold_ns: int = 3_600_000_000_000,
         calibrate_alpha: float = 0.0,
         calibrate_prior: float = 10.0,
+        jit: bool | None = None,
     ) -> None:
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -283,6 +283,19 @@ class Ensemble:
         if self._layout and self._cal is not None:
             self._layout += [("", "tot", 0.0), ("", "w", 1.0)]
         self._rows = np.zeros((0, len(self._layout)))
+        # Compiled kernels step the row-state members in place on the block (no gather,
+        # no scatter; same numbers): ``jit`` None = whenever numba is there.
+        use = bool(self._layout) and (kernels.JIT if jit is None else jit and kernels.JIT)
+        plan = [(k, d.block_kernel()) for k, d in enumerate(self.members.values()) if d.row_state]
+        self.jit = use and all(kern is not None for _, kern in plan)
+        self._kern_members = [k for k, _ in plan]
+        starts = np.cumsum([0] + [len(d._fields) for d in self.members.values() if d.row_state])
+        self._kern_cols = starts[:-1].astype(np.int64)
+        self._kern_codes = np.array([kern[0] for _, kern in plan if kern], dtype=np.int64)
+        self._kern_params = np.zeros((len(plan), 6))
+        for m, (_, kern) in enumerate(plan):
+            if kern:
+                self._kern_params[m, : len(kern[1])] = kern[1]
         if self._layout:
             self._resize_rows(max(d.n_sensors for d in self.members.values()))
 
@@ -416,16 +429,27 @@ class Ensemble:
         score never exceeds the raw one). Everywhere else its score is below 0.1 <= the
         threshold, and neither the decision, the window peak nor any signal reads it.
         """
-        # Whole rows as opaque records: one memcpy per sensor each way (element-wise
-        # fancy indexing of the 2-D block costs about twice as much).
-        rec = np.dtype((np.void, self._rows.shape[1] * self._rows.itemsize))
-        rows = self._rows.view(rec).reshape(-1)[sensor].view(np.float64)
-        rows = rows.reshape(len(sensor), self._rows.shape[1])
         dets = list(self.members.values())
         cols, j = [], 0
         for det in dets:
             cols.append(j)
             j += len(det._fields) if det.row_state else 0
+        block = self.jit  # one compiled pass, in place on the whole block
+        raw = aux = tail = np.zeros((0, 0))
+        if block:
+            rows = self._rows
+            raw, aux = np.empty((2, len(self._kern_members), len(sensor)))
+            tail = np.empty((2, len(sensor)))
+            kernels.step_block(
+                rows, sensor, value, self._kern_codes, self._kern_cols, self._kern_params,
+                raw, aux, j if self._cal is not None else -1, tail,
+            )  # fmt: skip
+        else:
+            # Whole rows as opaque records: one memcpy per sensor each way (element-wise
+            # fancy indexing of the 2-D block costs about twice as much).
+            rec = np.dtype((np.void, self._rows.shape[1] * self._rows.itemsize))
+            rows = self._rows.view(rec).reshape(-1)[sensor].view(np.float64)
+            rows = rows.reshape(len(sensor), self._rows.shape[1])
         lazy = -1
         if act is not None:
             lazy = next((k for k, d in enumerate(dets) if d.row_state and d.lazy_low), -1)
@@ -442,8 +466,12 @@ class Ensemble:
                 for o, u in enumerate(us):
                     if o != k:
                         need |= u >= 10.0 * self.threshold
-            st = {f: rows[:, cols[k] + i] for i, f in enumerate(det._fields)}
-            u = det._step_rows(st, value, time, need)
+            if block:
+                m = self._kern_members.index(k)
+                u = det._block_finish(raw[m], aux[m], need)
+            else:
+                st = {f: rows[:, cols[k] + i] for i, f in enumerate(det._fields)}
+                u = det._step_rows(st, value, time, need)
             bad = np.isnan(u)
             us[k] = np.where(bad, 0.0, u) if bad.any() else u
         cal = None
@@ -453,10 +481,17 @@ class Ensemble:
                 look = act.copy()
                 for u in us:
                     look |= u >= 10.0 * self.threshold
-            cal, rows[:, j], rows[:, j + 1] = self._cal.score_learn_rows(
-                sensor, rows[:, j], rows[:, j + 1], us, look
-            )
-        self._rows.view(rec).reshape(-1)[sensor] = rows.view(rec).reshape(-1)
+            if block:
+                cal, tail[0], tail[1] = self._cal.score_learn_rows(
+                    sensor, tail[0], tail[1], us, look
+                )
+                kernels.put_columns(rows, sensor, j, tail)
+            else:
+                cal, rows[:, j], rows[:, j + 1] = self._cal.score_learn_rows(
+                    sensor, rows[:, j], rows[:, j + 1], us, look
+                )
+        if not block:
+            self._rows.view(rec).reshape(-1)[sensor] = rows.view(rec).reshape(-1)
         return us, cal
 
     def process(

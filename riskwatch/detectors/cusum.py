@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from riskwatch.detectors import kernels
 from riskwatch.detectors.base import Detector, check
 
 _ZMAX = 1e6  # a quiet sensor that moves gives an infinite z; keep the sums finite
@@ -129,6 +130,16 @@ class Cusum(Detector):
             sn[alarm] = 0.0
         n += 1
         return out
+
+    def block_kernel(self) -> tuple[int, tuple[float, ...]] | None:
+        if not kernels.JIT:
+            return None
+        return kernels.CUSUM, (self.alpha, self.k, self.h, self.min_std, float(self.warmup), _ZMAX)
+
+    def _block_finish(
+        self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
+    ) -> np.ndarray:
+        return raw  # the surprise itself
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from riskwatch.detectors import kernels
 from riskwatch.detectors.base import Detector, check
 
 __all__ = ["Flatline", "FlatlineRef"]
@@ -158,6 +159,20 @@ class Flatline(Detector):
             np.copyto(tot, np.where(has, keep * tot + 1.0, 0.0))
         last[...] = value
         n += 1
+        return out
+
+    def block_kernel(self) -> tuple[int, tuple[float, ...]] | None:
+        if not kernels.JIT or self.collapse:
+            return None
+        return kernels.FLATLINE, (self.alpha, self.tol, self.rel_tol, float(self.warmup))
+
+    def _block_finish(
+        self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
+    ) -> np.ndarray:
+        out = np.zeros(len(raw))  # raw: scoring run length, aux: repeat probability
+        hit = np.flatnonzero(raw > 0.0)
+        if len(hit):
+            out[hit] = raw[hit] * -np.log10(aux[hit])
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from riskwatch.detectors import kernels
 from riskwatch.detectors.base import Detector, check, z_score_to_unit_scalar, z_to_decades
 
 __all__ = ["RobustZScore", "RobustZScoreRef"]
@@ -126,6 +127,21 @@ class RobustZScore(Detector):
             dev *= a
             mad += dev
         n += 1
+        return out
+
+    def block_kernel(self) -> tuple[int, tuple[float, ...]] | None:
+        if not kernels.JIT:
+            return None
+        return kernels.ROBUST, (self.alpha, self.c, self.min_std, float(self.warmup))
+
+    def _block_finish(
+        self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
+    ) -> np.ndarray:
+        if need is None:  # raw: z
+            return z_to_decades(raw)
+        out = np.zeros(len(raw))
+        look = np.flatnonzero((np.abs(raw) >= _Z_DECADE) | need)
+        out[look] = z_to_decades(raw[look])
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:

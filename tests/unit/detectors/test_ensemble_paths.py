@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from riskwatch.detectors import kernels
 from riskwatch.detectors.base import run_stream
 from riskwatch.detectors.combine import Ensemble, TailCalibrator
 from riskwatch.detectors.cusum import Cusum
@@ -29,6 +30,13 @@ def _members(variant: int = 0):
             "level": RobustZScore(alpha=0.3, min_std=0.05, warmup=0),
             "frozen": Flatline(tol=0.01, rel_tol=0.0, warmup=1),
             "shift": Cusum(alpha=0.5, min_std=0.05, k=0.0, h=2.0, warmup=2),
+        }
+    if variant == 3:  # the bundled `anomaly` entry's members (compiled kernels)
+        return {
+            "level": RobustZScore(alpha=0.02, warmup=20),
+            "frozen": Flatline(warmup=20),
+            "frozen2": Flatline(warmup=20),
+            "shift": Cusum(alpha=0.02, h=6.0, warmup=20),
         }
     if variant == 2:  # members with their own state beside the row block
         return {
@@ -63,12 +71,24 @@ def _fleet(seed: int, n_sensors: int = 12, n: int = 700, nan: bool = True):
     return sensor, x.reshape(-1), time
 
 
-@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_compiled_kernels_are_in_use() -> None:
+    """numba is a dependency: the engine's ensembles run the compiled one-pass round
+    (a config that has no kernel, flatline ``collapse``, falls back to numpy)."""
+    assert kernels.JIT
+    assert Ensemble(_members(1)).jit
+    assert not Ensemble(_members(1), jit=False).jit
+    assert not Ensemble(_members(0)).jit  # Flatline(collapse=30): numpy path
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2, 3])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("chunk", [12, 97, 4000])
-def test_member_scores_equal_members_run_alone(variant: int, seed: int, chunk: int) -> None:
+@pytest.mark.parametrize("jit", [True, False])
+def test_member_scores_equal_members_run_alone(
+    variant: int, seed: int, chunk: int, jit: bool
+) -> None:
     sensor, value, time = _fleet(seed)
-    ens = Ensemble(_members(variant), threshold=0.5, hold_ns=10 * STEP)
+    ens = Ensemble(_members(variant), threshold=0.5, hold_ns=10 * STEP, jit=jit)
     got = {k: [] for k in ens.members}
     for a in range(0, len(sensor), chunk):
         out = ens.process(sensor[a : a + chunk], value[a : a + chunk], time[a : a + chunk])
@@ -79,11 +99,14 @@ def test_member_scores_equal_members_run_alone(variant: int, seed: int, chunk: i
         np.testing.assert_array_equal(np.concatenate(got[k]), want, err_msg=k)
 
 
-@pytest.mark.parametrize("variant", [0, 1, 2])
+@pytest.mark.parametrize("variant", [0, 1, 2, 3])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_shared_calibrator_equals_one_per_member(variant: int, seed: int) -> None:
+@pytest.mark.parametrize("jit", [True, False])
+def test_shared_calibrator_equals_one_per_member(variant: int, seed: int, jit: bool) -> None:
     sensor, value, time = _fleet(seed)
-    ens = Ensemble(_members(variant), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05)
+    ens = Ensemble(
+        _members(variant), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05, jit=jit
+    )
     out = ens.process(sensor, value, time)
     alone = _members(variant)
     cals = {k: TailCalibrator(0.05, 10.0) for k in alone}
@@ -101,15 +124,17 @@ def test_shared_calibrator_equals_one_per_member(variant: int, seed: int) -> Non
 
 @pytest.mark.parametrize("threshold", [0.1, 0.3, 0.7])
 @pytest.mark.parametrize("combine", [None, ("all", ["level", ("any", ["shift", "frozen"])])])
-def test_lazy_low_surprises_change_no_decision(threshold, combine) -> None:
+@pytest.mark.parametrize("variant", [0, 3])
+def test_lazy_low_surprises_change_no_decision(threshold, combine, variant) -> None:
     """exact_low=False: same windows, and exact scores wherever a decision or a signal
     reads them (readings that are hot, in a window, or open/close one)."""
     sensor, value, time = _fleet(3, nan=False)
 
     def run(exact_low: bool):
         ens = Ensemble(
-            _members(), combine, threshold=threshold, hold_ns=30 * STEP, calibrate_alpha=0.02
-        )
+            _members(variant), combine, threshold=threshold, hold_ns=30 * STEP,
+            calibrate_alpha=0.02,
+        )  # fmt: skip
         outs = [
             ens.process(sensor[a : a + 600], value[a : a + 600], time[a : a + 600],
                         exact_low=exact_low)

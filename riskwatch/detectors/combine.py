@@ -69,6 +69,16 @@ def evaluate(expr: Combine, scores: Mapping[str, np.ndarray]) -> np.ndarray:
     return out
 
 
+def _aligned_rows(cap: int, width: int) -> np.ndarray:
+    """An uninitialised ``(cap, w)`` float64 block, ``w`` = ``width`` rounded up to whole
+    64-byte cache lines, starting on a line: a sensor's row then costs exactly
+    ``w / 8`` line fetches (a 15-field row at an odd offset straddles three)."""
+    w = -(-width // 8) * 8
+    buf = np.zeros(cap * w + 8)
+    off = (-buf.ctypes.data % 64) // 8
+    return buf[off : off + cap * w].reshape(cap, w)
+
+
 def _unique(sensor: np.ndarray) -> bool:
     """Whether no sensor id repeats (one sort; cheaper than splitting into rounds)."""
     s = np.sort(sensor)
@@ -208,6 +218,37 @@ class TailCalibrator:
             w[big] = 1.0
         return outs, tot, w
 
+    def score_learn_block(
+        self,
+        rows: np.ndarray,
+        tcol: int,
+        sensor: np.ndarray,
+        surprises: Sequence[np.ndarray],
+        need: np.ndarray | None = None,
+    ) -> list[np.ndarray]:
+        """:meth:`score_learn_rows` with total and weight in ``rows[:, tcol:tcol + 2]``
+        (the ensemble's row block): counting and learning in one compiled pass
+        (:func:`.kernels.calibrate_block`), the tail probability in numpy on the
+        look-ups. Same numbers."""
+        n = len(sensor)
+        u = np.stack(surprises) if surprises else np.zeros((0, n))
+        out, ge = np.empty((self.members, n)), np.empty(self.members * n)
+        look, wl, tot = np.empty(self.members * n, np.int64), np.empty(n), np.empty(n)
+        k, _ = kernels.calibrate_block(
+            rows, tcol, self._cnt, sensor, u, np.zeros(0, bool) if need is None else need,
+            need is not None, self.alpha, out, look, ge, wl, tot,
+        )  # fmt: skip
+        if k:
+            look = look[:k]
+            i = look % n
+            ul = np.minimum(u.reshape(-1)[look], 1e6)
+            w_last = wl[i]
+            p = (ge[:k] / w_last + self.prior * 10.0 ** (-ul)) / (tot[i] / w_last + self.prior)
+            with np.errstate(divide="ignore"):
+                cal = np.clip(np.minimum(ul, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
+            out.reshape(-1)[look] = cal
+        return list(out)
+
     def forget(self, sensor: np.ndarray) -> None:
         s = sensor[sensor < len(self._tot)]
         self._cnt[s] = 0.0
@@ -302,8 +343,8 @@ class Ensemble:
     def _resize_rows(self, cap: int) -> None:
         """Grow the row block to ``cap`` sensors (copying what members and calibrator
         hold) and point their state at its columns."""
-        rows = np.empty((cap, len(self._layout)))
-        rows[:] = np.array([init for _, _, init in self._layout])
+        rows = _aligned_rows(cap, len(self._layout))
+        rows[:, : len(self._layout)] = np.array([init for _, _, init in self._layout])
         j = 0
         for det in self.members.values():
             if not det.row_state:
@@ -335,6 +376,9 @@ class Ensemble:
         # copy/pickle give members' views their own memory: point them at the block again
         self.__dict__.update(state)
         if self._layout:
+            rows = _aligned_rows(*self._rows.shape)
+            rows[:] = self._rows
+            self._rows = rows
             self._bind()
 
     def _grow(self, sensor: np.ndarray) -> None:
@@ -435,14 +479,13 @@ class Ensemble:
             cols.append(j)
             j += len(det._fields) if det.row_state else 0
         block = self.jit  # one compiled pass, in place on the whole block
-        raw = aux = tail = np.zeros((0, 0))
+        raw = aux = np.zeros((0, 0))
         if block:
             rows = self._rows
             raw, aux = np.empty((2, len(self._kern_members), len(sensor)))
-            tail = np.empty((2, len(sensor)))
             kernels.step_block(
                 rows, sensor, value, self._kern_codes, self._kern_cols, self._kern_params,
-                raw, aux, j if self._cal is not None else -1, tail,
+                raw, aux,
             )  # fmt: skip
         else:
             # Whole rows as opaque records: one memcpy per sensor each way (element-wise
@@ -466,12 +509,12 @@ class Ensemble:
                 for o, u in enumerate(us):
                     if o != k:
                         need |= u >= 10.0 * self.threshold
-            if block:
+            if block:  # kernel members' surprises are never NaN on finite values
                 m = self._kern_members.index(k)
-                u = det._block_finish(raw[m], aux[m], need)
-            else:
-                st = {f: rows[:, cols[k] + i] for i, f in enumerate(det._fields)}
-                u = det._step_rows(st, value, time, need)
+                us[k] = det._block_finish(raw[m], aux[m], need)
+                continue
+            st = {f: rows[:, cols[k] + i] for i, f in enumerate(det._fields)}
+            u = det._step_rows(st, value, time, need)
             bad = np.isnan(u)
             us[k] = np.where(bad, 0.0, u) if bad.any() else u
         cal = None
@@ -482,10 +525,7 @@ class Ensemble:
                 for u in us:
                     look |= u >= 10.0 * self.threshold
             if block:
-                cal, tail[0], tail[1] = self._cal.score_learn_rows(
-                    sensor, tail[0], tail[1], us, look
-                )
-                kernels.put_columns(rows, sensor, j, tail)
+                cal = self._cal.score_learn_block(rows, j, sensor, us, look)
             else:
                 cal, rows[:, j], rows[:, j + 1] = self._cal.score_learn_rows(
                     sensor, rows[:, j], rows[:, j + 1], us, look
@@ -505,10 +545,12 @@ class Ensemble:
         """A time-ordered batch, split into rounds; results in input order.
 
         ``exact_low=False`` (the engine stage, which only reads the readings that open
-        or close a window) lets a member skip costly exact surprises below one decade
-        that cannot matter: ``score``/``members`` may then read 0 where the exact score
-        is below 0.1 and the reading is neither hot nor in a window. Decisions, window
-        state and the scores of opening/closing readings are identical either way.
+        or close a window) skips work whose result cannot matter: a member's exact
+        surprise below one decade (``members`` may read 0 there) and the calibration
+        look-up of readings that no member's raw score makes hot and that are in no
+        window (their member scores stay the raw, uncalibrated ones, below the
+        threshold). Decisions, window state, everything learned and the scores of hot,
+        in-window and opening/closing readings are identical either way.
         """
         n = len(sensor)
         if n and self._order_free and _unique(np.asarray(sensor)):
@@ -551,8 +593,12 @@ class Ensemble:
 
     def state_nbytes(self) -> int:
         """Bytes of per-sensor state held by the members, calibration and windows."""
-        n = sum(a.nbytes for d in self.members.values() for a in d._s.values())
-        n += self._cal.nbytes() if self._cal is not None else 0
+        n = sum(a.nbytes for d in self.members.values() if not d.row_state for a in d._s.values())
+        n += self._rows.nbytes  # row-state members, calibrator total/weight, padding
+        if self._cal is not None:
+            n += self._cal._cnt.nbytes
+            if not self._layout:
+                n += self._cal._tot.nbytes + self._cal._w.nbytes
         return n + self._active.nbytes + self._last_hot.nbytes + self._peak.nbytes
 
     def describe(self) -> dict[str, Any]:

@@ -25,11 +25,11 @@ row costs a cache and TLB miss, most of a kernel's time).
 
 >>> import numpy as np
 >>> rows = np.zeros((4, 3))  # robust level: n, loc, mad of four sensors
->>> raw, aux, tail = np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((2, 2))
+>>> raw, aux = np.zeros((1, 2)), np.zeros((1, 2))
 >>> params = np.array([[0.05, 1.345, 0.0, 30.0, 0.0, 0.0]])
 >>> if JIT:
 ...     _ = step_block(rows, np.array([1, 3]), np.array([5.0, 7.0]), np.array([ROBUST]),
-...                    np.array([0]), params, raw, aux, -1, tail)
+...                    np.array([0]), params, raw, aux)
 >>> rows[[1, 3], 1].tolist() if JIT else [5.0, 7.0]
 [5.0, 7.0]
 """
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CUSUM", "FLATLINE", "JIT", "ROBUST", "put_columns", "step_block"]
+__all__ = ["CUSUM", "FLATLINE", "JIT", "ROBUST", "calibrate_block", "step_block"]
 
 #: member codes of :func:`step_block`
 ROBUST, FLATLINE, CUSUM = 0, 1, 2
@@ -185,8 +185,6 @@ def step_block(
     params: np.ndarray,
     raw: np.ndarray,
     aux: np.ndarray,
-    tail: int,
-    tail_out: np.ndarray,
 ) -> float:
     """Every row-state member of an ensemble over one round, in place on ``rows``.
 
@@ -194,8 +192,6 @@ def step_block(
     :data:`CUSUM`), its fields start at column ``cols[m]``, its hyper-parameters are
     ``params[m]`` (in the order of the ``_block_params`` of its class); its raw output
     for reading ``i`` goes to ``raw[m, i]`` (and ``aux[m, i]``). Sensors are unique.
-    With ``tail >= 0`` the two columns from ``tail`` on (the calibrator's total and
-    weight) are copied to ``tail_out[0]`` and ``tail_out[1]`` while the row is at hand.
     """
     # Touch every row first: these loads are independent, so the CPU keeps many misses
     # in flight at once, and the work loop below finds its rows in cache (the work on a
@@ -204,28 +200,98 @@ def step_block(
     touch = 0.0
     for i in range(sensor.shape[0]):
         touch += rows[sensor[i], 0] + rows[sensor[i], last]
-    for i in range(sensor.shape[0]):
-        r = rows[sensor[i]]
-        x = value[i]
-        if tail >= 0:
-            tail_out[0, i] = r[tail]
-            tail_out[1, i] = r[tail + 1]
-        for m in range(codes.shape[0]):
-            c = codes[m]
-            q = params[m]
-            if c == ROBUST:
-                raw[m, i] = _robust(r, cols[m], x, q[0], q[1], q[2], q[3])
-            elif c == FLATLINE:
-                raw[m, i], aux[m, i] = _flatline(r, cols[m], x, q[0], q[1], q[2], q[3])
-            else:
-                raw[m, i] = _cusum(r, cols[m], x, q[0], q[1], q[2], q[3], q[4], q[5])
+    # Member by member (each inner loop branch-free of the others; the rows stay in
+    # cache between members): ~2x faster than all members per reading.
+    n = sensor.shape[0]
+    for m in range(codes.shape[0]):
+        c, col = codes[m], cols[m]
+        q0, q1, q2, q3, q4, q5 = (
+            params[m, 0],
+            params[m, 1],
+            params[m, 2],
+            params[m, 3],
+            params[m, 4],
+            params[m, 5],
+        )
+        if c == ROBUST:
+            for i in range(n):
+                raw[m, i] = _robust(rows[sensor[i]], col, value[i], q0, q1, q2, q3)
+        elif c == FLATLINE:
+            for i in range(n):
+                raw[m, i], aux[m, i] = _flatline(rows[sensor[i]], col, value[i], q0, q1, q2, q3)
+        else:
+            for i in range(n):
+                raw[m, i] = _cusum(rows[sensor[i]], col, value[i], q0, q1, q2, q3, q4, q5)
     return touch
 
 
 @_njit
-def put_columns(rows: np.ndarray, sensor: np.ndarray, col: int, values: np.ndarray) -> None:
-    """``rows[sensor, col + j] = values[j]`` for each ``j`` (rows just used: in cache)."""
-    for i in range(sensor.shape[0]):
-        r = rows[sensor[i]]
-        for j in range(values.shape[0]):
-            r[col + j] = values[j, i]
+def calibrate_block(
+    rows: np.ndarray,
+    tcol: int,
+    cnt: np.ndarray,
+    sensor: np.ndarray,
+    u: np.ndarray,
+    need: np.ndarray,
+    use_need: bool,
+    alpha: float,
+    out: np.ndarray,
+    look_out: np.ndarray,
+    ge_out: np.ndarray,
+    wl_out: np.ndarray,
+    tot_out: np.ndarray,
+) -> tuple[int, float]:
+    """:meth:`~riskwatch.detectors.combine.TailCalibrator.score_learn_rows` without the
+    transcendental part, in place: the sensors' total and increment weight live in
+    ``rows`` at columns ``tcol``, ``tcol + 1``; ``cnt`` holds the half-decade bins
+    (sensor x member x bin, highest bin first, float32). ``out[m, i]`` gets the raw
+    score ``max(u / 10, 0)``. Each look-up (member ``m``, reading ``i`` with
+    ``u[m, i] >= 1`` and ``need[i]`` if ``use_need``) appends its flat index
+    ``m * n + i`` to ``look_out`` and its tail count to ``ge_out`` (bins from the top
+    down to the reading's own, summed in that order in float64); ``wl_out[i]`` and
+    ``tot_out[i]`` get the weight of the latest increment and the total before this
+    reading. Then it learns: adds the weight to each surprise's bin, grows total and
+    weight, renormalises past 1e30. Returns the number of look-ups.
+    """
+    nb = cnt.shape[2]
+    top = nb + 1  # index of the last bin in the 41-bin scale (bins below 2 not stored)
+    keep = 1.0 - alpha
+    touch = 0.0
+    for i in range(sensor.shape[0]):  # independent loads first (see step_block)
+        for m in range(u.shape[0]):
+            if u[m, i] >= 1.0:  # the bin that learns (look-ups are few)
+                touch += cnt[sensor[i], m, nb - 1 - (min(int(min(u[m, i], 1e6) / 0.5), top) - 2)]
+    n = sensor.shape[0]
+    k = 0
+    for i in range(n):
+        s = sensor[i]
+        r = rows[s]
+        tot = r[tcol]
+        w = r[tcol + 1]
+        tot_out[i] = tot
+        wl_out[i] = w * keep
+        for m in range(u.shape[0]):
+            ui = u[m, i]
+            out[m, i] = max(ui / 10.0, 0.0) + 0.0
+            if ui >= 1.0:
+                ul = min(ui, 1e6)
+                b = nb - 1 - (min(int(ul / 0.5), top) - 2)
+                if not use_need or need[i]:
+                    acc = np.float64(cnt[s, m, 0])
+                    for j in range(1, b + 1):
+                        acc += cnt[s, m, j]
+                    look_out[k] = m * n + i
+                    ge_out[k] = acc
+                    k += 1
+                cnt[s, m, b] = cnt[s, m, b] + w
+        tot = tot + w
+        w = w / (1.0 - alpha)
+        if w > 1e30:  # float32 counts: renormalise long before overflow
+            for m in range(cnt.shape[1]):
+                for j in range(nb):
+                    cnt[s, m, j] = cnt[s, m, j] / w
+            tot = tot / w
+            w = 1.0
+        r[tcol] = tot
+        r[tcol + 1] = w
+    return k, touch

@@ -102,14 +102,17 @@ def test_member_scores_equal_members_run_alone(
 @pytest.mark.parametrize("variant", [0, 1, 2, 3])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("jit", [True, False])
-def test_shared_calibrator_equals_one_per_member(variant: int, seed: int, jit: bool) -> None:
+@pytest.mark.parametrize("alpha", [0.05, 0.2])  # 0.2: weights pass 1e30, renormalised
+def test_shared_calibrator_equals_one_per_member(
+    variant: int, seed: int, jit: bool, alpha: float
+) -> None:
     sensor, value, time = _fleet(seed)
     ens = Ensemble(
-        _members(variant), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05, jit=jit
+        _members(variant), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=alpha, jit=jit
     )
     out = ens.process(sensor, value, time)
     alone = _members(variant)
-    cals = {k: TailCalibrator(0.05, 10.0) for k in alone}
+    cals = {k: TailCalibrator(alpha, 10.0) for k in alone}
     want = {k: np.zeros(len(sensor)) for k in alone}
     n_s = int(sensor.max()) + 1
     for a in range(0, len(sensor), n_s):  # one round per time step
@@ -120,6 +123,9 @@ def test_shared_calibrator_equals_one_per_member(variant: int, seed: int, jit: b
     for k in alone:
         np.testing.assert_array_equal(out.members[k], want[k], err_msg=k)
     assert max(float(v.max()) for v in out.members.values()) > 0.5
+    if alpha == 0.2:
+        # 700 readings: an unnormalised weight would be 1.25 ** 700 ~ 1e67
+        assert all(1e3 < float(c._w.max()) < 1e31 for c in cals.values())
 
 
 @pytest.mark.parametrize("threshold", [0.1, 0.3, 0.7])

@@ -222,28 +222,30 @@ class TailCalibrator:
         self,
         rows: np.ndarray,
         tcol: int,
+        tw: np.ndarray,
         sensor: np.ndarray,
         surprises: Sequence[np.ndarray],
         need: np.ndarray | None = None,
     ) -> list[np.ndarray]:
         """:meth:`score_learn_rows` with total and weight in ``rows[:, tcol:tcol + 2]``
-        (the ensemble's row block): counting and learning in one compiled pass
-        (:func:`.kernels.calibrate_block`), the tail probability in numpy on the
-        look-ups. Same numbers."""
+        (the ensemble's row block), already advanced by :func:`.kernels.step_block`,
+        which left their previous values in ``tw``: counting and learning in one
+        compiled pass (:func:`.kernels.calibrate_block`), the tail probability in numpy
+        on the look-ups. Same numbers."""
         n = len(sensor)
         u = np.stack(surprises) if surprises else np.zeros((0, n))
         out, ge = np.empty((self.members, n)), np.empty(self.members * n)
-        look, wl, tot = np.empty(self.members * n, np.int64), np.empty(n), np.empty(n)
+        look = np.empty(self.members * n, np.int64)
         k, _ = kernels.calibrate_block(
             rows, tcol, self._cnt, sensor, u, np.zeros(0, bool) if need is None else need,
-            need is not None, self.alpha, out, look, ge, wl, tot,
+            need is not None, self.alpha, tw, out, look, ge,
         )  # fmt: skip
         if k:
             look = look[:k]
             i = look % n
             ul = np.minimum(u.reshape(-1)[look], 1e6)
-            w_last = wl[i]
-            p = (ge[:k] / w_last + self.prior * 10.0 ** (-ul)) / (tot[i] / w_last + self.prior)
+            w_last = tw[1][i] * (1.0 - self.alpha)  # weight of the latest increment
+            p = (ge[:k] / w_last + self.prior * 10.0 ** (-ul)) / (tw[0][i] / w_last + self.prior)
             with np.errstate(divide="ignore"):
                 cal = np.clip(np.minimum(ul, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
             out.reshape(-1)[look] = cal
@@ -479,13 +481,15 @@ class Ensemble:
             cols.append(j)
             j += len(det._fields) if det.row_state else 0
         block = self.jit  # one compiled pass, in place on the whole block
-        raw = aux = np.zeros((0, 0))
+        raw = aux = tw = np.zeros((0, 0))
         if block:
             rows = self._rows
             raw, aux = np.empty((2, len(self._kern_members), len(sensor)))
+            tw = np.empty((2, len(sensor)))
+            cal_alpha = 0.0 if self._cal is None else self._cal.alpha
             kernels.step_block(
                 rows, sensor, value, self._kern_codes, self._kern_cols, self._kern_params,
-                raw, aux,
+                raw, aux, -1 if self._cal is None else j, cal_alpha, tw,
             )  # fmt: skip
         else:
             # Whole rows as opaque records: one memcpy per sensor each way (element-wise
@@ -525,7 +529,7 @@ class Ensemble:
                 for u in us:
                     look |= u >= 10.0 * self.threshold
             if block:
-                cal = self._cal.score_learn_block(rows, j, sensor, us, look)
+                cal = self._cal.score_learn_block(rows, j, tw, sensor, us, look)
             else:
                 cal, rows[:, j], rows[:, j + 1] = self._cal.score_learn_rows(
                     sensor, rows[:, j], rows[:, j + 1], us, look

@@ -29,7 +29,7 @@ row costs a cache and TLB miss, most of a kernel's time).
 >>> params = np.array([[0.05, 1.345, 0.0, 30.0, 0.0, 0.0]])
 >>> if JIT:
 ...     _ = step_block(rows, np.array([1, 3]), np.array([5.0, 7.0]), np.array([ROBUST]),
-...                    np.array([0]), params, raw, aux)
+...                    np.array([0]), params, raw, aux, -1, 0.0, raw)
 >>> rows[[1, 3], 1].tolist() if JIT else [5.0, 7.0]
 [5.0, 7.0]
 """
@@ -185,6 +185,9 @@ def step_block(
     params: np.ndarray,
     raw: np.ndarray,
     aux: np.ndarray,
+    tcol: int,
+    cal_alpha: float,
+    tw_out: np.ndarray,
 ) -> float:
     """Every row-state member of an ensemble over one round, in place on ``rows``.
 
@@ -192,6 +195,11 @@ def step_block(
     :data:`CUSUM`), its fields start at column ``cols[m]``, its hyper-parameters are
     ``params[m]`` (in the order of the ``_block_params`` of its class); its raw output
     for reading ``i`` goes to ``raw[m, i]`` (and ``aux[m, i]``). Sensors are unique.
+
+    With ``tcol >= 0`` the calibrator's total and increment weight (columns ``tcol``,
+    ``tcol + 1``) are advanced here too, while the row is in cache (``tot + w``,
+    ``w / (1 - cal_alpha)``); their values before the reading go to ``tw_out[0]`` and
+    ``tw_out[1]`` for :func:`calibrate_block` (which also renormalises).
     """
     # Touch every row first: these loads are independent, so the CPU keeps many misses
     # in flight at once, and the work loop below finds its rows in cache (the work on a
@@ -222,6 +230,15 @@ def step_block(
         else:
             for i in range(n):
                 raw[m, i] = _cusum(rows[sensor[i]], col, value[i], q0, q1, q2, q3, q4, q5)
+    if tcol >= 0:
+        for i in range(n):
+            r = rows[sensor[i]]
+            tot = r[tcol]
+            w = r[tcol + 1]
+            tw_out[0, i] = tot
+            tw_out[1, i] = w
+            r[tcol] = tot + w
+            r[tcol + 1] = w / (1.0 - cal_alpha)
     return touch
 
 
@@ -235,27 +252,24 @@ def calibrate_block(
     need: np.ndarray,
     use_need: bool,
     alpha: float,
+    tw: np.ndarray,
     out: np.ndarray,
     look_out: np.ndarray,
     ge_out: np.ndarray,
-    wl_out: np.ndarray,
-    tot_out: np.ndarray,
 ) -> tuple[int, float]:
     """:meth:`~riskwatch.detectors.combine.TailCalibrator.score_learn_rows` without the
-    transcendental part, in place: the sensors' total and increment weight live in
-    ``rows`` at columns ``tcol``, ``tcol + 1``; ``cnt`` holds the half-decade bins
-    (sensor x member x bin, highest bin first, float32). ``out[m, i]`` gets the raw
-    score ``max(u / 10, 0)``. Each look-up (member ``m``, reading ``i`` with
-    ``u[m, i] >= 1`` and ``need[i]`` if ``use_need``) appends its flat index
-    ``m * n + i`` to ``look_out`` and its tail count to ``ge_out`` (bins from the top
-    down to the reading's own, summed in that order in float64); ``wl_out[i]`` and
-    ``tot_out[i]`` get the weight of the latest increment and the total before this
-    reading. Then it learns: adds the weight to each surprise's bin, grows total and
-    weight, renormalises past 1e30. Returns the number of look-ups.
+    transcendental part, after :func:`step_block` advanced each sensor's total and
+    weight (columns ``tcol``, ``tcol + 1`` of ``rows``; ``tw`` holds their values before
+    the reading). ``cnt`` holds the half-decade bins (sensor x member x bin, highest bin
+    first, float32). ``out[m, i]`` gets the raw score ``max(u / 10, 0)``. Each look-up
+    (member ``m``, reading ``i`` with ``u[m, i] >= 1`` and ``need[i]`` if ``use_need``)
+    appends its flat index ``m * n + i`` to ``look_out`` and its tail count to
+    ``ge_out`` (bins from the top down to the reading's own, summed in that order in
+    float64). Then it learns: adds the weight to each surprise's bin, and renormalises
+    bins and total once the weight passes 1e30. Returns the number of look-ups.
     """
     nb = cnt.shape[2]
     top = nb + 1  # index of the last bin in the 41-bin scale (bins below 2 not stored)
-    keep = 1.0 - alpha
     touch = 0.0
     for i in range(sensor.shape[0]):  # independent loads first (see step_block)
         for m in range(u.shape[0]):
@@ -265,11 +279,7 @@ def calibrate_block(
     k = 0
     for i in range(n):
         s = sensor[i]
-        r = rows[s]
-        tot = r[tcol]
-        w = r[tcol + 1]
-        tot_out[i] = tot
-        wl_out[i] = w * keep
+        w = tw[1, i]
         for m in range(u.shape[0]):
             ui = u[m, i]
             out[m, i] = max(ui / 10.0, 0.0) + 0.0
@@ -284,14 +294,11 @@ def calibrate_block(
                     ge_out[k] = acc
                     k += 1
                 cnt[s, m, b] = cnt[s, m, b] + w
-        tot = tot + w
-        w = w / (1.0 - alpha)
-        if w > 1e30:  # float32 counts: renormalise long before overflow
+        w_new = w / (1.0 - alpha)
+        if w_new > 1e30:  # float32 counts: renormalise long before overflow
             for m in range(cnt.shape[1]):
                 for j in range(nb):
-                    cnt[s, m, j] = cnt[s, m, j] / w
-            tot = tot / w
-            w = 1.0
-        r[tcol] = tot
-        r[tcol + 1] = w
+                    cnt[s, m, j] = cnt[s, m, j] / w_new
+            rows[s, tcol] = (tw[0, i] + w) / w_new
+            rows[s, tcol + 1] = 1.0
     return k, touch

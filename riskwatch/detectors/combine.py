@@ -328,7 +328,7 @@ class Ensemble:
         self._rows = np.zeros((0, len(self._layout)))
         # Compiled kernels step the row-state members in place on the block (no gather,
         # no scatter; same numbers): ``jit`` None = whenever numba is there.
-        use = bool(self._layout) and (kernels.JIT if jit is None else jit and kernels.JIT)
+        use = bool(self._layout) and (jit is None or jit) and kernels.ready()
         plan = [(k, d.block_kernel()) for k, d in enumerate(self.members.values()) if d.row_state]
         self.jit = use and all(kern is not None for _, kern in plan)
         self._kern_members = [k for k, _ in plan]
@@ -484,6 +484,7 @@ class Ensemble:
         raw = aux = tw = np.zeros((0, 0))
         if block:
             rows = self._rows
+            value = np.ascontiguousarray(value)  # one compiled specialisation
             raw, aux = np.empty((2, len(self._kern_members), len(sensor)))
             tw = np.empty((2, len(sensor)))
             cal_alpha = 0.0 if self._cal is None else self._cal.alpha

@@ -130,15 +130,18 @@ class DetectorStage:
         spec, n_reg, out = e.spec, len(self.registry), []
         sids, times, values = b.sensor[hits].tolist(), b.time[hits].tolist(), b.value[hits].tolist()
         raised, scores = res.raised[hits].tolist(), res.score[hits].tolist()
-        members = {k: v[hits].tolist() for k, v in res.members.items()}
+        names = list(res.members)
+        cols = [res.members[k][hits].tolist() for k in names]
+        thr = f"{spec.threshold:g}"
         for j, sid in enumerate(sids):
-            ms = {k: round(v[j], 4) for k, v in members.items()}
+            vals = [round(c[j], 4) for c in cols]
+            ms = dict(zip(names, vals, strict=True))
             key = self.registry.key(sid) if sid < n_reg else str(sid)
             if raised[j]:
-                top = max(ms, key=lambda k: ms[k])
+                top = vals.index(max(vals))  # the first strongest member
                 msg = (
-                    f"{spec.name}: anomaly on {key}, score {scores[j]:.2f} >= {spec.threshold:g} "
-                    f"(strongest: {top} {ms[top]:.2f}), value {values[j]:g}"
+                    f"{spec.name}: anomaly on {key}, score {scores[j]:.2f} >= {thr} "
+                    f"(strongest: {names[top]} {vals[top]:.2f}), value {values[j]:g}"
                 )
             else:
                 msg = f"{spec.name}: {key} back to normal (no anomaly for {spec.hold})"

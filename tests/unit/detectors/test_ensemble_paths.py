@@ -168,3 +168,22 @@ def test_lazy_low_surprises_change_no_decision(threshold, combine, variant) -> N
             np.testing.assert_array_equal(e.members[k][keep], z.members[k][keep], err_msg=k)
         n_raised += int(e.raised.sum())
     assert n_raised > 0
+
+
+def test_copy_mid_stream_continues_identically() -> None:
+    """A deep copy (the engine's reload keeps state; benches copy warm state) gets its
+    own line-aligned row block and goes on exactly like the original."""
+    import copy
+
+    sensor, value, time = _fleet(5)
+    half = len(sensor) // 2
+    ens = Ensemble(_members(3), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05)
+    ens.process(sensor[:half], value[:half], time[:half])
+    twin = copy.deepcopy(ens)
+    assert twin._rows.ctypes.data % 64 == 0 and twin._rows.shape[1] % 8 == 0
+    assert not np.shares_memory(twin._rows, ens._rows)
+    a = ens.process(sensor[half:], value[half:], time[half:])
+    b = twin.process(sensor[half:], value[half:], time[half:])
+    np.testing.assert_array_equal(a.score, b.score)
+    np.testing.assert_array_equal(a.raised, b.raised)
+    np.testing.assert_array_equal(ens._rows, twin._rows)

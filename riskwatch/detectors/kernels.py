@@ -43,7 +43,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CUSUM", "FLATLINE", "JIT", "ROBUST", "calibrate_block", "ready", "step_block"]
+__all__ = [
+    "CUSUM", "FLATLINE", "JIT", "ROBUST", "all_unique", "calibrate_block", "ready", "step_block",
+]  # fmt: skip
 
 #: member codes of :func:`step_block`
 ROBUST, FLATLINE, CUSUM = 0, 1, 2
@@ -307,6 +309,27 @@ def calibrate_block(
     return k, touch
 
 
+@_njit
+def all_unique(sensor: np.ndarray, scratch: np.ndarray) -> bool:
+    """Whether no id repeats in ``sensor`` (ids in ``[0, len(scratch))``; ``scratch``
+    is all zero before and after): two passes, no sort.
+
+    >>> scratch = np.zeros(8, np.uint8)
+    >>> [bool(all_unique(np.array(ids), scratch)) for ids in ([3, 1, 7], [3, 1, 3])]
+    [True, False]
+    """
+    n = sensor.shape[0]
+    seen = n
+    for i in range(n):
+        if scratch[sensor[i]]:
+            seen = i
+            break
+        scratch[sensor[i]] = 1
+    for i in range(seen):
+        scratch[sensor[i]] = 0
+    return seen == n
+
+
 _READY: bool | None = None
 
 
@@ -330,6 +353,8 @@ def ready() -> bool:
                 cols = np.array([0, 3, 8], np.int64)
                 raw, aux, tw = np.zeros((3, 1)), np.zeros((3, 1)), np.zeros((2, 1))
                 step_block(rows, sensor, value, codes, cols, np.ones((3, 6)), raw, aux, 13, 0.1, tw)
+                all_unique(sensor, np.zeros(2, np.uint8))
+                all_unique(sensor.astype(np.int32), np.zeros(2, np.uint8))  # Batch.sensor
                 calibrate_block(
                     rows, 13, cnt, sensor, raw, np.ones(1, bool), True, 0.1, tw,
                     np.zeros((3, 1)), np.zeros(3, np.int64), np.zeros(3),

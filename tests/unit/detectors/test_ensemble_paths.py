@@ -187,3 +187,15 @@ def test_copy_mid_stream_continues_identically() -> None:
     np.testing.assert_array_equal(a.score, b.score)
     np.testing.assert_array_equal(a.raised, b.raised)
     np.testing.assert_array_equal(ens._rows, twin._rows)
+
+
+def test_unique_check_leaves_its_scratch_clean() -> None:
+    """The compiled uniqueness check marks ids in a per-sensor scratch array; it must be
+    all zero again whether the batch had repeats or not (a stale mark would only cost
+    speed: the batch would be split into rounds needlessly)."""
+    ens = Ensemble(_members(3), threshold=0.5, hold_ns=10 * STEP)
+    assert ens._unique(np.array([4, 2, 9], np.int32))
+    assert not ens._unique(np.array([4, 2, 4, 9], np.int32))
+    assert not ens._unique(np.array([1, 1], np.int64))
+    assert ens._unique(np.array([9, 4, 2, 1], np.int64))
+    assert not ens._scratch.any()

@@ -274,8 +274,9 @@ class Detector(ABC):
         self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
     ) -> np.ndarray:
         """Surprises from the kernel's raw outputs of one round (the transcendental part,
-        in numpy on the readings that need it); ``need`` as in :meth:`_step_rows`."""
-        raise NotImplementedError(f"{type(self).__name__} has no block kernel")
+        in numpy on the readings that need it); ``need`` as in :meth:`_step_rows`. By
+        default the raw output is the surprise itself (CUSUM's is)."""
+        return raw
 
     @abstractmethod
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray: ...

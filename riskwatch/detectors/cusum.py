@@ -136,11 +136,6 @@ class Cusum(Detector):
             return None
         return kernels.CUSUM, (self.alpha, self.k, self.h, self.min_std, float(self.warmup), _ZMAX)
 
-    def _block_finish(
-        self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
-    ) -> np.ndarray:
-        return raw  # the surprise itself
-
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s
         sp, sn = self._sums(sensor, value)

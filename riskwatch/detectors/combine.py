@@ -203,10 +203,7 @@ class TailCalibrator:
                     acc[:c] += g[j, :c]
                 ge = np.empty(len(look))
                 ge[order] = acc
-                p = (ge / w_last + self.prior * 10.0 ** (-ull)) / (tot[il] / w_last + self.prior)
-                with np.errstate(divide="ignore"):
-                    cal = np.clip(np.minimum(ull, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
-                out.reshape(-1)[look] = cal
+                out.reshape(-1)[look] = self._tail_scores(ge, w_last, tot[il], ull)
             flat[row * nb + b] += w_seen
         outs = list(out)
         tot = tot + w
@@ -217,6 +214,15 @@ class TailCalibrator:
             tot[big] /= w[big]
             w[big] = 1.0
         return outs, tot, w
+
+    def _tail_scores(
+        self, ge: np.ndarray, w_last: np.ndarray, tot: np.ndarray, u: np.ndarray
+    ) -> np.ndarray:
+        """Calibrated scores of look-ups: ``ge`` the decayed count at and above each
+        surprise ``u``, ``tot`` the decayed total, both in units of ``w_last``."""
+        p = (ge / w_last + self.prior * 10.0 ** (-u)) / (tot / w_last + self.prior)
+        with np.errstate(divide="ignore"):
+            return np.clip(np.minimum(u, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
 
     def score_learn_block(
         self,
@@ -245,10 +251,7 @@ class TailCalibrator:
             i = look % n
             ul = np.minimum(u.reshape(-1)[look], 1e6)
             w_last = tw[1][i] * (1.0 - self.alpha)  # weight of the latest increment
-            p = (ge[:k] / w_last + self.prior * 10.0 ** (-ul)) / (tw[0][i] / w_last + self.prior)
-            with np.errstate(divide="ignore"):
-                cal = np.clip(np.minimum(ul, -np.log10(p)) / 10.0, 0.0, 1.0) + 0.0
-            out.reshape(-1)[look] = cal
+            out.reshape(-1)[look] = self._tail_scores(ge[:k], w_last, tw[0][i], ul)
         return list(out)
 
     def forget(self, sensor: np.ndarray) -> None:
@@ -614,6 +617,7 @@ class Ensemble:
             n += self._cal._cnt.nbytes
             if not self._layout:
                 n += self._cal._tot.nbytes + self._cal._w.nbytes
+        n += self._scratch.nbytes
         return n + self._active.nbytes + self._last_hot.nbytes + self._peak.nbytes
 
     def describe(self) -> dict[str, Any]:

@@ -120,7 +120,9 @@ class NotifierRunner:
             for d in items:
                 if d.id in self._known:
                     continue
-                if len(self._q) >= self.queue_max:
+                # While older rows wait in the outbox, a new one waits behind them (the
+                # catch-up reads the outbox oldest first): deliveries stay in order.
+                if self._backlog or len(self._q) >= self.queue_max:
                     self._backlog = True
                     continue
                 self._q.append(d)

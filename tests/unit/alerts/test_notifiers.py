@@ -110,3 +110,40 @@ def test_mqtt_waits_for_the_connection() -> None:
     pub.connected.set()  # type: ignore[attr-defined]
     n.send(d)
     assert [t for t, *_ in pub.sent] == ["al/m1"]
+
+
+def test_new_notifications_wait_behind_an_outbox_backlog(tmp_path: Path) -> None:
+    """A notification offered while older ones still wait in the outbox (the queue was
+    full) is delivered after them, not ahead: catching up keeps the order."""
+    import threading
+
+    class Gated(Scripted):
+        def __init__(self) -> None:
+            super().__init__([])
+            self.entered, self.gate = threading.Event(), threading.Event()
+
+        def send(self, d: Delivery) -> None:
+            self.entered.set()
+            assert self.gate.wait(10)
+            super().send(d)
+
+    store = AlertStore(tmp_path / "a.sqlite")
+    ds = [Delivery(f"e{i}:scripted", "a", "scripted", b"{}", "m1", "f1", i) for i in range(6)]
+    store.write([], [], [], ds[:5])
+    plugin = Gated()
+    r = NotifierRunner(plugin, store, NotifierMetrics(CollectorRegistry()), queue_max=2,
+                       retry_initial_s=0.01, retry_max_s=0.02)  # fmt: skip
+    r.start()
+    r.request_catch_up()  # e0, e1 queued; e2..e4 wait in the outbox
+    assert plugin.entered.wait(10)  # e0 in flight, e1 queued: the queue has room again
+    with store.lock:  # what the sink does: commit the row, then offer it
+        store.write([], [], [], ds[5:])
+        r.offer(ds[5:])
+    plugin.gate.set()
+    import time
+
+    deadline = time.monotonic() + 10
+    while not r.idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r.stop()
+    assert plugin.sent == [d.id for d in ds]

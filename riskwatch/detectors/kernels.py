@@ -1,32 +1,31 @@
 """Compiled per-round kernels of the row-state detectors (numba), in place on the row block.
 
 Why: an ensemble keeps the scalar state of its row-state members (robust level,
-flatline, CUSUM) as one float64 row per sensor. The numpy path gathers the rows of a
-round, runs each member as ~25 whole-array operations over strided columns and
-scatters the rows back: most of its cost is memory passes, not arithmetic (about
-0.2 µs per reading for three members). These kernels do the same per-element
-arithmetic in one compiled pass per member, reading and writing the block in place: no
-gather, no scatter, no temporaries (about 0.03 µs per reading for three members).
+flatline, CUSUM) and of its calibrator as one float64 row per sensor. The numpy path
+gathers the rows of a round, runs each member as ~25 whole-array operations over
+strided columns and scatters the rows back: most of its cost is memory passes, not
+arithmetic (about 0.2 µs per reading for three members). These kernels do the same
+per-element arithmetic reading and writing the block in place: no gather, no scatter,
+no temporaries (about 0.04 µs per reading for three members and the calibrator's
+counts, most of it cache misses on a 12 MB block and 47 MB of bins at 100k sensors).
 
 They are not a second definition of the detectors: each kernel is the member's
-``_step_rows`` written per element, with the same IEEE operations in the same order,
-so scores and state are bit-identical to the numpy path (``tests/unit/detectors/
-test_kernels.py`` checks it on fleets with warm-up, first readings, repeats, steps,
-spikes and infinite z). Transcendental functions (the Gaussian tail of the robust
-z-score, the logarithm of the flatline repeat probability) stay in numpy on the few
-readings that need them, so no libm/numpy ulp difference can creep in.
+``_step_rows`` (or the calibrator's ``score_learn_rows``) written per element, with the
+same IEEE operations in the same order, so scores and state are bit-identical to the
+numpy path (``tests/unit/detectors/test_ensemble_paths.py`` runs both on fleets with
+warm-up, first readings, repeats, steps, spikes and infinite z). Transcendental
+functions (the Gaussian tail of the robust z-score, the logarithms of the flatline
+repeat probability and of the calibrated tail) stay in numpy on the few readings that
+need them, so no libm/numpy ulp difference can creep in.
 
 ``JIT`` is False when numba is missing or ``RISKWATCH_JIT=0``; ensembles then use the
-numpy path. Kernels compile on first use and are cached next to this file.
-
-One pass over the round does every member (``step_block``): a sensor's row is fetched
-from memory once, not once per member (the block of 100k sensors is 12 MB; a random
-row costs a cache and TLB miss, most of a kernel's time).
+numpy path. :func:`ready` compiles the kernels (or loads them from numba's cache next
+to this file) when an ensemble is built, so the first batch does not pay it.
 
 >>> import numpy as np
 >>> rows = np.zeros((4, 3))  # robust level: n, loc, mad of four sensors
 >>> raw, aux = np.zeros((1, 2)), np.zeros((1, 2))
->>> params = np.array([[0.05, 1.345, 0.0, 30.0, 0.0, 0.0]])
+>>> params = np.array([[0.05, 1.345, 0.0, 30.0, 1.2533, 0.0]])
 >>> if JIT:
 ...     _ = step_block(rows, np.array([1, 3]), np.array([5.0, 7.0]), np.array([ROBUST]),
 ...                    np.array([0]), params, raw, aux, -1, 0.0, raw)
@@ -49,8 +48,6 @@ __all__ = [
 
 #: member codes of :func:`step_block`
 ROBUST, FLATLINE, CUSUM = 0, 1, 2
-
-_K = 1.2533  # robust.py: sigma / mean absolute deviation
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +76,13 @@ except ImportError:  # pragma: no cover
 
 @_inline
 def _robust(r: np.ndarray, col: int, x: float, alpha: float, c: float, min_std: float,
-            warmup: float) -> float:  # fmt: skip
+            warmup: float, k_sd: float) -> float:  # fmt: skip
     """RobustZScore._step_rows for one reading: returns z (0 in warm-up), learns."""
     n = r[col]
     loc = r[col + 1]
     mad = r[col + 2]
     d = x - loc
-    sd = _K * mad
+    sd = k_sd * mad
     z = 0.0
     if n >= max(warmup, 2.0):
         sdf = max(sd, min_std) if min_std else sd
@@ -228,7 +225,7 @@ def step_block(
         )
         if c == ROBUST:
             for i in range(n):
-                raw[m, i] = _robust(rows[sensor[i]], col, value[i], q0, q1, q2, q3)
+                raw[m, i] = _robust(rows[sensor[i]], col, value[i], q0, q1, q2, q3, q4)
         elif c == FLATLINE:
             for i in range(n):
                 raw[m, i], aux[m, i] = _flatline(rows[sensor[i]], col, value[i], q0, q1, q2, q3)

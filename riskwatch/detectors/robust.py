@@ -132,7 +132,7 @@ class RobustZScore(Detector):
     def block_kernel(self) -> tuple[int, tuple[float, ...]] | None:
         if not kernels.JIT:
             return None
-        return kernels.ROBUST, (self.alpha, self.c, self.min_std, float(self.warmup))
+        return kernels.ROBUST, (self.alpha, self.c, self.min_std, float(self.warmup), _K)
 
     def _block_finish(
         self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None

@@ -34,6 +34,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -181,21 +182,17 @@ def add_lifecycle_error_handlers(app: FastAPI) -> None:
     alert 404, an unreachable alert store 503 (the operator can retry)."""
     from riskwatch.alerts.lifecycle import AlertNotFound, NotOwned
 
-    @app.exception_handler(IllegalTransition)
-    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+    def answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def handler(_: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    @app.exception_handler(NotOwned)
-    async def _owned(_: Request, exc: NotOwned) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+        return handler
 
-    @app.exception_handler(AlertNotFound)
-    async def _nf(_: Request, exc: AlertNotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(StoreError)
-    async def _store(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+    answers: list[tuple[type[Exception], int]] = [
+        (IllegalTransition, 409), (NotOwned, 409), (AlertNotFound, 404), (StoreError, 503),
+    ]  # fmt: skip
+    for exc_type, status in answers:
+        app.add_exception_handler(exc_type, answer(status))
 
 
 def alert_out(a: Alert) -> dict[str, Any]:

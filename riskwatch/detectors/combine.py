@@ -336,8 +336,11 @@ class Ensemble:
         plan = [(k, d.block_kernel()) for k, d in enumerate(self.members.values()) if d.row_state]
         self.jit = use and all(kern is not None for _, kern in plan)
         self._kern_members = [k for k, _ in plan]
-        starts = np.cumsum([0] + [len(d._fields) for d in self.members.values() if d.row_state])
-        self._kern_cols = starts[:-1].astype(np.int64)
+        # each member's first column in the row block; the calibrator's two follow
+        widths = [len(d._fields) if d.row_state else 0 for d in self.members.values()]
+        self._cols = np.cumsum([0, *widths])[:-1].tolist()
+        self._tail_col = sum(widths)
+        self._kern_cols = np.array([self._cols[k] for k, _ in plan], dtype=np.int64)
         self._kern_codes = np.array([kern[0] for _, kern in plan if kern], dtype=np.int64)
         self._kern_params = np.zeros((len(plan), 6))
         for m, (_, kern) in enumerate(plan):
@@ -489,10 +492,7 @@ class Ensemble:
         threshold, and neither the decision, the window peak nor any signal reads it.
         """
         dets = list(self.members.values())
-        cols, j = [], 0
-        for det in dets:
-            cols.append(j)
-            j += len(det._fields) if det.row_state else 0
+        cols, j = self._cols, self._tail_col
         block = self.jit  # one compiled pass, in place on the whole block
         raw = aux = tw = np.zeros((0, 0))
         if block:

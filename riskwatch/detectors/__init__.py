@@ -17,7 +17,7 @@ from riskwatch.detectors.flatline import Flatline
 from riskwatch.detectors.page_hinkley import PageHinkley
 from riskwatch.detectors.registry import DETECTORS, register
 from riskwatch.detectors.robust import RobustZScore
-from riskwatch.detectors.seasonal import SeasonalBaseline
+from riskwatch.detectors.seasonal import SeasonalBaseline, SeasonalShift
 from riskwatch.detectors.stage import DetectorStage
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "PageHinkley",
     "RobustZScore",
     "SeasonalBaseline",
+    "SeasonalShift",
     "TailCalibrator",
     "build_stage",
     "load_detector_file",

@@ -14,12 +14,23 @@ from riskwatch.detectors.ewma import EWMAZScore
 from riskwatch.detectors.flatline import Flatline
 from riskwatch.detectors.page_hinkley import PageHinkley
 from riskwatch.detectors.robust import RobustZScore
-from riskwatch.detectors.seasonal import SeasonalBaseline
+from riskwatch.detectors.seasonal import SeasonalBaseline, SeasonalShift
+from riskwatch.detectors.slow_level import SlowLevel
 
 __all__ = ["DETECTORS", "register"]
 
 DETECTORS: dict[str, type[Detector]] = {
-    c.kind: c for c in (EWMAZScore, RobustZScore, Cusum, PageHinkley, Flatline, SeasonalBaseline)
+    c.kind: c
+    for c in (
+        EWMAZScore,
+        RobustZScore,
+        Cusum,
+        PageHinkley,
+        Flatline,
+        SeasonalBaseline,
+        SeasonalShift,
+        SlowLevel,
+    )
 }
 
 
@@ -30,7 +41,7 @@ def register(cls: type[Detector]) -> type[Detector]:
 
 
 def _load_extra() -> None:
-    from riskwatch.detectors import likelihood, prototype, river_adapter, slow_level  # noqa: F401
+    from riskwatch.detectors import likelihood, prototype, river_adapter  # noqa: F401
 
 
 _load_extra()

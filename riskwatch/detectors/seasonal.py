@@ -26,8 +26,15 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from riskwatch.detectors.base import Detector, check, z_score_to_unit_scalar, z_to_decades
+from riskwatch.detectors.slow_level import (
+    CHART_FIELDS,
+    ChartRef,
+    chart_learn,
+    chart_mean,
+    chart_surprise,
+)
 
-__all__ = ["SeasonalBaseline", "SeasonalBaselineRef"]
+__all__ = ["SeasonalBaseline", "SeasonalBaselineRef", "SeasonalShift", "SeasonalShiftRef"]
 
 _PERIODS = {"daily": 86400, "weekly": 7 * 86400}
 
@@ -96,8 +103,113 @@ class SeasonalBaseline(Detector):
         av = np.maximum(self.alpha_var, 1.0 / (n + 1.0))
         s["var"][sensor] = np.where(seen, (1 - av) * v + av * d * d, v)
         s["n"][sensor] = np.where(seen, n + 1, n)
-        s["prof"][sensor, k] = np.where(seen, prof + self.alpha * d, value)
-        s["cnt"][sensor, k] = c + 1
+        _learn_profile(s, sensor, k, value, self.alpha)
+
+
+def _learn_profile(
+    s: dict[str, np.ndarray], sensor: np.ndarray, k: np.ndarray, value: np.ndarray, alpha: float
+) -> None:
+    """EW profile step of slot ``k`` (the first reading of a slot sets it)."""
+    c = s["cnt"][sensor, k]
+    prof = s["prof"][sensor, k]
+    s["prof"][sensor, k] = np.where(c > 0, prof + alpha * (value - prof), value)
+    s["cnt"][sensor, k] = c + 1
+
+
+class SeasonalShift(Detector):
+    """EWMA chart of the residual from a daily or weekly profile: a sustained deviation.
+
+    The ``seasonal`` detector judges each reading against its slot; a deviation that is
+    small per reading but lasts (a holiday's missing demand, production-like load
+    through a night during a shutdown order, a process running a few percent off its
+    usual daily course) stays below its threshold reading by reading. This detector
+    keeps the same per-slot profile (``period``, ``slot_s``, ``alpha``) and charts the
+    residual ``x - profile[slot]`` like ``slow`` charts the level: a time-weighted EW
+    mean over ``span_s`` (3 h) judged against its own long-run mean and variance
+    (``long_s``, 30 days), two-sided Gaussian tail on the shared scale. Readings of a
+    slot seen fewer than ``min_cycles`` times are not charted; the chart scores once it
+    has ``min_cycles`` whole periods of history (3 days daily, 3 weeks weekly, counted
+    from its first charted reading; ``min_age_s`` sets another history in seconds).
+    State: the profile (2 numbers per slot) and the chart (6 numbers) per sensor.
+
+    >>> from riskwatch.detectors.base import run_stream
+    >>> rng = np.random.default_rng(2)
+    >>> t = np.arange(96 * 28, dtype=np.int64) * 900 * 10**9      # 4 weeks, 15-min load
+    >>> hour = t // 10**9 % 86400 // 3600
+    >>> x = np.where((hour >= 8) & (hour < 18), 800.0, 100.0) + rng.normal(0, 30, len(t))
+    >>> x[96 * 27 :][hour[96 * 27 :] < 6] += 60.0     # last night: +60 kW, within the scatter
+    >>> sensor = np.zeros(len(x), np.int32)
+    >>> shift = run_stream(SeasonalShift(period="daily", slot_s=900), sensor, x, t)
+    >>> single = run_stream(SeasonalBaseline(slot_s=900), sensor, x, t)
+    >>> bool(shift[: 96 * 27].max() < 0.5), bool(shift[96 * 27 :].max() > 0.5)
+    (True, True)
+    >>> bool(single.max() < 0.5)
+    True
+    """
+
+    kind = "seasonal_shift"
+    state_fields: ClassVar[dict[str, tuple[Any, float]]] = {
+        **CHART_FIELDS,
+        "prof": (np.float64, 0.0),
+        "cnt": (np.int64, 0),
+    }
+
+    def __init__(
+        self,
+        period: Literal["daily", "weekly"] = "daily",
+        *,
+        slot_s: int = 900,
+        alpha: float = 0.2,
+        min_cycles: int = 3,
+        span_s: float = 3 * 3600.0,
+        long_s: float = 30 * 86400.0,
+        min_age_s: float | None = None,
+        utc_offset_s: int = 0,
+        warmup: int = 30,
+        threshold: float = 0.5,
+    ) -> None:
+        check(period in _PERIODS, "period", f"must be daily or weekly, got {period!r}")
+        check(slot_s > 0 and _PERIODS[period] % slot_s == 0, "slot_s", "must divide the period")
+        check(0.0 < alpha <= 1.0, "alpha", f"must be in (0, 1], got {alpha}")
+        check(min_cycles >= 1, "min_cycles", f"must be >= 1, got {min_cycles}")
+        check(span_s > 0.0, "span_s", f"must be > 0, got {span_s}")
+        check(long_s >= span_s, "long_s", f"must be >= span_s, got {long_s}")
+        check(min_age_s is None or min_age_s >= 0.0, "min_age_s", f"must be >= 0, got {min_age_s}")
+        super().__init__(warmup=warmup, threshold=threshold)
+        self.period, self.slot_s, self.alpha, self.min_cycles = period, slot_s, alpha, min_cycles
+        self.span_s, self.long_s, self.utc_offset_s = float(span_s), float(long_s), utc_offset_s
+        self.n_slots = _PERIODS[period] // slot_s
+        self.min_age_s = float(min_cycles * _PERIODS[period] if min_age_s is None else min_age_s)
+        self._s["prof"] = np.zeros((0, self.n_slots))
+        self._s["cnt"] = np.zeros((0, self.n_slots), dtype=np.int64)
+
+    def slot(self, time: np.ndarray) -> np.ndarray:
+        """Slot index of each timestamp (ns UTC)."""
+        sec = np.asarray(time, dtype=np.int64) // 1_000_000_000 + self.utc_offset_s
+        return (sec % _PERIODS[self.period]) // self.slot_s
+
+    def _residual(
+        self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Slot, residual from it, and whether the slot is mature enough to chart it."""
+        k = self.slot(time)
+        r = value - self._s["prof"][sensor, k]
+        return k, r, self._s["cnt"][sensor, k] >= self.min_cycles
+
+    def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+        _, r, ok = self._residual(sensor, value, time)
+        m = chart_mean(self._s, sensor, r, time, self.span_s)
+        u = chart_surprise(self._s, sensor, m, time, self.min_age_s, self.warmup)
+        return np.where(ok, u, 0.0)
+
+    def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
+        k, r, ok = self._residual(sensor, value, time)
+        _learn_profile(self._s, sensor, k, value, self.alpha)
+        if ok.any():
+            sel = np.flatnonzero(ok)
+            sn, tn = sensor[sel], time[sel]
+            m = chart_mean(self._s, sn, r[sel], tn, self.span_s)
+            chart_learn(self._s, sn, m, tn, self.long_s)
 
 
 class SeasonalBaselineRef:
@@ -150,4 +262,52 @@ class SeasonalBaselineRef:
             self.prof[k] += self.alpha * d
         else:
             self.prof[k] = x
+        self.cnt[k] = c + 1
+
+
+class SeasonalShiftRef:
+    """Scalar reference of :class:`SeasonalShift`."""
+
+    def __init__(
+        self,
+        period: str = "daily",
+        *,
+        slot_s: int = 900,
+        alpha: float = 0.2,
+        min_cycles: int = 3,
+        span_s: float = 3 * 3600.0,
+        long_s: float = 30 * 86400.0,
+        min_age_s: float | None = None,
+        utc_offset_s: int = 0,
+        warmup: int = 30,
+    ) -> None:
+        self.p, self.slot_s, self.alpha, self.min_cycles = (
+            _PERIODS[period],
+            slot_s,
+            alpha,
+            min_cycles,
+        )
+        self.off = utc_offset_s
+        age = float(min_cycles * self.p if min_age_s is None else min_age_s)
+        self.chart = ChartRef(span_s, long_s, age, warmup)
+        self.prof: dict[int, float] = {}
+        self.cnt: dict[int, int] = {}
+
+    def _slot(self, t: int) -> int:
+        return ((t // 1_000_000_000 + self.off) % self.p) // self.slot_s
+
+    def score_one(self, x: float, t: int = 0) -> float:
+        k = self._slot(t)
+        if x != x or self.cnt.get(k, 0) < self.min_cycles:
+            return 0.0
+        return self.chart.score(self.chart.short(x - self.prof[k], t), t)
+
+    def learn_one(self, x: float, t: int = 0) -> None:
+        if x != x:
+            return
+        k = self._slot(t)
+        c = self.cnt.get(k, 0)
+        if c >= self.min_cycles:
+            self.chart.learn(self.chart.short(x - self.prof[k], t), t)
+        self.prof[k] = self.prof[k] + self.alpha * (x - self.prof[k]) if c > 0 else x
         self.cnt[k] = c + 1

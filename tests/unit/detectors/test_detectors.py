@@ -21,10 +21,17 @@ from riskwatch.detectors.page_hinkley import PageHinkley, PageHinkleyRef
 from riskwatch.detectors.prototype import Prototype
 from riskwatch.detectors.registry import DETECTORS
 from riskwatch.detectors.robust import RobustZScore, RobustZScoreRef
-from riskwatch.detectors.seasonal import SeasonalBaseline, SeasonalBaselineRef
+from riskwatch.detectors.seasonal import (
+    SeasonalBaseline,
+    SeasonalBaselineRef,
+    SeasonalShift,
+    SeasonalShiftRef,
+)
 from riskwatch.detectors.slow_level import SlowLevel
 
 STEP = 300 * 10**9  # 5-minute readings
+# hourly slots, each charted from its first repeat, half-hour chart over a day's history
+_SHIFT_KW = {"slot_s": 3600, "min_cycles": 1, "span_s": 1800.0, "long_s": 86400.0, "warmup": 5}
 
 PAIRS = [
     ("ewma", lambda: EWMAZScore(alpha=0.1, warmup=10), lambda: EWMAZScoreRef(alpha=0.1, warmup=10)),
@@ -33,6 +40,7 @@ PAIRS = [
     ("page_hinkley", lambda: PageHinkley(lam=8.0, warmup=10), lambda: PageHinkleyRef(lam=8.0, warmup=10)),
     ("flatline", lambda: Flatline(warmup=10, collapse=50.0), lambda: FlatlineRef(warmup=10, collapse=50.0)),
     ("seasonal", lambda: SeasonalBaseline(slot_s=3600, warmup=5), lambda: SeasonalBaselineRef(slot_s=3600, warmup=5)),
+    ("seasonal_shift", lambda: SeasonalShift(**_SHIFT_KW), lambda: SeasonalShiftRef(**_SHIFT_KW)),
 ]  # fmt: skip
 
 
@@ -74,6 +82,9 @@ BATCH_FACTORIES: dict[str, Callable[[], Detector]] = {
     "density": lambda: SurpriseDensity(warmup=5, long=0.05),
     "prototype": lambda: Prototype(window=3, k=4, vigilance=0.3, warmup=5),
     "slow": lambda: SlowLevel(span_s=600.0, long_s=3000.0, min_spans=1.0, warmup=3),
+    "seasonal_shift": lambda: SeasonalShift(
+        slot_s=1800, min_cycles=1, span_s=600.0, long_s=3000.0, min_age_s=1200.0, warmup=3
+    ),
 }
 
 
@@ -227,6 +238,9 @@ def test_new_sensor_ids_grow_state() -> None:
         (PageHinkley, {"alpha": 1.0}, "alpha"),
         (Flatline, {"collapse": 0.5}, "collapse"),
         (SeasonalBaseline, {"slot_s": 7000}, "slot_s"),
+        (SeasonalShift, {"slot_s": 7000}, "slot_s"),
+        (SeasonalShift, {"long_s": 60.0}, "long_s"),
+        (SeasonalShift, {"min_age_s": -1.0}, "min_age_s"),
         (EWMAZScore, {"threshold": 1.5}, "threshold"),
     ],
 )

@@ -71,7 +71,7 @@ def test_bundled_default_config_loads() -> None:
     f = load_detector_file(default_config_path())
     assert [s.name for s in f.detectors] == ["generic", "anomaly", "load_profile", "drift"]
     ens = f.detectors[0].build()
-    assert set(ens.members) == {"level", "daily", "weekly", "frozen", "shift", "slow"}
+    assert set(ens.members) == {"level", "daily_shift", "weekly_shift", "frozen", "shift", "slow"}
 
 
 def test_ensemble_one_raise_per_window_and_clear_after_hold() -> None:

@@ -114,6 +114,14 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG = """examples:
+  riskwatch score nyc_taxi.csv -o scored.csv                     # the bundled `generic` entry
+  riskwatch score nyc_taxi.csv -o scored.csv --detector anomaly  # another entry of the file
+  riskwatch score nyc_taxi.csv -o scored.csv --detector robust   # one detector type alone
+  riskwatch score plant.csv -o scored.csv --config my.yaml --detector pump_pressure
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "score",
@@ -123,11 +131,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "for row. No look-ahead: a row's score depends only on rows before and at it. "
         "By default the score is the decision score: the combined score where an anomaly "
         "window opens or while none is open, 0 for repeats inside an open window.",
-        epilog="example: riskwatch score nyc_taxi.csv -o scored.csv --detector default",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", help="input CSV (header: timestamp,value[,value2...])")
     p.add_argument("-o", "--output", required=True, help="output CSV")
-    p.add_argument("--detector", help="detector name in the config, or a detector type")
+    p.add_argument(
+        "--detector",
+        help="entry name in the config (default: its `generic` entry), or a detector type "
+        "with its defaults (robust, seasonal_shift, ...)",
+    )
     p.add_argument("--config", help="detector YAML (default: the bundled default.yaml)")
     p.add_argument(
         "--raw", action="store_true", help="write the combined score without repeat suppression"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from riskwatch.catalog import SensorRegistry
 from riskwatch.cli import main
 from riskwatch.config.engine import load_engine_config_text
 from riskwatch.detectors import build_stage
-from riskwatch.detectors.cli import default_config_path
+from riskwatch.detectors.cli import EPILOG, default_config_path, select_spec
 from riskwatch.detectors.combine import Ensemble
 from riskwatch.detectors.config import load_detector_file, load_detector_text
 from riskwatch.detectors.ewma import EWMAZScore
@@ -238,3 +239,16 @@ def test_score_cli_several_columns_and_unknown_detector(tmp_path: Path) -> None:
         "timestamp", "a", "b", "a_anomaly_score", "b_anomaly_score", "anomaly_score"
     ]  # fmt: skip
     assert main(["score", str(src), "-o", str(out), "--detector", "nope"]) != 0
+
+
+def test_score_help_examples_name_real_entries() -> None:
+    """Every ``--detector`` of the help's examples on the bundled file resolves (one
+    once read ``--detector default``, which is no entry)."""
+    names = [
+        m.group(2)
+        for m in re.finditer(r"riskwatch score .*?(--config \S+ )?--detector (\S+)", EPILOG)
+        if not m.group(1)
+    ]
+    assert names
+    for name in names:
+        assert select_spec(None, name).name == name

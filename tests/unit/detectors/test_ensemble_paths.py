@@ -19,7 +19,7 @@ from riskwatch.detectors.cusum import Cusum
 from riskwatch.detectors.ewma import EWMAZScore
 from riskwatch.detectors.flatline import Flatline
 from riskwatch.detectors.robust import RobustZScore
-from riskwatch.detectors.seasonal import SeasonalBaseline
+from riskwatch.detectors.seasonal import SeasonalBaseline, SeasonalShift
 
 STEP = 5 * 10**9
 
@@ -43,6 +43,7 @@ def _members(variant: int = 0):
             "ewma": EWMAZScore(alpha=0.1, warmup=10),
             "level": RobustZScore(alpha=0.05, warmup=20),
             "daily": SeasonalBaseline(slot_s=60, period="daily", warmup=3),
+            "drift": SeasonalShift(slot_s=60, min_cycles=1, span_s=600.0, min_age_s=0.0, warmup=3),
             "shift": Cusum(alpha=0.02, h=6.0, warmup=20),
         }
     return {

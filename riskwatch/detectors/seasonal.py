@@ -39,7 +39,38 @@ __all__ = ["SeasonalBaseline", "SeasonalBaselineRef", "SeasonalShift", "Seasonal
 _PERIODS = {"daily": 86400, "weekly": 7 * 86400}
 
 
-class SeasonalBaseline(Detector):
+class _SlotProfile(Detector):
+    """A detector keeping a per-slot EW profile of a daily or weekly period (the part
+    ``seasonal`` and ``seasonal_shift`` share): slot ``k`` of a reading, ``prof[k]``
+    (the first reading of a slot sets it, then weight ``alpha``) and ``cnt[k]``."""
+
+    def _init_profile(
+        self, period: str, slot_s: int, alpha: float, min_cycles: int, utc_offset_s: int
+    ) -> None:
+        check(period in _PERIODS, "period", f"must be daily or weekly, got {period!r}")
+        check(slot_s > 0 and _PERIODS[period] % slot_s == 0, "slot_s", "must divide the period")
+        check(0.0 < alpha <= 1.0, "alpha", f"must be in (0, 1], got {alpha}")
+        check(min_cycles >= 1, "min_cycles", f"must be >= 1, got {min_cycles}")
+        self.period, self.slot_s, self.alpha, self.min_cycles = period, slot_s, alpha, min_cycles
+        self.utc_offset_s = utc_offset_s
+        self.n_slots = _PERIODS[period] // slot_s
+        self._s["prof"] = np.zeros((0, self.n_slots))
+        self._s["cnt"] = np.zeros((0, self.n_slots), dtype=np.int64)
+
+    def slot(self, time: np.ndarray) -> np.ndarray:
+        """Slot index of each timestamp (ns UTC)."""
+        sec = np.asarray(time, dtype=np.int64) // 1_000_000_000 + self.utc_offset_s
+        return (sec % _PERIODS[self.period]) // self.slot_s
+
+    def _learn_profile(self, sensor: np.ndarray, k: np.ndarray, value: np.ndarray) -> None:
+        s = self._s
+        c = s["cnt"][sensor, k]
+        prof = s["prof"][sensor, k]
+        s["prof"][sensor, k] = np.where(c > 0, prof + self.alpha * (value - prof), value)
+        s["cnt"][sensor, k] = c + 1
+
+
+class SeasonalBaseline(_SlotProfile):
     """Per-slot profile (daily or weekly) with a z-score of the residual."""
 
     kind = "seasonal"
@@ -63,23 +94,11 @@ class SeasonalBaseline(Detector):
         warmup: int = 30,
         threshold: float = 0.5,
     ) -> None:
-        check(period in _PERIODS, "period", f"must be daily or weekly, got {period!r}")
-        check(slot_s > 0 and _PERIODS[period] % slot_s == 0, "slot_s", "must divide the period")
-        check(0.0 < alpha <= 1.0, "alpha", f"must be in (0, 1], got {alpha}")
         check(0.0 < alpha_var <= 1.0, "alpha_var", f"must be in (0, 1], got {alpha_var}")
-        check(min_cycles >= 1, "min_cycles", f"must be >= 1, got {min_cycles}")
         check(min_std >= 0.0, "min_std", f"must be >= 0, got {min_std}")
         super().__init__(warmup=warmup, threshold=threshold)
-        self.period, self.slot_s, self.alpha, self.alpha_var = period, slot_s, alpha, alpha_var
-        self.min_cycles, self.utc_offset_s, self.min_std = min_cycles, utc_offset_s, min_std
-        self.n_slots = _PERIODS[period] // slot_s
-        self._s["prof"] = np.zeros((0, self.n_slots))
-        self._s["cnt"] = np.zeros((0, self.n_slots), dtype=np.int64)
-
-    def slot(self, time: np.ndarray) -> np.ndarray:
-        """Slot index of each timestamp (ns UTC)."""
-        sec = np.asarray(time, dtype=np.int64) // 1_000_000_000 + self.utc_offset_s
-        return (sec % _PERIODS[self.period]) // self.slot_s
+        self._init_profile(period, slot_s, alpha, min_cycles, utc_offset_s)
+        self.alpha_var, self.min_std = alpha_var, min_std
 
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         s = self._s
@@ -103,20 +122,10 @@ class SeasonalBaseline(Detector):
         av = np.maximum(self.alpha_var, 1.0 / (n + 1.0))
         s["var"][sensor] = np.where(seen, (1 - av) * v + av * d * d, v)
         s["n"][sensor] = np.where(seen, n + 1, n)
-        _learn_profile(s, sensor, k, value, self.alpha)
+        self._learn_profile(sensor, k, value)
 
 
-def _learn_profile(
-    s: dict[str, np.ndarray], sensor: np.ndarray, k: np.ndarray, value: np.ndarray, alpha: float
-) -> None:
-    """EW profile step of slot ``k`` (the first reading of a slot sets it)."""
-    c = s["cnt"][sensor, k]
-    prof = s["prof"][sensor, k]
-    s["prof"][sensor, k] = np.where(c > 0, prof + alpha * (value - prof), value)
-    s["cnt"][sensor, k] = c + 1
-
-
-class SeasonalShift(Detector):
+class SeasonalShift(_SlotProfile):
     """EWMA chart of the residual from a daily or weekly profile: a sustained deviation.
 
     The ``seasonal`` detector judges each reading against its slot; a deviation that is
@@ -168,25 +177,13 @@ class SeasonalShift(Detector):
         warmup: int = 30,
         threshold: float = 0.5,
     ) -> None:
-        check(period in _PERIODS, "period", f"must be daily or weekly, got {period!r}")
-        check(slot_s > 0 and _PERIODS[period] % slot_s == 0, "slot_s", "must divide the period")
-        check(0.0 < alpha <= 1.0, "alpha", f"must be in (0, 1], got {alpha}")
-        check(min_cycles >= 1, "min_cycles", f"must be >= 1, got {min_cycles}")
         check(span_s > 0.0, "span_s", f"must be > 0, got {span_s}")
         check(long_s >= span_s, "long_s", f"must be >= span_s, got {long_s}")
         check(min_age_s is None or min_age_s >= 0.0, "min_age_s", f"must be >= 0, got {min_age_s}")
         super().__init__(warmup=warmup, threshold=threshold)
-        self.period, self.slot_s, self.alpha, self.min_cycles = period, slot_s, alpha, min_cycles
-        self.span_s, self.long_s, self.utc_offset_s = float(span_s), float(long_s), utc_offset_s
-        self.n_slots = _PERIODS[period] // slot_s
+        self._init_profile(period, slot_s, alpha, min_cycles, utc_offset_s)
+        self.span_s, self.long_s = float(span_s), float(long_s)
         self.min_age_s = float(min_cycles * _PERIODS[period] if min_age_s is None else min_age_s)
-        self._s["prof"] = np.zeros((0, self.n_slots))
-        self._s["cnt"] = np.zeros((0, self.n_slots), dtype=np.int64)
-
-    def slot(self, time: np.ndarray) -> np.ndarray:
-        """Slot index of each timestamp (ns UTC)."""
-        sec = np.asarray(time, dtype=np.int64) // 1_000_000_000 + self.utc_offset_s
-        return (sec % _PERIODS[self.period]) // self.slot_s
 
     def _residual(
         self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
@@ -204,7 +201,7 @@ class SeasonalShift(Detector):
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         k, r, ok = self._residual(sensor, value, time)
-        _learn_profile(self._s, sensor, k, value, self.alpha)
+        self._learn_profile(sensor, k, value)
         if ok.any():
             sel = np.flatnonzero(ok)
             sn, tn = sensor[sel], time[sel]

@@ -130,11 +130,12 @@ class DetectorStage:
         spec, n_reg, out = e.spec, len(self.registry), []
         sids, times, values = b.sensor[hits].tolist(), b.time[hits].tolist(), b.value[hits].tolist()
         raised, scores = res.raised[hits].tolist(), res.score[hits].tolist()
+        rounded = np.round(res.score[hits], 4).tolist()
         names = list(res.members)
-        cols = [res.members[k][hits].tolist() for k in names]
+        cols = [np.round(res.members[k][hits], 4).tolist() for k in names]  # 4 digits: for people
         thr = f"{spec.threshold:g}"
         for j, sid in enumerate(sids):
-            vals = [round(c[j], 4) for c in cols]
+            vals = [c[j] for c in cols]
             ms = dict(zip(names, vals, strict=True))
             key = self.registry.key(sid) if sid < n_reg else str(sid)
             if raised[j]:
@@ -156,7 +157,7 @@ class DetectorStage:
                     threshold=spec.threshold,
                     message=msg,
                     source="detector",
-                    score=round(scores[j], 4),
+                    score=rounded[j],
                     extra={"members": ms},
                 )
             )

@@ -7,6 +7,8 @@ detector keeps, per sensor, an exponentially weighted mean for each slot of the 
 like production, or a plant that did not start in the morning, scores high while the
 ordinary daily swing scores nothing. A slot must have been seen ``min_cycles`` times
 before it scores. Timestamps are UTC; ``utc_offset_s`` shifts them to local time.
+``seasonal_shift`` (:class:`SeasonalShift`) keeps the same profile and charts the
+residual over hours instead, for departures too small to show in one reading.
 
 >>> import numpy as np
 >>> from riskwatch.detectors.base import run_stream

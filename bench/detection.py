@@ -25,6 +25,7 @@ Scoring (an alert = a ``firing`` signal):
     python bench/detection.py                  # the four single-plant bundled scenarios
     python bench/detection.py mixed            # the demo mix (24 h, ~1 min)
     python bench/detection.py coal_mine --hours 2          # shortened
+    python bench/detection.py electricity --false          # and list each false alert
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Outcome:
     # per event instance: (type, detected, ttd_s or nan, flagged or None)
     events: list[tuple[str, bool, float, bool | None]] = field(default_factory=list)
     false_alerts: int = 0
+    false_list: list[tuple[str, str, str, str, str, int]] = field(default_factory=list)
     top_false: str = ""
     stages: list[str] = field(default_factory=list)
     readings: int = 0
@@ -224,6 +226,7 @@ def score(
                            flag_hit))  # fmt: skip
     out.alerts = alerts
     out.false_alerts = int((~matched).sum())
+    out.false_list = [alerts[k] for k in np.flatnonzero(~matched).tolist()]
     top: dict[str, int] = defaultdict(int)
     for k in np.flatnonzero(~matched).tolist():
         top[alerts[k][0]] += 1
@@ -249,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     ap.add_argument("--hours", type=float, help="cut every scenario to this many hours")
     ap.add_argument("--no-detectors", action="store_true", help="rule packs only")
+    ap.add_argument(
+        "--false", action="store_true", help="also list each false alert (rule, sensor, time)"
+    )
     a = ap.parse_args(argv)
     names = a.scenarios or [n for n in bundled_scenarios() if n not in ("load_100k", "mixed")]
     outcomes = []
@@ -298,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
             f"| {o.scenario:<12} | {o.sensors:>7} | {sd:>11.1f} | {len(o.alerts):>6} | {fa:>5} | "
             f"{fa / sd:>18.2f} | {top}"
         )
+    if a.false:
+        t0 = int(datetime.fromisoformat(START).timestamp() * 1000)
+        print("\nEach false alert (plant time since the start)\n")
+        for o in outcomes:
+            for rule, ent, site, sensor, _gw, t in o.false_list:
+                print(
+                    f"  {o.scenario:<12} {(t - t0) / 3.6e6:>8.2f} h  {rule:<22} {ent}/{site}/{sensor}"
+                )
     return 0
 
 

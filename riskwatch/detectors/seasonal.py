@@ -41,10 +41,14 @@ __all__ = ["SeasonalBaseline", "SeasonalBaselineRef", "SeasonalShift", "Seasonal
 _PERIODS = {"daily": 86400, "weekly": 7 * 86400}
 
 
+_PROFILE_FIELDS: dict[str, tuple[Any, float]] = {"prof": (np.float64, 0.0), "cnt": (np.int64, 0)}
+
+
 class _SlotProfile(Detector):
     """A detector keeping a per-slot EW profile of a daily or weekly period (the part
     ``seasonal`` and ``seasonal_shift`` share): slot ``k`` of a reading, ``prof[k]``
-    (the first reading of a slot sets it, then weight ``alpha``) and ``cnt[k]``."""
+    (the first reading of a slot sets it, then weight ``alpha``) and ``cnt[k]``
+    (state fields ``_PROFILE_FIELDS``, one column per slot)."""
 
     def _init_profile(
         self, period: str, slot_s: int, alpha: float, min_cycles: int, utc_offset_s: int
@@ -79,8 +83,7 @@ class SeasonalBaseline(_SlotProfile):
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {
         "n": (np.int64, 0),
         "var": (np.float64, 0.0),
-        "prof": (np.float64, 0.0),
-        "cnt": (np.int64, 0),
+        **_PROFILE_FIELDS,
     }
 
     def __init__(
@@ -161,8 +164,7 @@ class SeasonalShift(_SlotProfile):
     kind = "seasonal_shift"
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {
         **CHART_FIELDS,
-        "prof": (np.float64, 0.0),
-        "cnt": (np.int64, 0),
+        **_PROFILE_FIELDS,
     }
 
     def __init__(

@@ -107,7 +107,8 @@ class Prototype(Detector):
         sd = np.where(sd > 0.0, sd, 1.0)
         x = (w - s["mean"][sensor][:, None]) / sd[:, None]
         p = s["proto"][sensor]
-        d2 = np.mean((p - x[:, None, :]) ** 2, axis=2)
+        with np.errstate(over="ignore"):  # a window normalised by a vanishing sd: d2 = inf,
+            d2 = np.mean((p - x[:, None, :]) ** 2, axis=2)  # which scores 0 (not finite)
         d2 = np.where(np.arange(self.k)[None, :] < s["used"][sensor][:, None], d2, np.inf)
         j = np.argmin(d2, axis=1)
         d = np.sqrt(d2[np.arange(len(sensor)), j])

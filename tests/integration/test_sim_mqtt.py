@@ -132,7 +132,9 @@ def test_published_stream_lines_up_with_labels(
     lag = (newest - seq)[(seq >= lb["start"]) & (seq < lb["end"])]
     assert len(lag) == 12 and (lag >= 2 * 60_000).all()
     inside, outside = window(("stuck", "CH4-F2-T0"), names, "CH4-F2-T0")
-    assert len(set(b.value[inside].tolist())) == 1 and len(set(b.value[outside].tolist())) > 5
+    # frozen inside, moving outside; how much it moves depends on the plant time of day
+    # (the run ends "now"): 5-16 distinct values over 480 start times, so ask for 3
+    assert len(set(b.value[inside].tolist())) == 1 and len(set(b.value[outside].tolist())) >= 3
     # malformed readings were dead-lettered; all of them in the window, on heading1
     lb = labs[("malformed", "CO-H1")]
     assert len(res.deadletters) > 5

@@ -213,7 +213,22 @@ class SeasonalShift(_SlotProfile):
             chart_learn(self._s, sn, m, tn, self.long_s)
 
 
-class SeasonalBaselineRef:
+class _SlotProfileRef:
+    """Scalar twin of :class:`_SlotProfile`: the slot of a time, profile and counts."""
+
+    def __init__(
+        self, period: str, slot_s: int, alpha: float, min_cycles: int, utc_offset_s: int
+    ) -> None:
+        self.p, self.slot_s, self.alpha = _PERIODS[period], slot_s, alpha
+        self.min_cycles, self.off = min_cycles, utc_offset_s
+        self.prof: dict[int, float] = {}
+        self.cnt: dict[int, int] = {}
+
+    def _slot(self, t: int) -> int:
+        return ((t // 1_000_000_000 + self.off) % self.p) // self.slot_s
+
+
+class SeasonalBaselineRef(_SlotProfileRef):
     """Scalar reference of :class:`SeasonalBaseline`."""
 
     def __init__(
@@ -228,17 +243,9 @@ class SeasonalBaselineRef:
         min_std: float = 0.0,
         warmup: int = 30,
     ) -> None:
-        self.p = _PERIODS[period]
-        self.slot_s, self.alpha, self.alpha_var = slot_s, alpha, alpha_var
-        self.min_cycles, self.off, self.min_std, self.warmup = (
-            min_cycles, utc_offset_s, min_std, warmup
-        )  # fmt: skip
+        super().__init__(period, slot_s, alpha, min_cycles, utc_offset_s)
+        self.alpha_var, self.min_std, self.warmup = alpha_var, min_std, warmup
         self.n, self.var = 0, 0.0
-        self.prof: dict[int, float] = {}
-        self.cnt: dict[int, int] = {}
-
-    def _slot(self, t: int) -> int:
-        return ((t // 1_000_000_000 + self.off) % self.p) // self.slot_s
 
     def score_one(self, x: float, t: int = 0) -> float:
         k = self._slot(t)
@@ -266,7 +273,7 @@ class SeasonalBaselineRef:
         self.cnt[k] = c + 1
 
 
-class SeasonalShiftRef:
+class SeasonalShiftRef(_SlotProfileRef):
     """Scalar reference of :class:`SeasonalShift`."""
 
     def __init__(
@@ -282,20 +289,9 @@ class SeasonalShiftRef:
         utc_offset_s: int = 0,
         warmup: int = 30,
     ) -> None:
-        self.p, self.slot_s, self.alpha, self.min_cycles = (
-            _PERIODS[period],
-            slot_s,
-            alpha,
-            min_cycles,
-        )
-        self.off = utc_offset_s
+        super().__init__(period, slot_s, alpha, min_cycles, utc_offset_s)
         age = float(min_cycles * self.p if min_age_s is None else min_age_s)
         self.chart = ChartRef(span_s, long_s, age, warmup)
-        self.prof: dict[int, float] = {}
-        self.cnt: dict[int, int] = {}
-
-    def _slot(self, t: int) -> int:
-        return ((t // 1_000_000_000 + self.off) % self.p) // self.slot_s
 
     def score_one(self, x: float, t: int = 0) -> float:
         k = self._slot(t)

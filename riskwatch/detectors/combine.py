@@ -11,6 +11,15 @@ readings keep coming, and closes once ``hold_ns`` has passed since the last hot
 reading (one clear). Everything in between is suppressed, so an episode raises one
 alert, not one per reading.
 
+The *decision score* (what ``riskwatch score`` writes) reports a window's opening reading
+and 0 for its repeats. Below the threshold there is no window, so at a lower cut-off
+(NAB picks its own) every reading of a weak episode would count again; with
+``repeat_floor`` set, a reading at or above the floor outside any such episode opens a
+quiet episode that lasts until ``repeat_hold_ns`` passes without another one, and the
+episode's later readings below the threshold report 0. At every cut-off from the floor
+up, an episode then counts once (plus the alert, if it grows into one). Alerts, windows
+and scores are unchanged by it.
+
 >>> import numpy as np
 >>> from riskwatch.detectors.ewma import EWMAZScore
 >>> ens = Ensemble({"z": EWMAZScore(alpha=0.1, warmup=5)}, threshold=0.5, hold_ns=3)
@@ -38,6 +47,7 @@ __all__ = ["Combine", "Ensemble", "EnsembleOutput", "TailCalibrator", "evaluate"
 _BIN = 0.5  # half-decade bins of surprise for the calibration
 _NBINS = 41  # 0 .. 20 decades, the last bin takes everything >= 20
 _LO = 2  # bins below one decade: never looked up, not stored
+_NEVER = np.iinfo(np.int64).min // 2  # "no reading yet" (time minus it cannot overflow)
 
 Combine = Union[str, tuple[str, Sequence["Combine"]]]  # noqa: UP007 - recursive alias
 
@@ -286,6 +296,8 @@ class Ensemble:
         hold_ns: int = 3_600_000_000_000,
         calibrate_alpha: float = 0.0,
         calibrate_prior: float = 10.0,
+        repeat_floor: float | None = None,
+        repeat_hold_ns: int = 3_600_000_000_000,
         jit: bool | None = None,
     ) -> None:
         if not members:
@@ -303,8 +315,16 @@ class Ensemble:
             raise ValueError(f"calibrate_alpha must be in [0, 1), got {calibrate_alpha}")
         if calibrate_prior <= 0.0:
             raise ValueError(f"calibrate_prior must be > 0, got {calibrate_prior}")
+        if repeat_floor is not None and not 0.0 < repeat_floor < threshold:
+            raise ValueError(
+                f"repeat_floor must be in (0, threshold = {threshold}), got {repeat_floor}"
+            )
+        if repeat_hold_ns < 0:
+            raise ValueError(f"repeat_hold must be >= 0, got {repeat_hold_ns}")
         self.threshold = threshold
         self.hold_ns = int(hold_ns)
+        self.repeat_floor = repeat_floor
+        self.repeat_hold_ns = int(repeat_hold_ns)
         self.calibrate_alpha = calibrate_alpha
         self.calibrate_prior = calibrate_prior
         self._cal = (
@@ -316,6 +336,8 @@ class Ensemble:
         self._active = np.zeros(0, dtype=bool)
         self._last_hot = np.zeros(0, dtype=np.int64)
         self._peak = np.zeros(0)
+        # time of the last reading >= repeat_floor (sub-threshold episodes); only with a floor
+        self._quiet_last = np.zeros(0, dtype=np.int64)
         self._scratch = np.zeros(0, np.uint8)  # all zero between calls (_unique)
         # The row block: one float64 row per sensor holding every scalar state field of
         # the row-state members, then the calibrator's total and weight. A round moves
@@ -406,6 +428,8 @@ class Ensemble:
             self._active = np.r_[self._active, np.zeros(cap - n, dtype=bool)]
             self._last_hot = np.r_[self._last_hot, np.zeros(cap - n, dtype=np.int64)]
             self._peak = np.r_[self._peak, np.zeros(cap - n)]
+            if self.repeat_floor is not None:
+                self._quiet_last = np.r_[self._quiet_last, np.full(cap - n, _NEVER, np.int64)]
             self._scratch = np.zeros(cap, np.uint8)
             if self._layout and cap > len(self._rows):
                 self._resize_rows(cap)
@@ -477,7 +501,28 @@ class Ensemble:
             self._active[sw] = ~cl
             self._last_hot[sw] = last
             self._peak[sw] = np.where(raised[work], sc, np.maximum(self._peak[sw], sc * a))
+        if self.repeat_floor is not None and exact_low and n:
+            self._quiet_repeats(sensor, time, score, hot, decision)
         return score, decision, raised, cleared, ms
+
+    def _quiet_repeats(
+        self,
+        sensor: np.ndarray,
+        time: np.ndarray,
+        score: np.ndarray,
+        hot: np.ndarray,
+        decision: np.ndarray,
+    ) -> None:
+        """Sub-threshold repeat suppression of the decision score (in place): a reading
+        below the threshold inside a quiet episode (one ``repeat_hold_ns`` from the
+        sensor's last reading >= ``repeat_floor``) reports 0; then readings at or above
+        the floor extend (or open) their sensor's episode."""
+        assert self.repeat_floor is not None
+        last = self._quiet_last.take(sensor)
+        decision[(time - last < self.repeat_hold_ns) & ~hot] = 0.0
+        low = np.flatnonzero(score >= self.repeat_floor)
+        if len(low):
+            self._quiet_last[sensor[low]] = time[low]
 
     def _step_rows(
         self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray, act: np.ndarray | None
@@ -567,8 +612,10 @@ class Ensemble:
         surprise below one decade (``members`` may read 0 there) and the calibration
         look-up of readings that no member's raw score makes hot and that are in no
         window (their member scores stay the raw, uncalibrated ones, below the
-        threshold). Decisions, window state, everything learned and the scores of hot,
-        in-window and opening/closing readings are identical either way.
+        threshold), and the quiet episodes of ``repeat_floor`` (the decision score of
+        readings below the threshold is then not the exact one). Raises, clears, window
+        state, everything learned and the scores of hot, in-window and opening/closing
+        readings are identical either way.
         """
         n = len(sensor)
         if n and self._order_free and self._unique(np.asarray(sensor)):
@@ -606,6 +653,8 @@ class Ensemble:
         s = np.asarray(sensor, dtype=np.int64)
         s = s[s < len(self._active)]
         self._active[s] = False
+        if self.repeat_floor is not None:
+            self._quiet_last[s] = _NEVER
         if self._cal is not None:
             self._cal.forget(s)
 
@@ -617,7 +666,7 @@ class Ensemble:
             n += self._cal._cnt.nbytes
             if not self._layout:
                 n += self._cal._tot.nbytes + self._cal._w.nbytes
-        n += self._scratch.nbytes
+        n += self._scratch.nbytes + self._quiet_last.nbytes
         return n + self._active.nbytes + self._last_hot.nbytes + self._peak.nbytes
 
     def describe(self) -> dict[str, Any]:
@@ -629,4 +678,6 @@ class Ensemble:
             "threshold": self.threshold,
             "hold_ns": self.hold_ns,
             "calibrate_alpha": self.calibrate_alpha,
+            "repeat_floor": self.repeat_floor,
+            "repeat_hold_ns": self.repeat_hold_ns,
         }

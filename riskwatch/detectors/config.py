@@ -9,6 +9,7 @@ which level they alert. Parsed strictly (errors carry file:line:col and key path
         level: blue                   # blue unless configured otherwise
         threshold: 0.5                # on the combined score
         hold: 1h                      # a window closes 1 h after its last hot reading
+        repeats: {floor: 0.3, hold: 3h}  # decision score: weak episodes count once
         members:
           level: {type: ewma, alpha: 0.02}
           drift: {type: page_hinkley, delta: 0.25, lam: 25}
@@ -45,6 +46,7 @@ from riskwatch.rules.parse import parse_duration
 __all__ = [
     "DetectorFile",
     "DetectorSpec",
+    "Repeats",
     "build_member",
     "load_detector_file",
     "load_detector_text",
@@ -61,6 +63,17 @@ def _duration(v: Any) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """Repeat suppression of the decision score below the alert threshold: a reading at
+    or above ``floor`` opens a quiet episode that lasts until ``hold`` passes without
+    another one; its later sub-threshold readings score 0 in the decision (see
+    :mod:`.combine`). Alerts are unchanged; ranking at any cut-off is what changes."""
+
+    floor: float = field(metadata={"check": _unit})
+    hold: str = field(default="1h", metadata={"check": _duration})
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class DetectorSpec:
     calibrate_prior: float = field(
         default=10.0, metadata={"check": lambda v: None if v > 0 else f"must be > 0, got {v}"}
     )
+    repeats: Repeats | None = None
     level: Level = Level.BLUE
     enabled: bool = True
     description: str = ""
@@ -95,12 +109,14 @@ class DetectorSpec:
             hold_ns=parse_duration(self.hold),
             calibrate_alpha=self.calibrate,
             calibrate_prior=self.calibrate_prior,
+            repeat_floor=None if self.repeats is None else self.repeats.floor,
+            repeat_hold_ns=parse_duration(self.repeats.hold) if self.repeats else 0,
         )
 
     def fingerprint(self) -> str:
         return repr(
             (self.members, self.combine, self.threshold, self.hold, self.calibrate,
-             self.calibrate_prior)
+             self.calibrate_prior, self.repeats)
         )  # fmt: skip
 
 
@@ -185,6 +201,13 @@ def _load(doc: YamlDoc) -> DetectorFile:
             errors += _check_member(v, doc, (*base, "members", k))
         if spec.combine is not None:
             errors += _check_combine(spec.combine, doc, (*base, "combine"), spec.members)
+        if spec.repeats is not None and spec.repeats.floor >= spec.threshold:
+            errors.append(
+                doc.error(
+                    (*base, "repeats", "floor"),
+                    f"must be below the threshold ({spec.threshold}), got {spec.repeats.floor}",
+                )
+            )
     ConfigErrors.raise_if(errors)
     return DetectorFile(f.detectors, doc.file)
 

@@ -14,6 +14,7 @@ from riskwatch.catalog import SensorRegistry
 from riskwatch.cli import main
 from riskwatch.config.engine import load_engine_config_text
 from riskwatch.detectors import build_stage
+from riskwatch.detectors.base import Detector
 from riskwatch.detectors.cli import EPILOG, default_config_path, select_spec
 from riskwatch.detectors.combine import Ensemble
 from riskwatch.detectors.config import load_detector_file, load_detector_text
@@ -58,6 +59,14 @@ BROKEN = [
         "detectors:\n  - {name: a, members: {z: {type: ewma}}}\n  - {name: a, members: {z: {type: ewma}}}\n",
         "f.yaml:3:12: detectors[1].name: duplicate detector name 'a'",
     ),
+    (
+        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    repeats: {floor: 0.6}\n",
+        "f.yaml:4:22: detectors[0].repeats.floor: must be below the threshold (0.5), got 0.6",
+    ),
+    (
+        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    repeats: {hold: 3h}\n",
+        "f.yaml:4:14: detectors[0].repeats: missing required key 'detectors[0].repeats.floor'",
+    ),
 ]
 
 
@@ -72,6 +81,7 @@ def test_bundled_default_config_loads() -> None:
     f = load_detector_file(default_config_path())
     assert [s.name for s in f.detectors] == ["generic", "anomaly", "load_profile", "drift"]
     ens = f.detectors[0].build()
+    assert (ens.repeat_floor, ens.repeat_hold_ns) == (0.3, 3 * 60 * MIN)
     assert set(ens.members) == {"level", "daily_shift", "weekly_shift", "frozen", "shift", "slow"}
 
 
@@ -86,6 +96,70 @@ def test_ensemble_one_raise_per_window_and_clear_after_hold() -> None:
     (clear,) = np.flatnonzero(out.cleared).tolist()
     assert 210 <= clear <= 215
     assert (out.decision[201:clear] == 0).all()
+
+
+class Echo(Detector):
+    """Scripted member for decision tests: a reading's score is its value."""
+
+    kind = "echo"
+
+    def __init__(self) -> None:
+        super().__init__(warmup=0)
+
+    def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
+        return value * 10.0
+
+    def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
+        pass
+
+
+def test_repeats_weak_episode_counts_once_at_every_cut_off() -> None:
+    # one reading every 10 min; quiet episodes from 0.3 last 1 h past their last such reading
+    ens = Ensemble(
+        {"e": Echo()}, threshold=0.5, hold_ns=120 * MIN, repeat_floor=0.3, repeat_hold_ns=60 * MIN
+    )
+    x = np.array([0.1, 0.35, 0.4, 0.32, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.45, 0.2, 0.6, 0.4])
+    t = np.arange(len(x), dtype=np.int64) * 10 * MIN
+    out = ens.process(np.zeros(len(x), np.int32), x, t)
+    np.testing.assert_array_equal(out.score, x)  # scores and alerts are not touched
+    assert np.flatnonzero(out.raised).tolist() == [13]
+    # episode 1 opens at 0.35 (t=10) and ends 60 min after 0.32 (t=30): quiet until t=90;
+    # episode 2 opens at 0.45 (t=110); the 0.6 is an alert and reported; 0.4 is its repeat
+    want = [0.1, 0.35, 0, 0, 0, 0, 0, 0, 0, 0.1, 0.1, 0.45, 0, 0.6, 0]
+    np.testing.assert_array_equal(out.decision, want)
+    for cut in (0.3, 0.34, 0.4, 0.45):
+        assert (out.decision >= cut).sum() == 2 + (cut <= 0.35) - (cut > 0.45)
+    plain = Ensemble({"e": Echo()}, threshold=0.5, hold_ns=120 * MIN)
+    assert (plain.process(np.zeros(len(x), np.int32), x, t).decision >= 0.3).sum() == 5
+
+
+def test_repeats_change_only_the_decision_and_are_per_sensor() -> None:
+    rng = np.random.default_rng(3)
+    n = 4000
+    sensor = np.tile(np.arange(4, dtype=np.int32), n // 4)
+    x = rng.standard_t(3, n)
+    t = np.repeat(np.arange(n // 4, dtype=np.int64), 4) * MIN
+    outs = []
+    for floor in (None, 0.2):
+        ens = Ensemble(
+            {"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=30 * MIN,
+            repeat_floor=floor, repeat_hold_ns=30 * MIN,
+        )  # fmt: skip
+        outs.append(ens.process(sensor, x, t))
+    a, b = outs
+    np.testing.assert_array_equal(a.score, b.score)
+    np.testing.assert_array_equal(a.raised, b.raised)
+    np.testing.assert_array_equal(a.cleared, b.cleared)
+    quiet = b.decision != a.decision
+    assert quiet.any() and (b.decision[quiet] == 0).all() and (a.score[quiet] < 0.5).all()
+    # per sensor: the same decision as that sensor's stream alone
+    one = Ensemble(
+        {"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=30 * MIN,
+        repeat_floor=0.2, repeat_hold_ns=30 * MIN,
+    )  # fmt: skip
+    m = sensor == 2
+    alone = one.process(np.zeros(m.sum(), np.int32), x[m], t[m])
+    np.testing.assert_array_equal(alone.decision, b.decision[m])
 
 
 def test_all_combination_needs_every_member() -> None:

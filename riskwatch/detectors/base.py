@@ -122,6 +122,12 @@ class Detector(ABC):
     #: Whether :meth:`_step_rows` honours ``need``: the costly exact surprise is then
     #: only computed where it can reach one decade or where the caller needs it.
     lazy_low: ClassVar[bool] = False
+    #: Whether the surprise is already judged against the sensor's own long-run spread
+    #: of the statistic it watches (a control chart), so an ensemble's tail calibration
+    #: passes it through. A chart's surprise is also autocorrelated: one event keeps it
+    #: high for many readings, and the calibrator would count that one event many times
+    #: and take the next one like it for routine.
+    self_calibrated: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # a row-state detector without its fused step would only fail at its first round

@@ -327,9 +327,13 @@ class Ensemble:
         self.repeat_hold_ns = int(repeat_hold_ns)
         self.calibrate_alpha = calibrate_alpha
         self.calibrate_prior = calibrate_prior
+        # members whose surprise the calibrator re-scores (charts judge themselves)
+        self._cal_members = [
+            k for k, d in enumerate(self.members.values()) if not d.self_calibrated
+        ]
         self._cal = (
-            TailCalibrator(calibrate_alpha, calibrate_prior, len(self.members))
-            if calibrate_alpha > 0.0
+            TailCalibrator(calibrate_alpha, calibrate_prior, len(self._cal_members))
+            if calibrate_alpha > 0.0 and self._cal_members
             else None
         )
         self._order_free = all(d.round_order_free for d in self.members.values())
@@ -479,11 +483,17 @@ class Ensemble:
             us, cal = self._step_rows(sensor, value, time, act if lazy else None)
         else:  # gaps (NaN) and the rare infinite value: each member on its own
             us = [det.surprise_learn(sensor, value, time) for det in self.members.values()]
-            cal = None if self._cal is None else self._cal.score_learn_many(sensor, us)
+            cal = None
+            if self._cal is not None:
+                cal = self._cal.score_learn_many(sensor, [us[k] for k in self._cal_members])
         if cal is None:
             ms = {k: np.minimum(u / 10.0, 1.0) for k, u in zip(self.members, us, strict=True)}
-        else:
-            ms = dict(zip(self.members, cal, strict=True))
+        else:  # calibrated members' scores, the others' (charts) as they are
+            it = iter(cal)
+            ms = {
+                k: next(it) if j in self._cal_members else np.minimum(us[j] / 10.0, 1.0)
+                for j, k in enumerate(self.members)
+            }
         score = evaluate(self.combine, ms) if n else np.zeros(0)
         if any(score is v for v in ms.values()):
             score = score.copy()
@@ -587,11 +597,12 @@ class Ensemble:
                 look = act.copy()
                 for u in us:
                     look |= u >= 10.0 * self.threshold
+            cu = [us[k] for k in self._cal_members]
             if block:
-                cal = self._cal.score_learn_block(rows, j, tw, sensor, us, look)
+                cal = self._cal.score_learn_block(rows, j, tw, sensor, cu, look)
             else:
                 cal, rows[:, j], rows[:, j + 1] = self._cal.score_learn_rows(
-                    sensor, rows[:, j], rows[:, j + 1], us, look
+                    sensor, rows[:, j], rows[:, j + 1], cu, look
                 )
         if not block:
             self._rows.view(rec).reshape(-1)[sensor] = rows.view(rec).reshape(-1)

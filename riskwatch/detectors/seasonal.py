@@ -162,6 +162,7 @@ class SeasonalShift(_SlotProfile):
     """
 
     kind = "seasonal_shift"
+    self_calibrated = True  # a chart against its own long-run spread (see Detector)
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {
         **CHART_FIELDS,
         **_PROFILE_FIELDS,

@@ -153,6 +153,7 @@ class SlowLevel(Detector):
     """
 
     kind = "slow"
+    self_calibrated = True  # a chart against its own long-run spread (see Detector)
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = CHART_FIELDS
 
     def __init__(

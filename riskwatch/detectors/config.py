@@ -148,10 +148,14 @@ def _check_combine(raw: Any, doc: YamlDoc, path: KeyPath, members: dict[str, Any
             return [doc.error(path, f"unknown member {raw!r} (have: {', '.join(members)})")]
         return []
     if not (isinstance(raw, dict) and len(raw) == 1):
-        return [doc.error(path, "expected a member name or {any: [...]} / {all: [...]}")]
+        return [
+            doc.error(
+                path, "expected a member name or {any: [...]} / {all: [...]} / {pooled: [...]}"
+            )
+        ]
     ((op, args),) = raw.items()
-    if op not in ("any", "all"):
-        return [doc.error((*path, op), "must be 'any' or 'all'", at_key=True)]
+    if op not in ("any", "all", "pooled"):
+        return [doc.error((*path, op), "must be 'any', 'all' or 'pooled'", at_key=True)]
     if not isinstance(args, list) or not args:
         return [doc.error((*path, op), "expected a non-empty list")]
     out = []

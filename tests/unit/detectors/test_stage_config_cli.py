@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from riskwatch.catalog import SensorRegistry
 from riskwatch.cli import main
@@ -16,7 +19,7 @@ from riskwatch.config.engine import load_engine_config_text
 from riskwatch.detectors import build_stage
 from riskwatch.detectors.base import Detector
 from riskwatch.detectors.cli import EPILOG, default_config_path, select_spec
-from riskwatch.detectors.combine import Ensemble
+from riskwatch.detectors.combine import Ensemble, pooled
 from riskwatch.detectors.config import load_detector_file, load_detector_text
 from riskwatch.detectors.ewma import EWMAZScore
 from riskwatch.detectors.stage import DetectorStage
@@ -58,6 +61,10 @@ BROKEN = [
     (
         "detectors:\n  - {name: a, members: {z: {type: ewma}}}\n  - {name: a, members: {z: {type: ewma}}}\n",
         "f.yaml:3:12: detectors[1].name: duplicate detector name 'a'",
+    ),
+    (
+        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    combine: {most: [z]}\n",
+        "f.yaml:4:15: detectors[0].combine.most: must be 'any', 'all' or 'pooled'",
     ),
     (
         "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    repeats: {floor: 0.6}\n",
@@ -160,6 +167,39 @@ def test_repeats_change_only_the_decision_and_are_per_sensor() -> None:
     m = sensor == 2
     alone = one.process(np.zeros(m.sum(), np.int32), x[m], t[m])
     np.testing.assert_array_equal(alone.decision, b.decision[m])
+
+
+@given(st.lists(st.tuples(*[st.floats(0.0, 1.0)] * 4), min_size=1, max_size=50))
+def test_pooled_is_any_or_the_two_strongest_pooled(rows: list[tuple[float, ...]]) -> None:
+    parts = [np.array(c) for c in zip(*rows, strict=True)]
+    got = pooled(parts)
+    top = np.sort(np.stack(parts), axis=0)
+    assert (got >= top[-1]).all() and (got <= 1.0).all()
+    # Fisher for two tails: P(U1 U2 <= q) = q (1 - ln q); 6 pairs of 4 parts
+    for i, (u1, u2) in enumerate(zip(top[-1] * 10, top[-2] * 10, strict=True)):
+        q = 10.0 ** -(u1 + u2)
+        pair = -math.log10(q * (1.0 - math.log(q))) - math.log10(6.0)
+        assert got[i] == pytest.approx(min(max(top[-1][i], pair / 10.0), 1.0), abs=1e-12)
+
+
+def test_pooled_two_moderate_members_make_a_decision_one_strong_still_does() -> None:
+    z = np.zeros(3)
+    # 3.5 decades each: 7 pooled, minus 1.23 for Fisher and 1.18 for 15 pairs
+    two = pooled([np.full(3, 0.35), np.full(3, 0.35), z, z, z, z])
+    assert two[0] == pytest.approx(0.459, abs=1e-3)
+    assert pooled([np.full(3, 0.45), np.full(3, 0.45), z, z, z, z])[0] >= 0.5
+    assert pooled([np.full(3, 0.6), z, z, z, z, z])[0] == 0.6  # as `any`
+    ens = (
+        load_detector_text(
+            "detectors:\n  - name: a\n    members:\n      a: {type: ewma, warmup: 5}\n"
+            "      b: {type: robust, warmup: 5}\n    combine: {pooled: [a, b]}\n"
+        )
+        .detectors[0]
+        .build()
+    )
+    x = np.r_[np.tile([0.0, 1.0], 50), 4.0]
+    out = ens.process(np.zeros(len(x), np.int32), x, np.arange(len(x)) * MIN)
+    np.testing.assert_array_equal(out.score, pooled([out.members["a"], out.members["b"]]))
 
 
 def test_all_combination_needs_every_member() -> None:

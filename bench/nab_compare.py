@@ -14,6 +14,10 @@ three NAB profiles, it prints
     python bench/nab_compare.py --baseline /tmp/previous.yaml          # candidate: bundled
     python bench/nab_compare.py --baseline A.yaml --candidate B.yaml --detector generic
 
+Both configurations run with the code of this checkout, so it compares configuration
+changes; for a code change, keep the result folder of ``detection_nab.py`` from the old
+code and compare the two folders.
+
 Every run of it on the labelled windows is one more configuration looked at: count
 them in your note.
 """

@@ -167,6 +167,13 @@ def test_repeats_change_only_the_decision_and_are_per_sensor() -> None:
     m = sensor == 2
     alone = one.process(np.zeros(m.sum(), np.int32), x[m], t[m])
     np.testing.assert_array_equal(alone.decision, b.decision[m])
+    # and the same in batches of any size (the engine's micro-batches)
+    chunked = Ensemble(
+        {"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=30 * MIN,
+        repeat_floor=0.2, repeat_hold_ns=30 * MIN,
+    )  # fmt: skip
+    parts = [chunked.process(sensor[a : a + 7], x[a : a + 7], t[a : a + 7]) for a in range(0, n, 7)]
+    np.testing.assert_array_equal(np.concatenate([o.decision for o in parts]), b.decision)
 
 
 @given(st.lists(st.tuples(*[st.floats(0.0, 1.0)] * 4), min_size=1, max_size=50))

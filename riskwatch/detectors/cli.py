@@ -130,7 +130,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "more numeric columns, one sensor each) and write timestamp,value,anomaly_score row "
         "for row. No look-ahead: a row's score depends only on rows before and at it. "
         "By default the score is the decision score: the combined score where an anomaly "
-        "window opens or while none is open, 0 for repeats inside an open window.",
+        "window opens or while none is open, 0 for repeats inside an open window and, if "
+        "the entry sets `repeats`, for the later sub-threshold readings of a weak episode "
+        "(so an episode counts once at any cut-off).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

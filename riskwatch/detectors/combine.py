@@ -527,8 +527,8 @@ class Ensemble:
         else:  # calibrated members' scores, the others' (charts) as they are
             it = iter(cal)
             ms = {
-                k: next(it) if j in self._cal_members else np.minimum(us[j] / 10.0, 1.0)
-                for j, k in enumerate(self.members)
+                k: np.minimum(u / 10.0, 1.0) if d.self_calibrated else next(it)
+                for (k, d), u in zip(self.members.items(), us, strict=True)
             }
         score = evaluate(self.combine, ms) if n else np.zeros(0)
         if any(score is v for v in ms.values()):

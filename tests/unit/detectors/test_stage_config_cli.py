@@ -147,12 +147,15 @@ def test_repeats_change_only_the_decision_and_are_per_sensor() -> None:
     x = rng.standard_t(3, n)
     t = np.repeat(np.arange(n // 4, dtype=np.int64), 4) * MIN
     outs = []
-    for floor in (None, 0.2):
-        ens = Ensemble(
+
+    def ensemble(floor: float | None = 0.2) -> Ensemble:
+        return Ensemble(
             {"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=30 * MIN,
             repeat_floor=floor, repeat_hold_ns=30 * MIN,
         )  # fmt: skip
-        outs.append(ens.process(sensor, x, t))
+
+    for floor in (None, 0.2):
+        outs.append(ensemble(floor).process(sensor, x, t))
     a, b = outs
     np.testing.assert_array_equal(a.score, b.score)
     np.testing.assert_array_equal(a.raised, b.raised)
@@ -160,18 +163,12 @@ def test_repeats_change_only_the_decision_and_are_per_sensor() -> None:
     quiet = b.decision != a.decision
     assert quiet.any() and (b.decision[quiet] == 0).all() and (a.score[quiet] < 0.5).all()
     # per sensor: the same decision as that sensor's stream alone
-    one = Ensemble(
-        {"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=30 * MIN,
-        repeat_floor=0.2, repeat_hold_ns=30 * MIN,
-    )  # fmt: skip
+    one = ensemble()
     m = sensor == 2
     alone = one.process(np.zeros(m.sum(), np.int32), x[m], t[m])
     np.testing.assert_array_equal(alone.decision, b.decision[m])
     # and the same in batches of any size (the engine's micro-batches)
-    chunked = Ensemble(
-        {"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=30 * MIN,
-        repeat_floor=0.2, repeat_hold_ns=30 * MIN,
-    )  # fmt: skip
+    chunked = ensemble()
     parts = [chunked.process(sensor[a : a + 7], x[a : a + 7], t[a : a + 7]) for a in range(0, n, 7)]
     np.testing.assert_array_equal(np.concatenate([o.decision for o in parts]), b.decision)
 

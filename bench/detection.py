@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,7 @@ class Outcome:
     stages: list[str] = field(default_factory=list)
     readings: int = 0
     seconds: float = 0.0
+    signals: list[Signal] = field(default_factory=list)
 
 
 def build_pipeline(
@@ -103,7 +105,15 @@ def build_pipeline(
     return Pipeline(stages), reg, cfg
 
 
-def run_scenario(name: str, hours: float | None, detectors: bool = True) -> Outcome:
+def run_scenario(
+    name: str,
+    hours: float | None,
+    detectors: bool = True,
+    on_step: Callable[[list[Signal], StageContext], None] | None = None,
+) -> Outcome:
+    """Simulate ``name`` through the pipeline and score it. ``on_step`` sees the signals of
+    every stage call and timer tick with its context (``bench/golden.py`` feeds them to an
+    alert sink)."""
     sc = load_scenario(name)
     start_ns = int(datetime.fromisoformat(START).timestamp()) * S
     dur = sc.duration_s if hours is None else min(sc.duration_s, hours * 3600)
@@ -129,7 +139,11 @@ def run_scenario(name: str, hours: float | None, detectors: bool = True) -> Outc
         # timers run at least every 30 s of plant time, also across skipped idle ticks
         t = before + TICK_MAX_NS
         while t < sim.t_ns:
-            signals += pipe.tick(StageContext(now_ns=t, registry=reg))
+            tctx = StageContext(now_ns=t, registry=reg)
+            got = pipe.tick(tctx)
+            signals += got
+            if on_step is not None:
+                on_step(got, tctx)
             t += TICK_MAX_NS
         r = sim.step()
         now = sim.t_ns  # published at the end of the tick
@@ -151,14 +165,20 @@ def run_scenario(name: str, hours: float | None, detectors: bool = True) -> Outc
                     res = st.process(b, ctx)
                     if isinstance(res, list):
                         signals += res
+                        if on_step is not None:
+                            on_step(res, ctx)
                     else:
                         b = res
         if now - last_tick >= S:
-            signals += pipe.tick(ctx)
+            got = pipe.tick(ctx)
+            signals += got
+            if on_step is not None:
+                on_step(got, ctx)
             last_tick = now
     secs = time.perf_counter() - t0
     result = score(sim, reg, signals, flagged, dead, name, n, secs)
     result.stages = [getattr(st, "name", type(st).__name__) for st in pipe.stages]
+    result.signals = signals
     return result
 
 

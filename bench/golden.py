@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import detection  # noqa: E402  (bench/detection.py)
+import detection  # bench/detection.py
 
 ALERTS_YAML = """\
 storage: {influx: null}

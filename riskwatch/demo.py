@@ -287,10 +287,11 @@ class Demo:
     # -- start -------------------------------------------------------------------
     def start(self) -> None:
         from riskwatch.config.engine import load_engine_config_text
+        from riskwatch.durations import parse_duration
         from riskwatch.engine import Engine
         from riskwatch.sensors_sim.labels import LabelWriter
         from riskwatch.sensors_sim.publisher import MqttSink, encoder_for
-        from riskwatch.sensors_sim.scenario import load_scenario, parse_duration
+        from riskwatch.sensors_sim.scenario import load_scenario
         from riskwatch.sensors_sim.simulator import Simulator, resolve_start
 
         a = self.args
@@ -309,7 +310,7 @@ class Demo:
         self.mqtt_url = url
         # plants
         sc = load_scenario(a.scenario)
-        dur = parse_duration(a.duration) if a.duration else None
+        dur = parse_duration(a.duration) / 1e9 if a.duration else None
         self.duration_s = dur
         sim_dur = max(sc.duration_s, (dur or 0) + 60)
         start = resolve_start(sc, live=True, now_ns=time.time_ns(), duration_s=sim_dur)

@@ -12,18 +12,29 @@ stage works on whole columns.
 (3, 5)
 >>> Level.RED < Level.ORANGE  # lower number = more severe
 True
+>>> SignalState("firing") is SignalState.FIRING, SignalState.FIRING == "firing"
+(True, True)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum, IntFlag
+from enum import IntEnum, IntFlag, StrEnum
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Batch", "Flags", "Level", "Signal", "concat_batches"]
+__all__ = [
+    "PROCESS_SKIP",
+    "Batch",
+    "Flags",
+    "Level",
+    "Signal",
+    "SignalSource",
+    "SignalState",
+    "concat_batches",
+]
 
 
 class Flags(IntFlag):
@@ -35,6 +46,12 @@ class Flags(IntFlag):
     LATE = 4  # event time far behind arrival time
     DUPLICATE = 8  # same sensor and time seen before
     OUT_OF_ORDER = 16  # older than the sensor's newest reading already processed
+
+
+#: Readings that never raise or clear a process alert (rules' value, rate and change
+#: conditions; detectors): calibrating and faulty readings, and duplicates and
+#: out-of-order readings the quality stage already accounted for.
+PROCESS_SKIP = Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | Flags.OUT_OF_ORDER
 
 
 class Level(IntEnum):
@@ -147,6 +164,22 @@ def concat_batches(batches: Iterable[Batch]) -> Batch:
     )
 
 
+class SignalState(StrEnum):
+    """What a rule or detector says of its subject at a reading: the one vocabulary from
+    rules and detectors to alerts (the alert lifecycle maps each to its own event)."""
+
+    RESOLVED = "resolved"
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+class SignalSource(StrEnum):
+    """Which kind of stage emitted a signal."""
+
+    RULE = "rule"
+    DETECTOR = "detector"
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A rule or detector decision for one sensor (or group) at one time.
@@ -157,21 +190,21 @@ class Signal:
     - ``rule``: rule or detector name
     - ``sensor``: sensor id, or -1 for a group signal (then ``group`` names it)
     - ``time``: ns of the reading (or the clock tick) that caused the change
-    - ``state``: ``"pending"``, ``"firing"`` or ``"resolved"``
+    - ``state``: a :class:`SignalState` (pending, firing or resolved)
     - ``value`` / ``threshold``: what was compared
     - ``message``: human text ("CH4 1.62 %  >= power-off 1.5 % for 0s")
-    - ``source``: ``"rule"`` or ``"detector"``; ``score`` for detectors
+    - ``source``: a :class:`SignalSource`; ``score`` for detectors
     """
 
     rule: str
     sensor: int
     time: int
-    state: str
+    state: SignalState
     level: Level | None
     value: float
     threshold: float
     message: str
-    source: str = "rule"
+    source: SignalSource = SignalSource.RULE
     group: str | None = None
     score: float | None = None
     extra: dict[str, Any] | None = None

@@ -4,7 +4,7 @@ The URL comes from ``--url`` or ``RW_ALERTS_URL`` (default http://127.0.0.1:9110
 token from ``--token-file`` or ``RW_ALERTS_TOKEN``. Output is a table for people, or the
 API's JSON with ``--json``. An HTTP error prints the API's message and exits 1.
 
->>> parse_duration("90"), parse_duration("15m"), parse_duration("2h"), parse_duration("1d")
+>>> duration_seconds("90"), duration_seconds("15m"), duration_seconds("2h"), duration_seconds("1d")
 (90.0, 900.0, 7200.0, 86400.0)
 >>> parse_matchers(["site=face1", "rule=~ch4_.*", "level=red,orange"])
 {'site': ['face1'], 'rule': ['~ch4_.*'], 'level': ['red', 'orange']}
@@ -19,26 +19,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from riskwatch.durations import parse_duration
 from riskwatch.errors import RiskwatchError
 
-__all__ = ["parse_duration", "parse_matchers", "register"]
+__all__ = ["duration_seconds", "parse_matchers", "register"]
 
 
 class ApiCallError(RiskwatchError):
     """The alert API refused or could not be reached."""
 
 
-def parse_duration(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    t = text.strip().lower()
+def duration_seconds(text: str) -> float:
+    """``--for`` values: seconds from a duration (:func:`riskwatch.durations.parse_duration`)."""
     try:
-        if t and t[-1] in units:
-            return float(t[:-1]) * units[t[-1]]
-        return float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad duration {text!r}: use seconds or 30s, 15m, 2h, 1d"
-        ) from None
+        return parse_duration(text) / 1e9
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_matchers(items: list[str]) -> dict[str, list[str]]:
@@ -228,7 +224,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         if reason:
             v.add_argument("--reason", required=True)
         if duration:
-            v.add_argument("--for", dest="duration", type=parse_duration,
+            v.add_argument("--for", dest="duration", type=duration_seconds,
                            required=duration == "required", help="e.g. 30m, 2h")  # fmt: skip
         v.set_defaults(func=_action(path))
 
@@ -244,7 +240,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sa = ssub.add_parser("add", help="mute matching alerts for a while")
     sa.add_argument("--match", action="append", required=True,
                     help="label=value, repeatable (value a,b or ~regex)")  # fmt: skip
-    sa.add_argument("--for", dest="duration", type=parse_duration, required=True)
+    sa.add_argument("--for", dest="duration", type=duration_seconds, required=True)
     sa.add_argument("--reason", required=True)
     sa.add_argument("--author")
     sa.set_defaults(func=_silence_add)

@@ -2,7 +2,8 @@
 
 A config type is a ``@dataclass(frozen=True)``; field types drive validation
 (``str``, ``int``, ``float``, ``bool``, ``X | None``, ``list[X]``, ``tuple[X, ...]``,
-``dict[str, X]``, ``Literal[...]``, enums and nested dataclasses). Extra checks go in
+``dict[str, X]``, ``Literal[...]``, enums, :class:`~riskwatch.durations.Duration` (a
+duration text or seconds, parsed here once) and nested dataclasses). Extra checks go in
 field metadata: ``field(default=1, metadata={"check": lambda v: None if v > 0 else
 "must be > 0"})``. Unknown keys, wrong types and missing required keys are errors that
 name file, line and key path.
@@ -31,6 +32,7 @@ import typing
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from riskwatch.config.yamldoc import KeyPath, YamlDoc, format_path
+from riskwatch.durations import Duration
 from riskwatch.errors import ConfigError, ConfigErrors
 
 __all__ = ["MISSING", "parse", "parse_value"]
@@ -145,6 +147,15 @@ def parse_value(tp: Any, v: Any, doc: YamlDoc, path: KeyPath, errors: list[Confi
             names = ", ".join(m.name.lower() for m in tp)
             errors.append(doc.error(path, f"must be one of {names}, got {v!r}"))
             return None
+    if tp is Duration:
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+            try:
+                return Duration.parse(v)
+            except ValueError as exc:
+                errors.append(doc.error(path, str(exc)))
+                return None
+        errors.append(doc.error(path, f"expected a duration (30s, 5m, 1h), got {_describe(v)}"))
+        return None
     if tp is bool:
         if isinstance(v, bool):
             return v

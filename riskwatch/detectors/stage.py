@@ -32,7 +32,7 @@ import numpy as np
 from riskwatch.catalog import SensorRegistry
 from riskwatch.detectors.combine import Ensemble, EnsembleOutput
 from riskwatch.detectors.config import DetectorSpec, load_detector_file
-from riskwatch.model import Batch, Flags, Signal
+from riskwatch.model import PROCESS_SKIP, Batch, Signal, SignalSource, SignalState
 from riskwatch.pipeline import StageContext
 from riskwatch.rules.compile import select
 
@@ -40,7 +40,7 @@ __all__ = ["DetectorStage"]
 
 log = logging.getLogger("riskwatch.detectors")
 
-_SKIP = np.uint8(Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | Flags.OUT_OF_ORDER)
+_SKIP = np.uint8(PROCESS_SKIP)
 
 
 @dataclass
@@ -151,12 +151,12 @@ class DetectorStage:
                     rule=spec.name,
                     sensor=sid,
                     time=times[j],
-                    state="firing" if raised[j] else "resolved",
+                    state=SignalState.FIRING if raised[j] else SignalState.RESOLVED,
                     level=spec.level if raised[j] else None,
                     value=values[j],
                     threshold=spec.threshold,
                     message=msg,
-                    source="detector",
+                    source=SignalSource.DETECTOR,
                     score=rounded[j],
                     extra={"members": ms},
                 )
@@ -173,12 +173,12 @@ class DetectorStage:
                         rule=e.spec.name,
                         sensor=int(sid),
                         time=ctx.now_ns,
-                        state="resolved",
+                        state=SignalState.RESOLVED,
                         level=None,
                         value=float("nan"),
                         threshold=e.spec.threshold,
                         message=f"{e.spec.name}: {key} window closed (quiet for {e.spec.hold})",
-                        source="detector",
+                        source=SignalSource.DETECTOR,
                         score=float(e.ensemble.peak(np.array([sid]))[0]),
                     )
                 )

@@ -104,7 +104,7 @@ def _replay(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from riskwatch.catalog import SensorRegistry
-    from riskwatch.rules.parse import parse_duration
+    from riskwatch.durations import parse_duration
     from riskwatch.rules.replay import Transition, diff, load_history, replay, summary
     from riskwatch.rules.stage import compile_files
 

@@ -39,7 +39,7 @@ colour. Losing data never clears a latch: only real readings do.
 ... ''')
 >>> rs = RuleSet([rf], reg)
 >>> sig = rs.process(Batch.from_arrays([1, 2, 3, 4], [0, 0, 0, 0], [0.5, 1.6, 1.2, 0.9]), 5)
->>> [(s.time, s.state, s.level and s.level.colour) for s in sig]
+>>> [(s.time, s.state.value, s.level and s.level.colour) for s in sig]
 [(2, 'firing', 'red'), (4, 'resolved', None)]
 """
 
@@ -56,7 +56,7 @@ import numpy as np
 
 from riskwatch.catalog import SensorRegistry
 from riskwatch.errors import ConfigError, ConfigErrors
-from riskwatch.model import Batch, Flags, Level, Signal
+from riskwatch.model import PROCESS_SKIP, Batch, Flags, Level, Signal, SignalSource, SignalState
 from riskwatch.rules.calendars import Calendar, build_calendars
 from riskwatch.rules.compile import resolve_number, select
 from riskwatch.rules.parse import (
@@ -79,10 +79,10 @@ NLEV = 4  # colour columns: red, orange, yellow, blue (Level - 1)
 _NEVER = np.iinfo(np.int64).min // 4
 # calibrating and faulty readings never raise process alerts; duplicates and out-of-order
 # readings (flagged by the quality stage) were already accounted for
-_PROCESS_SKIP = int(Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | Flags.OUT_OF_ORDER)
+_PROCESS_SKIP = int(PROCESS_SKIP)
 # lowest set bit (1-based) of a 4-bit level mask: the most severe level present
 _LEVELS = [Level.RED, Level.ORANGE, Level.YELLOW, Level.BLUE]
-_STATES = ("resolved", "pending", "firing")
+_STATES = (SignalState.RESOLVED, SignalState.PENDING, SignalState.FIRING)
 _LOWBIT = np.array([0] + [(i & -i).bit_length() for i in range(1, 16)], np.uint8)
 CHANGE_SAMPLES = 64  # readings kept per slot for `of: change`
 
@@ -1081,7 +1081,7 @@ class RuleSet:
             else:  # the rule's own message template
                 msg = self._message(rules[rule_i], sensor, state, k_, val, th, cols)
             append(Signal(names[rule_i], sensor, t_, state, _LEVELS[k_] if c_ else None, val, th,
-                          msg, "rule"))  # fmt: skip
+                          msg, SignalSource.RULE))  # fmt: skip
         return out
 
     def _message(
@@ -1303,7 +1303,8 @@ class _NoData:
             seen = np.where(seen == _NEVER, rs.start_ns or 0, seen)
         return seen
 
-    def _sig(self, rs: RuleSet, sensor: int, t: int, state: str, age: int, group: str | None,
+    def _sig(self, rs: RuleSet, sensor: int, t: int, state: SignalState, age: int,
+             group: str | None,
              after: int) -> Signal:  # fmt: skip
         who = group if group is not None else rs.registry.key(sensor)
         if state == "firing":
@@ -1335,7 +1336,8 @@ class _NoData:
             new = np.flatnonzero(bad & ~self.fired)
             self.fired |= bad
             for i in new.tolist():
-                out.append(self._sig(rs, i, now, "firing", int(age[i]), None, int(self.after[i])))
+                out.append(self._sig(rs, i, now, SignalState.FIRING, int(age[i]), None,
+                                    int(self.after[i])))  # fmt: skip
             return out
         G = len(self.group_names)
         m = np.flatnonzero(self.mask)
@@ -1349,7 +1351,8 @@ class _NoData:
         for g in np.flatnonzero(bad & ~self.gfired).tolist():
             out.append(
                 self._sig(
-                    rs, -1, now, "firing", int(now - gseen[g]), self.group_names[g], int(gafter[g])
+                    rs, -1, now, SignalState.FIRING, int(now - gseen[g]), self.group_names[g],
+                    int(gafter[g]),
                 )
             )
         self.gfired |= bad
@@ -1371,7 +1374,8 @@ class _NoData:
                 self.fired[sid] = False
                 out.append(
                     self._sig(
-                        rs, sid, int(batch.time[i]), "resolved", 0, None, int(self.after[sid])
+                        rs, sid, int(batch.time[i]), SignalState.RESOLVED, 0, None,
+                        int(self.after[sid]),
                     )
                 )
             return out
@@ -1387,7 +1391,8 @@ class _NoData:
         for gi, i in zip(gs.tolist(), idx[firsti].tolist(), strict=True):
             self.gfired[gi] = False
             out.append(
-                self._sig(rs, -1, int(batch.time[i]), "resolved", 0, self.group_names[gi], 0)
+                self._sig(rs, -1, int(batch.time[i]), SignalState.RESOLVED, 0,
+                          self.group_names[gi], 0)
             )
         return out
 
@@ -1516,7 +1521,7 @@ class _Compound:
         out: list[Signal] = []
         for g in changed.tolist():
             st = int(new_status[g])
-            state = ("resolved", "pending", "firing")[st]
+            state = _STATES[st]
             members = np.flatnonzero((self.group == g) & self.term_masks[0])
             rep = int(members[0]) if len(members) else -1
             desc = self.spec.description or self.spec.name

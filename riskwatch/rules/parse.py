@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from riskwatch.config.schema import parse
 from riskwatch.config.yamldoc import YamlDoc
+from riskwatch.durations import parse_duration
 from riskwatch.errors import ConfigError, ConfigErrors
 from riskwatch.model import Level
 
@@ -61,45 +62,10 @@ __all__ = [
     "parse_duration",
 ]
 
-_DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_NS = {
-    "ms": 10**6,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-    "d": 86400 * 10**9,
-    "w": 7 * 86400 * 10**9,
-}
 _SP = re.compile(
     r"^\s*(?:(?P<f1>[0-9.]+)\s*\*\s*)?catalog\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"(?:\s*\*\s*(?P<f2>[0-9.]+))?\s*$"
 )
-
-
-def parse_duration(v: str | float | int | None) -> int:
-    """Duration in ns from ``"30s"``, ``"5m"``, ``"1h30m"``, ``"15d"``, ``"500ms"`` or seconds.
-
-    >>> parse_duration("500ms"), parse_duration(2), parse_duration(None)
-    (500000000, 2000000000, 0)
-    """
-    if v is None:
-        return 0
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        if v < 0:
-            raise ValueError(f"duration must be >= 0, got {v}")
-        return round(float(v) * 1e9)
-    s = str(v).strip().replace(" ", "")
-    if not s:
-        raise ValueError("empty duration")
-    pos, total = 0, 0
-    for m in _DUR.finditer(s):
-        if m.start() != pos:
-            break
-        total += round(float(m.group(1)) * _UNIT_NS[m.group(2)])
-        pos = m.end()
-    if pos != len(s):
-        raise ValueError(f"bad duration {v!r} (use e.g. 30s, 5m, 1h30m, 15d, 500ms)")
-    return total
 
 
 def _dur_check(v: Any) -> str | None:

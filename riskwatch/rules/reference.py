@@ -24,7 +24,7 @@ import math
 from collections import deque
 from typing import Any
 
-from riskwatch.model import Flags
+from riskwatch.model import PROCESS_SKIP, Flags
 from riskwatch.rules.evaluator import (
     CHANGE_SAMPLES,
     K_CALIB,
@@ -39,7 +39,7 @@ from riskwatch.rules.evaluator import (
 __all__ = ["ScalarRules"]
 
 _CAL = int(Flags.CALIBRATING)
-_SKIP = int(Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | Flags.OUT_OF_ORDER)
+_SKIP = int(PROCESS_SKIP)
 
 
 class ScalarRules:

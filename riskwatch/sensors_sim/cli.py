@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from riskwatch.durations import parse_duration
 from riskwatch.sensors_sim.labels import LabelWriter
 from riskwatch.sensors_sim.publisher import (
     MqttSink,
@@ -39,7 +40,6 @@ from riskwatch.sensors_sim.scenario import (
     Scenario,
     bundled_scenarios,
     load_scenario,
-    parse_duration,
 )
 from riskwatch.sensors_sim.simulator import Simulator, resolve_start
 
@@ -160,7 +160,7 @@ def _main(args: argparse.Namespace) -> int:
         if speed <= 0:
             raise SimulatorError("--speed must be > 0")
     try:
-        duration = parse_duration(args.duration) if args.duration else None
+        duration = parse_duration(args.duration) / 1e9 if args.duration else None
     except ValueError as exc:
         raise SimulatorError(f"--duration: {exc}") from None
     if args.rate is not None:

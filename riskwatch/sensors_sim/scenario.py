@@ -21,20 +21,18 @@ too.
 ...     print(str(e).replace(", got", ",\\n  got"))
 x.yaml:2:17: plants[0].type: must be one of 'coal_mine', 'hazchem', 'tailings', 'electricity',
   got 'volcano'
->>> parse_duration("1h30m"), parse_duration(45), parse_duration("250ms")
-(5400.0, 45.0, 0.25)
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from riskwatch.config.schema import parse
 from riskwatch.config.yamldoc import YamlDoc
+from riskwatch.durations import Duration
 from riskwatch.errors import ConfigError, ConfigErrors
 
 __all__ = [
@@ -46,7 +44,6 @@ __all__ = [
     "bundled_scenarios",
     "load_scenario",
     "load_scenario_text",
-    "parse_duration",
     "scenario_path",
 ]
 
@@ -96,42 +93,6 @@ EventType = Literal[
     "malformed",
 ]
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-
-
-def parse_duration(v: str | float | int) -> float:
-    """Seconds from ``90``, ``"90"``, ``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"``, ``"250ms"``."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    s = str(v).strip().replace(" ", "")
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for m in _DUR.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
-        raise ValueError(f"bad duration {v!r}: use a number of seconds or e.g. 30s, 15m, 1h30m")
-    return total
-
-
-def _duration_check(v: Any) -> str | None:
-    try:
-        d = parse_duration(v)
-    except ValueError as exc:
-        return str(exc)
-    return None if d >= 0 else "must not be negative"
-
-
-def _dur(default: Any = None) -> Any:
-    return field(default=default, metadata={"check": _duration_check})
-
-
 @dataclass(frozen=True)
 class Target:
     """Sensor selector: every given column must match (a list means any of)."""
@@ -164,36 +125,36 @@ class EventSpec:
     """
 
     type: EventType
-    at: str | float = _dur(0)
-    duration: str | float = _dur("10m")
+    at: Duration = field(default=Duration.parse(0))
+    duration: Duration = field(default=Duration.parse("10m"))
     target: Target = field(default_factory=Target)
     count: int | None = field(
         default=None, metadata={"check": lambda v: None if v > 0 else "must be > 0"}
     )
     repeat: int = field(default=1, metadata={"check": lambda v: None if v > 0 else "must be > 0"})
-    every: str | float = _dur("1h")
+    every: Duration = field(default=Duration.parse("1h"))
     peak: float | None = None
     p: float = field(
         default=0.2, metadata={"check": lambda v: None if 0 < v <= 1 else "must be in (0, 1]"}
     )
-    delay: str | float = _dur("5m")
+    delay: Duration = field(default=Duration.parse("5m"))
     label: str | None = None
 
     @property
     def start_s(self) -> float:
-        return parse_duration(self.at)
+        return self.at.seconds
 
     @property
     def duration_s(self) -> float:
-        return parse_duration(self.duration)
+        return self.duration.seconds
 
     @property
     def every_s(self) -> float:
-        return parse_duration(self.every)
+        return self.every.seconds
 
     @property
     def delay_s(self) -> float:
-        return parse_duration(self.delay)
+        return self.delay.seconds
 
 
 @dataclass(frozen=True)
@@ -206,7 +167,7 @@ class PlantSpec:
     type: PlantType
     enterprise: str
     scale: int = field(default=1, metadata={"check": lambda v: None if v > 0 else "must be > 0"})
-    period: str | float | None = _dur(None)
+    period: Duration | None = None
     # coal mine: areas per district (one site and substation/gateway per district);
     # larger districts mean more readings per MQTT message
     group: int = field(default=1, metadata={"check": lambda v: None if v > 0 else "must be > 0"})
@@ -219,8 +180,8 @@ class ShutdownOrder:
     """A regulator's shutdown order for ``enterprise`` from ``at`` for ``duration``."""
 
     enterprise: str
-    at: str | float = _dur(0)
-    duration: str | float = _dur("1d")
+    at: Duration = field(default=Duration.parse(0))
+    duration: Duration = field(default=Duration.parse("1d"))
     reason: str = "停产整顿 shutdown order (simulated)"
 
 
@@ -232,8 +193,8 @@ class Scenario:
     description: str = ""
     seed: int = 1
     start: str | None = None  # RFC 3339; default: now (live) or now - duration (fast replay)
-    duration: str | float = _dur("1h")
-    tick: str | float = _dur("1s")
+    duration: Duration = field(default=Duration.parse("1h"))
+    tick: Duration = field(default=Duration.parse("1s"))
     form: Literal["single", "list", "envelope", "columns"] = "envelope"
     plants: list[PlantSpec] = field(default_factory=list)
     events: list[EventSpec] = field(default_factory=list)
@@ -241,11 +202,11 @@ class Scenario:
 
     @property
     def duration_s(self) -> float:
-        return parse_duration(self.duration)
+        return self.duration.seconds
 
     @property
     def tick_s(self) -> float:
-        return parse_duration(self.tick)
+        return self.tick.seconds
 
     def validate(self) -> list[tuple[tuple[str | int, ...], str]]:
         out: list[tuple[tuple[str | int, ...], str]] = []

@@ -43,7 +43,7 @@ import numpy as np
 from riskwatch.errors import ConfigError, ConfigErrors
 from riskwatch.sensors_sim.plants import BUILDERS, Pattern, SensorTable, TableBuilder
 from riskwatch.sensors_sim.plants.electricity import IDLE_SHARE
-from riskwatch.sensors_sim.scenario import TRANSPORT_EVENTS, EventSpec, Scenario, parse_duration
+from riskwatch.sensors_sim.scenario import TRANSPORT_EVENTS, EventSpec, Scenario
 from riskwatch.sensors_sim.signals import ar1_step, baseline
 
 __all__ = ["DAMAGE", "EventInstance", "Readings", "Simulator", "resolve_start"]
@@ -273,8 +273,8 @@ class Simulator:
         ents = self.table.enterprise
         for p in self.scenario.plants:
             for o in p.shutdown_orders:
-                start = self.t0_ns + int(parse_duration(o.at) * _S)
-                end = start + int(parse_duration(o.duration) * _S)
+                start = self.t0_ns + int(o.at)
+                end = start + int(o.duration)
                 out.append(
                     (o.enterprise, start, end, o.reason, (ents == o.enterprise) & self.is_load)
                 )

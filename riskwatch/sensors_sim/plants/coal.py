@@ -18,7 +18,7 @@ shearer cutting cycles and a maintenance night shift (检修班).
 from __future__ import annotations
 
 from riskwatch.sensors_sim.plants.base import Pattern, TableBuilder
-from riskwatch.sensors_sim.scenario import PlantSpec, parse_duration
+from riskwatch.sensors_sim.scenario import PlantSpec
 
 __all__ = ["build"]
 
@@ -100,7 +100,7 @@ def build(spec: PlantSpec) -> TableBuilder:
     return; with ``group`` > 1, that many areas share a district site and substation.
     KJ points report every 10 s unless ``period`` says otherwise (DOMAIN.md §1.3: polling
     <= 10-25 s)."""
-    period = parse_duration(spec.period) if spec.period is not None else 10.0
+    period = spec.period.seconds if spec.period is not None else 10.0
     b = TableBuilder()
     ent = spec.enterprise
     g = spec.group

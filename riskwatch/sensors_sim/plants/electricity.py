@@ -15,7 +15,7 @@ enterprise keeps producing (停产不停电).
 from __future__ import annotations
 
 from riskwatch.sensors_sim.plants.base import Pattern, TableBuilder
-from riskwatch.sensors_sim.scenario import PlantSpec, parse_duration
+from riskwatch.sensors_sim.scenario import PlantSpec
 
 __all__ = ["IDLE_SHARE", "build"]
 
@@ -25,7 +25,7 @@ IDLE_KW_SHARE = 0.10  # the idle_kw setpoint, share of rated
 
 def build(spec: PlantSpec) -> TableBuilder:
     """Meters for ``enterprises`` (default ``{enterprise}01 ..`` ``8 x scale`` of them)."""
-    period = parse_duration(spec.period) if spec.period is not None else 900.0
+    period = spec.period.seconds if spec.period is not None else 900.0
     ents = spec.enterprises or [f"{spec.enterprise}{k:02d}" for k in range(1, 8 * spec.scale + 1)]
     b = TableBuilder()
     for k, ent in enumerate(ents):

@@ -16,7 +16,7 @@ coal-mine O2 and temperature rules leave them alone.
 from __future__ import annotations
 
 from riskwatch.sensors_sim.plants.base import Pattern, TableBuilder
-from riskwatch.sensors_sim.scenario import PlantSpec, parse_duration
+from riskwatch.sensors_sim.scenario import PlantSpec
 
 __all__ = ["build"]
 
@@ -25,7 +25,7 @@ TANKS_PER_FARM = 4
 
 def build(spec: PlantSpec) -> TableBuilder:
     """``scale`` tank farms of four tanks; points report every 10 s by default."""
-    period = parse_duration(spec.period) if spec.period is not None else 10.0
+    period = spec.period.seconds if spec.period is not None else 10.0
     b = TableBuilder()
     ent = spec.enterprise
     dom = {"domain": "hazchem"}

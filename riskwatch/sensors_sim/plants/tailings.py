@@ -15,14 +15,14 @@ mm; yellow = rainstorm grade 50 mm). Points report every 10 min by default.
 from __future__ import annotations
 
 from riskwatch.sensors_sim.plants.base import Pattern, TableBuilder
-from riskwatch.sensors_sim.scenario import PlantSpec, parse_duration
+from riskwatch.sensors_sim.scenario import PlantSpec
 
 __all__ = ["build"]
 
 
 def build(spec: PlantSpec) -> TableBuilder:
     """``scale`` ponds of the same enterprise."""
-    period = parse_duration(spec.period) if spec.period is not None else 600.0
+    period = spec.period.seconds if spec.period is not None else 600.0
     b = TableBuilder()
     ent = spec.enterprise
     for p in range(1, spec.scale + 1):

@@ -142,11 +142,11 @@ def baseline(port: int, n: int) -> float:
 def sink_rate(port: int, n: int, store: str, label: str) -> float:
     from prometheus_client import CollectorRegistry
 
-    from riskwatch.alerts.config import AlertsConfig, FlappingConfig, NotifierConfig
     from riskwatch.alerts.lifecycle import AlertSink
     from riskwatch.alerts.store import AlertStore
     from riskwatch.catalog import SensorRegistry
     from riskwatch.clock import ManualClock
+    from riskwatch.config.alerts import AlertsConfig, FlappingConfig, NotifierConfig
     from riskwatch.model import Level, Signal
     from riskwatch.pipeline import StageContext
 
@@ -203,10 +203,10 @@ def sink_latency(port: int, seconds: float, write: str) -> float:
     in batches of 10 (what the engine hands over at 50k readings/s, 1 % state changes)."""
     from prometheus_client import CollectorRegistry
 
-    from riskwatch.alerts.config import AlertsConfig, FlappingConfig, NotifierConfig
     from riskwatch.alerts.lifecycle import AlertSink
     from riskwatch.catalog import SensorRegistry
     from riskwatch.clock import SystemClock
+    from riskwatch.config.alerts import AlertsConfig, FlappingConfig, NotifierConfig
     from riskwatch.model import Level, Signal
     from riskwatch.pipeline import StageContext
 

@@ -1,7 +1,7 @@
 """Alert lifecycle for control rooms: state machine, durable store, timers, noise control,
 notifiers, operator API and alarm-system health.
 
-Importing this package is cheap (the engine config imports :mod:`riskwatch.alerts.config`);
+Importing this package is cheap; the ``alerts:`` config section is :mod:`riskwatch.config.alerts`;
 :func:`build_sink` imports the heavy parts when the engine asks for a sink.
 """
 

@@ -43,9 +43,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from riskwatch.alerts.config import LEVEL_NAMES, AlertsApiConfig, ApiToken
 from riskwatch.alerts.state import Alert, AlertState, IllegalTransition, Transition
 from riskwatch.alerts.store import Silence, StoreError
+from riskwatch.config.alerts import LEVEL_NAMES, AlertsApiConfig, ApiToken
 from riskwatch.model import Level
 
 if TYPE_CHECKING:

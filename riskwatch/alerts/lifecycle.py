@@ -49,7 +49,6 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
-from riskwatch.alerts.config import AlertsConfig, NotifierConfig
 from riskwatch.alerts.health import HealthTracker
 from riskwatch.alerts.notifiers import MqttNotifier, NotifierMetrics, NotifierRunner, build_notifier
 from riskwatch.alerts.stages import Flapping, Inhibitor, Router, Silencer
@@ -64,6 +63,7 @@ from riskwatch.alerts.state import (
 from riskwatch.alerts.store import AlertStore, Delivery, Silence, StoreError, _alert_tuple
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock
+from riskwatch.config.alerts import AlertsConfig, NotifierConfig
 from riskwatch.errors import RiskwatchError
 from riskwatch.model import Level, Signal
 from riskwatch.pipeline import StageContext
@@ -784,7 +784,7 @@ class AlertSink:
         self, matchers: dict[str, list[str]], author: str, reason: str,
         ends_ns: int, starts_ns: int | None = None,
     ) -> Silence:  # fmt: skip
-        from riskwatch.alerts.config import _check_matchers
+        from riskwatch.config.alerts import _check_matchers
 
         msg = _check_matchers(matchers)
         if msg:

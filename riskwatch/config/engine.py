@@ -1,9 +1,11 @@
 """The engine config file, parsed once into frozen dataclasses.
 
 Secrets never live in the YAML: a key such as ``password_env`` names an environment
-variable and ``password_file`` a file holding the secret; :func:`resolve_secret` reads it.
+variable and ``password_file`` a file holding the secret;
+:func:`~riskwatch.config.secrets.resolve_secret` reads it.
 Relative paths are resolved against the config file's folder.
 
+>>> from riskwatch.errors import ConfigErrors
 >>> cfg = load_engine_config_text("mqtt: {url: 'mqtt://127.0.0.1:1883'}\\n")
 >>> cfg.mqtt.qos, cfg.mqtt.topic_template
 (1, 'rw/{enterprise}/{site}/{gateway}')
@@ -16,16 +18,15 @@ e.yaml:1:13: mqtt.qos: must be 0, 1 or 2, got 3
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from riskwatch.alerts.config import AlertsConfig  # the alerts package owns its section
+from riskwatch.config.alerts import AlertsConfig
 from riskwatch.config.schema import parse
+from riskwatch.config.secrets import resolve_secret
 from riskwatch.config.yamldoc import YamlDoc
-from riskwatch.errors import ConfigError, ConfigErrors
 
 __all__ = [
     "AlertsConfig",
@@ -40,7 +41,6 @@ __all__ = [
     "TlsConfig",
     "load_engine_config",
     "load_engine_config_text",
-    "resolve_secret",
 ]
 
 
@@ -64,23 +64,6 @@ def _url(*schemes: str) -> Any:
         return None
 
     return check
-
-
-def resolve_secret(env: str | None, file: str | None, *, what: str) -> str | None:
-    """Read a secret from an environment variable or a file (file wins if both)."""
-    if file:
-        try:
-            return Path(file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigErrors(
-                [ConfigError(what, f"cannot read secret file {file}: {exc.strerror}")]
-            ) from exc
-    if env:
-        val = os.environ.get(env)
-        if val is None:
-            raise ConfigErrors([ConfigError(what, f"environment variable {env} is not set")])
-        return val
-    return None
 
 
 @dataclass(frozen=True)

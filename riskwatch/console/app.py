@@ -43,8 +43,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from riskwatch.alerts.api import add_lifecycle_error_handlers, alert_out, transition_out
-from riskwatch.alerts.config import LEVEL_NAMES
 from riskwatch.alerts.state import Alert
+from riskwatch.config.alerts import LEVEL_NAMES
 from riskwatch.config.engine import ConsoleConfig
 from riskwatch.console.users import ROLES, User, UserStore
 from riskwatch.console.window import SeriesWindow

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from riskwatch.alerts.config import AlertsApiConfig, AlertsConfig, ApiToken, NotifierConfig
 from riskwatch.alerts.lifecycle import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.cli import main as cli_main
 from riskwatch.clock import ManualClock
+from riskwatch.config.alerts import AlertsApiConfig, AlertsConfig, ApiToken, NotifierConfig
 from riskwatch.model import Level, Signal
 from riskwatch.pipeline import StageContext
 from tests.integration.alerts_helpers import PahoPublisher

@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
-from riskwatch.alerts.config import AlertsConfig, NotifierConfig
 from riskwatch.alerts.lifecycle import AlertSink
 from riskwatch.alerts.state import AlertState
 from riskwatch.alerts.store import AlertStore
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import ManualClock
+from riskwatch.config.alerts import AlertsConfig, NotifierConfig
 from riskwatch.model import Level, Signal
 from riskwatch.pipeline import StageContext
 from tests.integration.alerts_helpers import PahoPublisher

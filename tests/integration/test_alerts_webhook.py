@@ -10,10 +10,10 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from riskwatch.alerts.config import AlertsConfig, NotifierConfig
 from riskwatch.alerts.lifecycle import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import ManualClock
+from riskwatch.config.alerts import AlertsConfig, NotifierConfig
 from riskwatch.model import Level, Signal
 from riskwatch.pipeline import StageContext
 from tests.conftest import free_port

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from riskwatch.alerts.config import NotifierConfig
 from riskwatch.alerts.notifiers.base import NotifierMetrics, NotifierRunner, NotifyError
 from riskwatch.alerts.notifiers.log import LogNotifier
 from riskwatch.alerts.notifiers.mqtt import MqttNotifier
 from riskwatch.alerts.notifiers.webhook import WebhookNotifier
+from riskwatch.config.alerts import NotifierConfig
 
 __all__ = [
     "NOTIFIERS",

@@ -3,7 +3,7 @@
 site-wide power-off or gateway outage mutes the site's sensor alerts; a red mutes the
 lower levels of the same site (``lower_only``).
 
->>> from riskwatch.alerts.config import InhibitRule
+>>> from riskwatch.config.alerts import InhibitRule
 >>> inh = Inhibitor([InhibitRule(source={"rule": ["gateway_down"]}, target={})])
 >>> src = {"rule": "gateway_down", "enterprise": "e", "site": "s", "level": "yellow"}
 >>> tgt = {"rule": "ch4", "enterprise": "e", "site": "s", "level": "orange"}
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from riskwatch.alerts.config import InhibitRule
 from riskwatch.alerts.stages.matchers import Matchers
+from riskwatch.config.alerts import InhibitRule
 
 __all__ = ["Inhibitor"]
 

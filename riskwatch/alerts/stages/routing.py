@@ -1,7 +1,7 @@
 """Routing: each notifier takes the alerts its ``match`` accepts and whose escalation tier
 is at least its ``min_tier`` (so a tier-2 notifier hears only escalated alerts).
 
->>> from riskwatch.alerts.config import NotifierConfig
+>>> from riskwatch.config.alerts import NotifierConfig
 >>> r = Router([NotifierConfig(kind="log"), NotifierConfig(kind="mqtt", name="red-only",
 ...            match={"level": ["red"]}), NotifierConfig(kind="log", name="boss", min_tier=1)])
 >>> r.targets({"level": "orange"}, tier=0), r.targets({"level": "red"}, tier=1)
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from riskwatch.alerts.config import NotifierConfig
 from riskwatch.alerts.stages.matchers import Matchers
+from riskwatch.config.alerts import NotifierConfig
 
 __all__ = ["Router"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from riskwatch.alerts.config import FlappingConfig, InhibitRule, NotifierConfig
 from riskwatch.alerts.state import AlertState, IllegalTransition
+from riskwatch.config.alerts import FlappingConfig, InhibitRule, NotifierConfig
 from riskwatch.model import Level
 from tests.unit.alerts.helpers import T0, Rig, S
 

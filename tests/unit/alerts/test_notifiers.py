@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from riskwatch.alerts.config import NotifierConfig
 from riskwatch.alerts.notifiers import (
     NOTIFIERS,
     NotifierMetrics,
@@ -17,6 +16,7 @@ from riskwatch.alerts.notifiers import (
     build_notifier,
 )
 from riskwatch.alerts.store import AlertStore, Delivery
+from riskwatch.config.alerts import NotifierConfig
 from tests.unit.alerts.helpers import CapturePublisher
 
 SAMPLES = {

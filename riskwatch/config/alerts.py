@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from riskwatch.config.secrets import resolve_secret
+
 __all__ = [
     "AlertsApiConfig",
     "AlertsConfig",
@@ -33,13 +35,6 @@ __all__ = [
 
 LEVEL_NAMES = ("red", "orange", "yellow", "blue")
 MATCH_KEYS = ("enterprise", "site", "sensor", "group", "rule", "level", "kind", "source")
-
-
-def resolve_secret(env: str | None, file: str | None, *, what: str) -> str | None:
-    """:func:`riskwatch.config.engine.resolve_secret`, imported late (that module imports us)."""
-    from riskwatch.config.engine import resolve_secret as _resolve
-
-    return _resolve(env, file, what=what)
 
 
 def _check_matchers(m: dict[str, list[str]]) -> str | None:

@@ -32,8 +32,6 @@ GET         /healthz                                 liveness, no token
 # annotations (``Annotated[..., Depends(...)]`` defined inside create_app) at run time
 import hmac
 import logging
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -47,6 +45,7 @@ from riskwatch.alerts.state import Alert, AlertState, IllegalTransition, Transit
 from riskwatch.alerts.store import Silence, StoreError
 from riskwatch.config.alerts import LEVEL_NAMES, AlertsApiConfig, ApiToken
 from riskwatch.model import Level
+from riskwatch.webserver import ThreadedServer
 
 if TYPE_CHECKING:
     from riskwatch.alerts.lifecycle import AlertSink
@@ -430,37 +429,14 @@ class ApiServer:
     port 0 picks a free one, see :attr:`url`)."""
 
     def __init__(self, sink: "AlertSink", cfg: AlertsApiConfig) -> None:
-        import uvicorn
-
         assert cfg.listen
-        host, _, port = cfg.listen.rpartition(":")
         self.app = create_app(sink, cfg)
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                host=host or "127.0.0.1",
-                port=int(port),
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-            )
-        )
-        self._thread: threading.Thread | None = None
+        self._server = ThreadedServer(self.app, cfg.listen, name="alerts-api")
         self.url: str | None = None
 
     def start(self, timeout: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self.server.run, name="alerts-api", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the alerts API did not start (is the address in use?)")
-            time.sleep(0.02)
-        sock = self.server.servers[0].sockets[0].getsockname()
-        self.url = f"http://{sock[0]}:{sock[1]}"
+        self.url = self._server.start(timeout)
         log.info("alerts API at %s (OpenAPI at %s/openapi.json)", self.url, self.url)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()

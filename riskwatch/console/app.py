@@ -48,6 +48,7 @@ from riskwatch.config.alerts import LEVEL_NAMES
 from riskwatch.config.engine import ConsoleConfig
 from riskwatch.console.users import ROLES, User, UserStore
 from riskwatch.console.window import SeriesWindow
+from riskwatch.webserver import ThreadedServer
 
 __all__ = ["ConsoleServer", "create_app"]
 
@@ -504,8 +505,6 @@ class ConsoleServer:
     """The console of one engine, served by uvicorn in a daemon thread on ``cfg.listen``."""
 
     def __init__(self, engine: Any, cfg: ConsoleConfig) -> None:
-        import uvicorn
-
         assert cfg.listen
         self.cfg = cfg
         self.sink = engine.sink
@@ -518,14 +517,7 @@ class ConsoleServer:
         self.stopping = threading.Event()
         self.sink.add_listener(self.hub.publish)
         self.app = create_app(self)
-        host, _, port = cfg.listen.rpartition(":")
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                self.app, host=host or "127.0.0.1", port=int(port), log_level="warning",
-                access_log=False, lifespan="off", timeout_graceful_shutdown=2,
-            )
-        )  # fmt: skip
-        self._thread: threading.Thread | None = None
+        self._server = ThreadedServer(self.app, cfg.listen, name="console", graceful_s=2)
         self.url: str | None = None
 
     def influx_series(
@@ -564,15 +556,7 @@ class ConsoleServer:
         return t, v
 
     def start(self, timeout: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self.server.run, name="console", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"the console did not start on {self.cfg.listen} (in use?)")
-            time.sleep(0.02)
-        sock = self.server.servers[0].sockets[0].getsockname()
-        self.url = f"http://{sock[0]}:{sock[1]}"
+        self.url = self._server.start(timeout)
         if not self.users.all():
             log.warning("console: no users in %s; add one with 'riskwatch users add'",
                         self.users.path)  # fmt: skip
@@ -580,6 +564,4 @@ class ConsoleServer:
     def stop(self) -> None:
         self.stopping.set()
         self.hub.close_all()
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()

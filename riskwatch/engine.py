@@ -29,15 +29,17 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import orjson
 from prometheus_client import CollectorRegistry
 
+from riskwatch.alerts import build_sink
+from riskwatch.alerts.api import ApiServer
+from riskwatch.alerts.lifecycle import AlertSink
+from riskwatch.alerts.points import storage_listener
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock, SystemClock
 from riskwatch.config.engine import EngineConfig
@@ -52,11 +54,11 @@ from riskwatch.model import Batch, Signal, concat_batches
 from riskwatch.pipeline import Pipeline, StageContext
 from riskwatch.quality import QualityStage
 from riskwatch.storage.influx import Writer, make_writer
-from riskwatch.storage.lineproto import LineEncoder, escape_field_string, escape_tag
+from riskwatch.storage.lineproto import LineEncoder
 from riskwatch.storage.runner import StorageRunner
 from riskwatch.storage.spool import Spool
 
-__all__ = ["Engine", "LogPublishSink", "alert_line"]
+__all__ = ["Engine", "SinkFactory"]
 
 log = logging.getLogger("riskwatch.engine")
 
@@ -66,94 +68,17 @@ _DEFAULT = object()
 # (topic, payload, received_ns, mid, qos): one received MQTT message, not yet decoded
 _Msg = tuple[str, bytes, int, int, int]
 
-
-def alert_line(tags: dict[str, str], state: str, value: float, message: str, time_ns: int) -> str:
-    r"""One point of the ``alert`` measurement (DESIGN.md storage schema).
-
-    >>> line = alert_line({"enterprise": "m1", "rule": "ch4 alarm", "level": "orange"},
-    ...                   "firing", 1.2, 'CH4 "high"', 5)
-    >>> print(line.replace(" state", "\n state"))
-    alert,enterprise=m1,level=orange,rule=ch4\ alarm
-     state="firing",value=1.2,message="CH4 \"high\"" 5
-    """
-    t = ",".join(f"{k}={escape_tag(str(v))}" for k, v in sorted(tags.items()) if v != "")
-    v = float(value) if np.isfinite(value) else 0.0
-    return (
-        f"alert,{t} state={escape_field_string(state)},value={v!r},"
-        f"message={escape_field_string(message)} {int(time_ns)}"
-    )
-
-
-class LogPublishSink:
-    """Default signal sink until an alert lifecycle is configured: log each signal, publish
-    it as JSON on ``alerts.topic`` (QoS 1) and write an ``alert`` point to storage."""
-
-    def __init__(
-        self,
-        topic: str,
-        registry: SensorRegistry,
-        publisher: Any,
-        storage: StorageRunner | None,
-    ) -> None:
-        self.topic = topic
-        self.registry = registry
-        self.publisher = publisher
-        self.storage = storage
-
-    def message(self, s: Signal) -> dict[str, Any]:
-        meta = self.registry.meta(s.sensor) if s.sensor >= 0 else dict(s.extra or {})
-        return {
-            "id": f"{s.rule}|{meta.get('enterprise', '')}/{meta.get('site', '')}/"
-            f"{meta.get('sensor', s.group or '')}",
-            "rule": s.rule,
-            "level": s.level.colour if s.level is not None else None,
-            "state": s.state,
-            "enterprise": meta.get("enterprise", ""),
-            "site": meta.get("site", ""),
-            "sensor": meta.get("sensor", ""),
-            "group": s.group,
-            "kind": meta.get("kind", ""),
-            "value": s.value if np.isfinite(s.value) else None,
-            "threshold": s.threshold if np.isfinite(s.threshold) else None,
-            "ts": s.time // 1_000_000,
-            "since": s.time // 1_000_000,
-            "message": s.message,
-            "source": s.source,
-            "score": s.score,
-        }
-
-    def handle(self, signals: Sequence[Signal], ctx: StageContext) -> None:
-        lines = []
-        for s in signals:
-            m = self.message(s)
-            log.info(
-                "alert %s %s [%s] %s/%s/%s: %s",
-                m["state"], m["rule"], m["level"], m["enterprise"], m["site"],
-                m["sensor"] or m["group"], m["message"],
-            )  # fmt: skip
-            if self.publisher is not None:
-                topic = self.topic.format(enterprise=m["enterprise"] or "_", site=m["site"] or "_")
-                self.publisher.publish(topic, orjson.dumps(m), 1, False)
-            tags = {k: str(m[k] or "") for k in ("enterprise", "site", "sensor", "rule", "level")}
-            lines.append(alert_line(tags, s.state, s.value, s.message, s.time))
-        if lines and self.storage is not None:
-            self.storage.submit_lines("\n".join(lines).encode(), len(lines))
-
-    def tick(self, ctx: StageContext) -> None:
-        return None
-
-    def start(self) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
+#: Builds the engine's signal sink: (config, registry, MQTT publisher, metrics registry,
+#: clock) -> a sink with handle/tick/start/stop/add_listener (default: the alert lifecycle)
+SinkFactory = Callable[[EngineConfig, SensorRegistry, Any, CollectorRegistry, Clock], Any]
 
 
 class Engine:
     """One engine process. ``start()`` returns once everything runs; ``stop()`` flushes.
 
     ``writer`` overrides the InfluxDB writer (``None`` = storage off), for the demo's
-    embedded store and for tests.
+    embedded store and for tests; ``sink_factory`` the alert sink (default
+    :func:`riskwatch.alerts.build_sink`; benchmarks measure against a bare one).
     """
 
     def __init__(
@@ -163,6 +88,7 @@ class Engine:
         clock: Clock | None = None,
         metrics_registry: CollectorRegistry | None = None,
         writer: Writer | object | None = _DEFAULT,
+        sink_factory: SinkFactory | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock: Clock = clock or SystemClock()
@@ -180,6 +106,7 @@ class Engine:
             late_after_s=cfg.ingest.late_after_s,
         )
         self._writer_override = writer
+        self._sink_factory: SinkFactory = sink_factory or build_sink
         self._q: queue.Queue[_Msg] = queue.Queue(maxsize=cfg.ingest.queue_max_messages)
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
@@ -192,6 +119,8 @@ class Engine:
         self.deadletter: DeadLetterSink | None = None
         self.pipeline = Pipeline([])
         self.sink: Any = None
+        self.api: ApiServer | None = None
+        self.api_url: str | None = None
         self.metrics_url: str | None = None
         self._metrics_server: Any = None
         self.console: Any = None  # riskwatch.console.app.ConsoleServer when console.listen
@@ -226,19 +155,11 @@ class Engine:
         self.pipeline = Pipeline([QualityStage(), *stages])
 
     def _build_sink(self) -> None:
-        import importlib
-
-        mod = importlib.import_module("riskwatch.alerts")
-        build = getattr(mod, "build_sink", None)
-        if build is not None:
-            self.sink = build(self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock)
-            attach = getattr(self.sink, "attach_storage", None)
-            if attach is not None and self.storage is not None:
-                attach(self.storage)
-        else:
-            self.sink = LogPublishSink(
-                self.cfg.alerts.topic, self.registry, self.mqtt, self.storage
-            )
+        self.sink = self._sink_factory(
+            self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock
+        )
+        if self.storage is not None:
+            self.sink.add_listener(storage_listener(self.storage))
 
     def _watch(self) -> None:
         files = [self.cfg.path(p) for p in self.cfg.catalog]
@@ -312,6 +233,10 @@ class Engine:
             )
         self.storage.start()
         self.sink.start()
+        if cfg.alerts.api.listen and isinstance(self.sink, AlertSink):
+            self.api = ApiServer(self.sink, cfg.alerts.api)
+            self.api.start()
+            self.api_url = self.api.url
         if cfg.console.listen:
             from riskwatch.console.app import ConsoleServer
 
@@ -341,6 +266,9 @@ class Engine:
         self._thread.join(60)
         if self.console is not None:
             self.console.stop()
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         self.storage.stop()
         self.sink.stop()
         time.sleep(0.2)  # let paho send the last acks

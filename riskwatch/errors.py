@@ -10,7 +10,9 @@ boundary with ``raise ... from exc`` so callers only ever catch these::
     ├── DecodeError            one unusable reading or message (dead-letter reason, payload field)
     ├── StorageError           a write failed (``retryable`` says whether trying again can help)
     ├── SpoolFullError         the on-disk spool reached its bound
-    └── StateError             an illegal state-machine move (alerts, operator actions)
+    ├── StateError             an illegal state-machine move (alerts, operator actions)
+    ├── AlertNotFound          no alert (or silence) with that id (HTTP 404)
+    └── NotOwned               the alert is open in another engine instance (HTTP 409)
 
 Dead-letter reasons are a :class:`DeadLetterReason` ``StrEnum`` so they can be used as
 bounded Prometheus label values.
@@ -26,10 +28,12 @@ from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 __all__ = [
+    "AlertNotFound",
     "ConfigError",
     "ConfigErrors",
     "DeadLetterReason",
     "DecodeError",
+    "NotOwned",
     "RiskwatchError",
     "SpoolFullError",
     "StateError",
@@ -134,3 +138,11 @@ class SpoolFullError(RiskwatchError):
 
 class StateError(RiskwatchError):
     """An illegal state-machine transition was requested."""
+
+
+class AlertNotFound(RiskwatchError):
+    """No alert (or silence) with that id (HTTP 404)."""
+
+
+class NotOwned(RiskwatchError):
+    """The alert is open in another engine instance sharing the database (HTTP 409)."""

@@ -179,7 +179,7 @@ def add_lifecycle_error_handlers(app: FastAPI) -> None:
     """HTTP answers for the alert lifecycle's errors, shared by the alert API and the
     console: an illegal transition or an alert owned by someone else is 409, an unknown
     alert 404, an unreachable alert store 503 (the operator can retry)."""
-    from riskwatch.alerts.lifecycle import AlertNotFound, NotOwned
+    from riskwatch.errors import AlertNotFound, NotOwned
 
     def answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
         async def handler(_: Request, exc: Exception) -> JSONResponse:

@@ -64,12 +64,11 @@ from riskwatch.alerts.store import AlertStore, Delivery, Silence, StoreError, _a
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock
 from riskwatch.config.alerts import AlertsConfig, NotifierConfig
-from riskwatch.errors import RiskwatchError
+from riskwatch.errors import AlertNotFound, NotOwned
 from riskwatch.model import Level, Signal
 from riskwatch.pipeline import StageContext
-from riskwatch.storage.lineproto import escape_field_string, escape_tag
 
-__all__ = ["AlertNotFound", "AlertSink", "NotOwned", "TransitionListener", "alert_lines"]
+__all__ = ["AlertSink", "TransitionListener"]
 
 log = logging.getLogger(__name__)
 
@@ -82,53 +81,12 @@ _HIDDEN = (AlertState.SHELVED, AlertState.OUT_OF_SERVICE, "shelve", "out_of_serv
 TransitionListener = Callable[[list[tuple[Alert, Transition]]], None]
 
 
-class AlertNotFound(RiskwatchError):
-    """No alert with that id (HTTP 404)."""
-
-
-class NotOwned(RiskwatchError):
-    """The alert is open in another engine instance sharing the database (HTTP 409)."""
-
-
 def _colour(level: int | None) -> str | None:
     return Level(level).colour if level else None
 
 
 def _num(v: float) -> float | None:
     return v if math.isfinite(v) else None
-
-
-def alert_lines(items: Sequence[tuple[Alert, Transition]]) -> list[str]:
-    r"""Points of the ``alert`` measurement (DESIGN.md): tags enterprise, site, sensor, rule,
-    level; fields state, action, value, message, id. Time: the reading that caused the
-    transition (the operator's action time for operator transitions), plus the transition's
-    sequence number modulo 1000 in ns, so two transitions of one alert caused by the same
-    reading stay two points (Grafana cannot see the nanoseconds).
-
-    >>> from riskwatch.alerts.state import Alert, AlertState, Transition
-    >>> a = Alert("a1", "k", "ch4 face", "m1", "f1", "S1", None, "ch4", "rule",
-    ...           AlertState.FIRING, True, False, 2, 2, 1.1, 1.0, "CH4 high", 0, 5, 5)
-    >>> t = Transition("a1:1", "a1", 1, 7, 5, "engine", "firing", None, "firing", 2, 1.1, None)
-    >>> print(alert_lines([(a, t)])[0].replace(" state", "\n state"))
-    alert,enterprise=m1,level=orange,rule=ch4\ face,sensor=S1,site=f1
-     state="firing",action="firing",value=1.1,message="CH4 high",id="a1" 6
-    """
-    out = []
-    for a, t in items:
-        tags = {
-            "enterprise": a.enterprise, "site": a.site, "sensor": a.sensor or (a.group or ""),
-            "rule": a.rule, "level": _colour(t.level) or _colour(a.level) or "",
-        }  # fmt: skip
-        tagstr = ",".join(f"{k}={escape_tag(v)}" for k, v in sorted(tags.items()) if v)
-        v = t.value if math.isfinite(t.value) else 0.0
-        msg = a.message if not t.note else f"{a.message} ({t.note})"
-        out.append(
-            f"alert,{tagstr} state={escape_field_string(t.to_state)},"
-            f"action={escape_field_string(t.action)},value={float(v)!r},"
-            f"message={escape_field_string(msg)},id={escape_field_string(a.id)} "
-            f"{t.ts_ns + t.seq % 1000}"
-        )
-    return out
 
 
 @dataclass
@@ -225,7 +183,6 @@ class AlertSink:
         self._last_retention = 0
         self._last_health = 0
         self.silencer = Silencer()
-        self._api: Any = None
         self._started = False
         self._id_prefix = secrets.token_hex(4)
         self._id_seq = itertools.count()
@@ -269,15 +226,6 @@ class AlertSink:
         """Call ``fn`` with every stored batch of (alert, transition) pairs."""
         self.listeners.append(fn)
 
-    def attach_storage(self, storage: Any) -> None:
-        """Write each transition as an ``alert`` point through the engine's StorageRunner."""
-
-        def write(items: list[tuple[Alert, Transition]]) -> None:
-            lines = alert_lines(items)
-            storage.submit_lines("\n".join(lines).encode(), len(lines))
-
-        self.add_listener(write)
-
     def start(self) -> None:
         if self._started:
             return
@@ -291,16 +239,8 @@ class AlertSink:
             r.request_catch_up()  # undelivered rows from before a restart
         with self._lock:  # published by the writer once MQTT is connected
             self._dirty_sites |= set(self._by_site)
-        if self.cfg.api.listen:
-            from riskwatch.alerts.api import ApiServer
-
-            self._api = ApiServer(self, self.cfg.api)
-            self._api.start()
 
     def stop(self) -> None:
-        if self._api is not None:
-            self._api.stop()
-            self._api = None
         self._stopping.set()
         self._wake.set()
         if self._writer is not None:
@@ -311,10 +251,6 @@ class AlertSink:
         for r in self.runners.values():
             r.stop()
         self.store.close()
-
-    @property
-    def api_url(self) -> str | None:
-        return self._api.url if self._api is not None else None
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Until everything queued is stored and sent, summaries included (tests, bench)."""

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from riskwatch.alerts.api import ApiServer
 from riskwatch.alerts.lifecycle import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.cli import main as cli_main
@@ -50,8 +51,10 @@ class Rig:
         )  # fmt: skip
         self.sink = AlertSink(cfg, self.reg, self.pub, self.metrics, self.clock)
         self.sink.start()
-        assert self.sink.api_url is not None
-        self.url = self.sink.api_url
+        self.api = ApiServer(self.sink, cfg.api)
+        self.api.start()
+        assert self.api.url is not None
+        self.url = self.api.url
 
     def sig(self, sensor: int, state: str, level: Level | None = Level.ORANGE) -> None:
         s = Signal("ch4", sensor, self.clock.now_ns(), state, level, 1.2, 1.0, f"CH4 {state}")
@@ -62,6 +65,7 @@ class Rig:
         return httpx.Client(base_url=self.url, headers=h, timeout=10)
 
     def close(self) -> None:
+        self.api.stop()
         self.sink.stop()
         self.pub.close()
 

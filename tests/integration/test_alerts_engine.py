@@ -65,7 +65,7 @@ def test_engine_alert_lifecycle_api_and_influx(
             ("resolved", "resolved", None)]  # fmt: skip
         aid = face()[0]["id"]
         assert {m["id"] for m in face()} == {aid}
-        url = eng.sink.api_url
+        url = eng.api_url
         assert url is not None
         c = httpx.Client(base_url=url, headers={"Authorization": "Bearer engine-secret"})
         r = c.post(f"/api/v1/alerts/{aid}/close", json={"note": "power restored, face ventilated"})

@@ -121,7 +121,7 @@ def test_lifecycle_over_mqtt_and_restore(store_factory, mqtt_addr: tuple[str, in
 def test_two_engine_instances_share_one_postgresql(mqtt_addr: tuple[str, int]) -> None:
     """Each instance restores and notifies only its own alerts; the other's open alerts are
     visible but refused for actions (409 in the API)."""
-    from riskwatch.alerts.lifecycle import NotOwned
+    from riskwatch.errors import NotOwned
 
     prefix = unique("t2_") + "_"
     reg = SensorRegistry()

@@ -1,0 +1,63 @@
+r"""The ``alert`` measurement: one InfluxDB point per alert transition.
+
+Schema (docs/ARCHITECTURE.md, storage): tags ``enterprise``, ``site``, ``sensor``,
+``rule``, ``level`` (empty tags are left out); fields ``state``, ``action``, ``value``,
+``message`` and ``id``. The point's time is the reading that caused the transition (the
+operator's action time for operator transitions) plus the transition's sequence number
+modulo 1000 in ns, so two transitions of one alert caused by the same reading stay two
+points (Grafana cannot see the nanoseconds). A non-finite value is written as 0.
+
+This module knows nothing of alerts: :mod:`riskwatch.alerts.points` turns the alert
+sink's transitions into :class:`AlertPoint` s.
+
+>>> p = AlertPoint(enterprise="m1", site="f1", sensor="S1", rule="ch4 face", level="orange",
+...                state="firing", action="firing", value=1.1, message="CH4 high", id="a1",
+...                time_ns=6)
+>>> print(alert_lines([p])[0].replace(" state", "\n state"))
+alert,enterprise=m1,level=orange,rule=ch4\ face,sensor=S1,site=f1
+ state="firing",action="firing",value=1.1,message="CH4 high",id="a1" 6
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from riskwatch.storage.lineproto import escape_field_string, escape_tag
+
+__all__ = ["AlertPoint", "alert_lines"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPoint:
+    """One point of the ``alert`` measurement, in plain fields."""
+
+    enterprise: str
+    site: str
+    sensor: str
+    rule: str
+    level: str
+    state: str
+    action: str
+    value: float
+    message: str
+    id: str
+    time_ns: int
+
+
+def alert_lines(points: Iterable[AlertPoint]) -> list[str]:
+    """Line protocol of each point (one line per point, in order)."""
+    out = []
+    for p in points:
+        tags = {"enterprise": p.enterprise, "site": p.site, "sensor": p.sensor, "rule": p.rule,
+                "level": p.level}  # fmt: skip
+        tagstr = ",".join(f"{k}={escape_tag(v)}" for k, v in sorted(tags.items()) if v)
+        v = p.value if math.isfinite(p.value) else 0.0
+        out.append(
+            f"alert,{tagstr} state={escape_field_string(p.state)},"
+            f"action={escape_field_string(p.action)},value={float(v)!r},"
+            f"message={escape_field_string(p.message)},id={escape_field_string(p.id)} "
+            f"{p.time_ns}"
+        )
+    return out

@@ -165,6 +165,7 @@ def record_scenario(name: str, dest: Path, hours: float | None) -> None:
     reg = None
     if "sink" in state:
         reg = state["sink"].registry
+        state["sink"].wait_idle(60)  # every notification written before the log is read
         state["sink"].stop()
     (dest / "signals").mkdir(parents=True, exist_ok=True)
     (dest / "alerts").mkdir(parents=True, exist_ok=True)
@@ -209,6 +210,11 @@ def compare(a: Path, b: Path) -> int:
     """Every file of ``a`` against the same file of ``b``; prints the first differences."""
     bad = 0
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    absent = [rel for rel in files if not (b / rel).exists()]
+    if absent:
+        folders = sorted({str(rel.parts[0]) for rel in absent})
+        print(f"not in b (not compared): {len(absent)} files under {', '.join(folders)}")
+    files = [rel for rel in files if (b / rel).exists()]
     for rel in files:
         la, lb = _lines(a / rel), _lines(b / rel)
         if la == lb:

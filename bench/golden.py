@@ -253,7 +253,9 @@ def compare_tests(a: Path, b: Path) -> int:
     bad = 0
     for test in sorted(set(sa) | set(sb)):
         ka, kb = sa.get(test, {}), sb.get(test, {})
-        if {k: sorted(v) for k, v in ka.items()} == {k: sorted(v) for k, v in kb.items()}:
+        if {k: sorted(v, key=repr) for k, v in ka.items()} == {
+            k: sorted(v, key=repr) for k, v in kb.items()
+        }:
             same = all(ka[k] == kb[k] for k in ka)
             print(f"{'same ' if same else 'order'} {test}: {len(ka)} alerts, "
                   f"{sum(map(len, ka.values()))} transitions")  # fmt: skip

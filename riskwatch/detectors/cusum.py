@@ -77,7 +77,7 @@ class Cusum(Detector):
         sp, sn = self._sums(sensor, value)
         return 5.0 * np.maximum(sp, sn) / self.h
 
-    def _step_rows(
+    def step_rows(
         self,
         st: dict[str, np.ndarray],
         value: np.ndarray,

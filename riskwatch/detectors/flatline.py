@@ -103,7 +103,7 @@ class Flatline(Detector):
             out = np.maximum(out, c)
         return np.where(s["n"][sensor] >= self.warmup, out, 0.0)
 
-    def _step_rows(
+    def step_rows(
         self,
         st: dict[str, np.ndarray],
         value: np.ndarray,
@@ -166,7 +166,7 @@ class Flatline(Detector):
             return None
         return kernels.FLATLINE, (self.alpha, self.tol, self.rel_tol, float(self.warmup))
 
-    def _block_finish(
+    def finish_kernel(
         self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
     ) -> np.ndarray:
         out = np.zeros(len(raw))  # raw: scoring run length, aux: repeat probability

@@ -9,7 +9,8 @@ selected streams, not on every sensor; the numpy detectors cover the fleet.
 * ``river_asset_hst``: one HalfSpaceTrees per *asset* over all its sensors' latest
   values (multivariate: a pump whose current, vibration and outlet pressure disagree).
   The asset of a sensor is the registry column ``group_by`` (default tag ``asset``);
-  the stage binds the registry; unbound (``riskwatch score``), all columns are one asset.
+  the stage binds the registry (:class:`~.base.GroupedDetector`); unbound
+  (``riskwatch score``), all columns are one asset.
 * ``river_drift``: :class:`river.drift.ADWIN` or :class:`river.drift.KSWIN` per sensor;
   score 1 on the reading at which the detector signals drift.
 
@@ -34,7 +35,6 @@ from typing import Any, Literal
 import numpy as np
 
 from riskwatch.detectors.base import Detector, check
-from riskwatch.detectors.registry import register
 
 __all__ = ["RiverAssetHST", "RiverDrift", "RiverHST"]
 
@@ -70,7 +70,6 @@ class _PerKey(Detector):
             self._seen.pop(int(s), None)
 
 
-@register
 class RiverHST(_PerKey):
     """Per-sensor HalfSpaceTrees (univariate)."""
 
@@ -108,7 +107,6 @@ class RiverHST(_PerKey):
             self._seen[s] = self._seen.get(s, 0) + 1
 
 
-@register
 class RiverAssetHST(_PerKey):
     """HalfSpaceTrees per asset over the latest value of each of its sensors."""
 
@@ -136,7 +134,7 @@ class RiverAssetHST(_PerKey):
         self._group = np.zeros(0, dtype=np.int64)
         self._latest: dict[int, dict[str, float]] = {}
 
-    def bind(self, groups: np.ndarray) -> None:
+    def bind_groups(self, groups: np.ndarray) -> None:
         """Group id per sensor id (the stage passes the registry column, factorised)."""
         self._group = np.asarray(groups, dtype=np.int64)
 
@@ -178,7 +176,6 @@ class RiverAssetHST(_PerKey):
             self._seen[g] = self._seen.get(g, 0) + 1
 
 
-@register
 class RiverDrift(_PerKey):
     """Per-sensor ADWIN or KSWIN concept-drift detector."""
 

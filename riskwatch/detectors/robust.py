@@ -73,7 +73,7 @@ class RobustZScore(Detector):
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         return z_to_decades(self.z(sensor, value))
 
-    def _step_rows(
+    def step_rows(
         self,
         st: dict[str, np.ndarray],
         value: np.ndarray,
@@ -134,7 +134,7 @@ class RobustZScore(Detector):
             return None
         return kernels.ROBUST, (self.alpha, self.c, self.min_std, float(self.warmup), _K)
 
-    def _block_finish(
+    def finish_kernel(
         self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
     ) -> np.ndarray:
         if need is None:  # raw: z

@@ -114,8 +114,8 @@ def _flatline(r: np.ndarray, col: int, x: float, alpha: float, tol: float, rel_t
     is scored with (the caller takes ``run * -log10(p)``); learns."""
     n = r[col]
     last = r[col + 1]
-    same_f = r[col + 3]
-    tot = r[col + 4]
+    repeats = r[col + 3]
+    compared = r[col + 4]
     d = x - last
     t = rel_tol * abs(last)
     if tol:
@@ -127,10 +127,10 @@ def _flatline(r: np.ndarray, col: int, x: float, alpha: float, tol: float, rel_t
     p = 1.0
     if same and n >= warmup:
         hit = run
-        p = (same_f + 1.0) / (tot + 2.0)
+        p = (repeats + 1.0) / (compared + 2.0)
     if n > 0:
-        r[col + 3] = same_f * (1.0 - alpha) + (1.0 if same else 0.0)
-        r[col + 4] = tot * (1.0 - alpha) + 1.0
+        r[col + 3] = repeats * (1.0 - alpha) + (1.0 if same else 0.0)
+        r[col + 4] = compared * (1.0 - alpha) + 1.0
     else:
         r[col + 4] = 0.0
     r[col + 1] = x
@@ -259,7 +259,7 @@ def calibrate_block(
     look_out: np.ndarray,
     ge_out: np.ndarray,
 ) -> tuple[int, float]:
-    """:meth:`~riskwatch.detectors.combine.TailCalibrator.score_learn_rows` without the
+    """:meth:`~riskwatch.detectors.calibrate.TailCalibrator.score_learn_rows` without the
     transcendental part, after :func:`step_block` advanced each sensor's total and
     weight (columns ``tcol``, ``tcol + 1`` of ``rows``; ``tw`` holds their values before
     the reading). ``cnt`` holds the half-decade bins (sensor x member x bin, highest bin

@@ -240,3 +240,23 @@ def test_row_state_detector_without_step_rows_is_refused_at_definition() -> None
         class Broken(PageHinkley):
             row_state = True
             step_rows = Detector.step_rows
+
+
+def test_registry_lists_every_detector_type_of_the_package() -> None:
+    """The type table is written by hand (no self-registration on import): every
+    concrete Detector subclass defined in riskwatch.detectors is in it, under its
+    ``kind``."""
+    import inspect
+
+    import riskwatch.detectors  # noqa: F401 - every detector module
+
+    def subclasses(cls: type) -> set[type]:
+        return {c for sub in cls.__subclasses__() for c in {sub, *subclasses(sub)}}
+
+    ours = {
+        c
+        for c in subclasses(Detector)
+        if c.__module__.startswith("riskwatch.detectors.") and not inspect.isabstract(c)
+    }
+    assert ours == set(DETECTORS.values())
+    assert all(DETECTORS[c.kind] is c for c in ours)

@@ -102,6 +102,33 @@ def test_member_scores_equal_members_run_alone(
         np.testing.assert_array_equal(np.concatenate(got[k]), want, err_msg=k)
 
 
+@pytest.mark.parametrize("jit", [True, False])
+def test_row_block_grows_mid_stream_and_members_keep_their_state(jit: bool) -> None:
+    """New sensor ids past the block's capacity arrive mid-stream: the block grows, the
+    members' and calibrator's state moves into it (``move_rows_to``), and every member
+    still scores exactly as when run alone."""
+    sensor, value, time = _fleet(6, nan=False)
+    late = sensor + 40 * (time >= 350 * STEP)  # from round 350 on, the ids 40..51
+    ens = Ensemble(_members(3), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05, jit=jit)
+    got = {k: [] for k in ens.members}
+    sizes = []
+    for a in range(0, len(late), 120):
+        out = ens.process(late[a : a + 120], value[a : a + 120], time[a : a + 120])
+        sizes.append(len(ens._rows))
+        for k, v in out.members.items():
+            got[k].append(v)
+    assert sizes[0] < sizes[-1] and all(d.n_sensors == sizes[-1] for d in ens.members.values())
+    alone = _members(3)
+    cals = {k: TailCalibrator(0.05, 10.0) for k in alone}
+    for k, det in alone.items():
+        want = np.zeros(len(late))
+        for a in range(0, len(late), 12):  # one round per time step
+            s, v, t = late[a : a + 12], value[a : a + 12], time[a : a + 12]
+            want[a : a + 12] = cals[k].score_learn(s, det.surprise(s, v, t))
+            det.learn(s, v, t)
+        np.testing.assert_array_equal(np.concatenate(got[k]), want, err_msg=k)
+
+
 @pytest.mark.parametrize("variant", [0, 1, 2, 3])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("jit", [True, False])

@@ -24,6 +24,7 @@ from riskwatch.detectors.ensemble import Ensemble
 from riskwatch.detectors.expression import pooled
 from riskwatch.detectors.robust import RobustZScore
 from riskwatch.detectors.stage import DetectorStage
+from riskwatch.durations import Duration
 from riskwatch.errors import ConfigErrors
 from riskwatch.model import Batch, Flags, Level
 from riskwatch.pipeline import StageContext
@@ -262,6 +263,7 @@ def test_stage_selects_by_kind_and_emits_once_per_window(tmp_path: Path) -> None
     assert fire.source == "detector" and fire.level is Level.YELLOW and fire.rule == "ch4_level"
     assert fire.score is not None and fire.score >= 0.5
     assert "e/s/ch4-1" in fire.message and fire.extra == {"members": {"z": fire.score}}
+    assert signals[1].message == "ch4_level: e/s/ch4-1 back to normal (no anomaly for 10m)"
 
 
 def test_stage_skips_calibrating_readings_and_tick_resolves_quiet_sensor(tmp_path: Path) -> None:
@@ -276,6 +278,30 @@ def test_stage_skips_calibrating_readings_and_tick_resolves_quiet_sensor(tmp_pat
     assert st.tick(StageContext(110 * MIN, reg)) == []
     (res,) = st.tick(StageContext(115 * MIN, reg))
     assert (res.state, res.sensor, res.level) == ("resolved", 0, None)
+    assert res.message == "ch4_level: e/s/ch4-1 window closed (quiet for 10m)"
+
+
+def test_hold_durations_parsed_at_load_keep_their_spelling(tmp_path: Path) -> None:
+    """``hold`` and ``repeats.hold`` are Durations from the file on: nanoseconds for the
+    decision, the file's text for messages (600s stays 600s, not 10m)."""
+    f = load_detector_text(
+        "detectors:\n  - name: a\n    hold: 600s\n    repeats: {floor: 0.2, hold: 1h30m}\n"
+        "    members: {z: {type: robust}}\n  - name: b\n    members: {z: {type: robust}}\n"
+    )
+    a, b = f.detectors
+    assert isinstance(a.hold, Duration) and isinstance(a.repeats.hold, Duration)
+    assert (int(a.hold), str(a.hold)) == (600 * 10**9, "600s")
+    assert (int(a.repeats.hold), str(a.repeats.hold)) == (90 * MIN, "1h30m")
+    assert (int(b.hold), str(b.hold)) == (60 * MIN, "1h")  # the default
+    ens = a.build()
+    assert (ens.hold_ns, ens.repeat_hold_ns) == (600 * 10**9, 90 * MIN)
+    reg = _registry()
+    st = _stage(tmp_path, reg, hold="600s")
+    st.process(_batch(0, 100, {0: np.random.default_rng(2).normal(1.0, 0.05, 100)}),
+               StageContext(0, reg))  # fmt: skip
+    st.process(_batch(100, 1, {0: np.array([9.0])}), StageContext(0, reg))
+    (res,) = st.tick(StageContext(111 * MIN, reg))
+    assert res.message.endswith("(quiet for 600s)")
 
 
 def test_stage_new_sensor_of_selected_kind_is_picked_up(tmp_path: Path) -> None:

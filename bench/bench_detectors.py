@@ -15,7 +15,7 @@ against the rule core on the same batches, plus river models' cost per reading.
   calibration and the window decision do their steady-state work; the timed batches
   are the same).
   The warm state is also timed with the compiled kernels off (``Ensemble.jit = False``:
-  the numpy ``_step_rows`` path, same numbers), to show what the kernels buy.
+  the numpy ``step_rows`` path, same numbers), to show what the kernels buy.
 * Per reading, single sensor stream (what ``riskwatch score`` does): each numpy detector
   and each river adapter, microseconds per reading.
 
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_rules import make_batches, registry, rules_text
 
-from riskwatch.detectors.base import run_stream
+from riskwatch.detectors.base import GroupedDetector, run_stream
 from riskwatch.detectors.cli import default_config_path
 from riskwatch.detectors.registry import DETECTORS
 from riskwatch.detectors.stage import DetectorStage
@@ -104,7 +104,7 @@ def fleet(n_sensors: int, n_batches: int, size: int, warm_rounds: int) -> None:
     def warm_numpy() -> DetectorStage:
         st = copy.deepcopy(warm, {id(reg): reg})
         for e in st.entries:
-            e.ensemble.jit = False  # the numpy _step_rows path the kernels replace
+            e.ensemble.jit = False  # the numpy step_rows path the kernels replace
         return st
 
     # Interleaved (rules, cold, warm, numpy, rules, ...), best of ROUNDS each: a slow
@@ -161,8 +161,8 @@ def per_reading(n: int) -> None:
 
         def make(name: str = name, kw: dict = kw):
             d = DETECTORS[name](**kw)
-            if hasattr(d, "bind"):
-                d.bind(np.arange(m) // 4)  # assets of 4 sensors
+            if isinstance(d, GroupedDetector):
+                d.bind_groups(np.arange(m) // 4)  # assets of 4 sensors
             return d
 
         dt = _cpu(lambda d: run_stream(d, ss, xs.reshape(-1), ts), make)

@@ -1,7 +1,15 @@
 """Streaming anomaly and drift detectors (numpy over all sensors at once, river adapters).
 
-Public names: the detector classes, :class:`Ensemble`, :class:`DetectorStage`, the
-config loader and :func:`build_stage` (the engine's factory). See docs/detectors.md.
+Public names: the detector classes, :class:`Ensemble` (members, combine expression,
+calibration, window decision), :class:`DetectorStage`, the config loader and
+:func:`build_stage` (the engine's factory). See docs/detectors.md.
+
+Modules, bottom up: ``base`` (the contract and the row-block methods), the detector
+types (``robust``, ``seasonal_shift``, ``flatline``, ``cusum``, ``slow_level``,
+``page_hinkley``, ``river_adapter``; ``chart`` is the EWMA chart two of them share,
+``kernels`` the compiled rounds of three), ``registry`` (the type table),
+``expression``, ``calibrate``, ``decision``, ``ensemble``, ``config``, ``stage``,
+``cli`` (``riskwatch score``).
 """
 
 from __future__ import annotations
@@ -9,15 +17,18 @@ from __future__ import annotations
 from riskwatch.catalog import SensorRegistry
 from riskwatch.config.engine import EngineConfig
 from riskwatch.detectors.base import Detector, HyperParameterError, rounds, run_stream
-from riskwatch.detectors.combine import Ensemble, TailCalibrator
+from riskwatch.detectors.calibrate import TailCalibrator
 from riskwatch.detectors.config import DetectorSpec, load_detector_file, load_detector_text
 from riskwatch.detectors.cusum import Cusum
-from riskwatch.detectors.ewma import EWMAZScore
+from riskwatch.detectors.decision import WindowDecision
+from riskwatch.detectors.ensemble import Ensemble, EnsembleOutput
 from riskwatch.detectors.flatline import Flatline
 from riskwatch.detectors.page_hinkley import PageHinkley
-from riskwatch.detectors.registry import DETECTORS, register
+from riskwatch.detectors.registry import DETECTORS
+from riskwatch.detectors.river_adapter import RiverAssetHST, RiverDrift, RiverHST
 from riskwatch.detectors.robust import RobustZScore
-from riskwatch.detectors.seasonal import SeasonalBaseline, SeasonalShift
+from riskwatch.detectors.seasonal_shift import SeasonalShift
+from riskwatch.detectors.slow_level import SlowLevel
 from riskwatch.detectors.stage import DetectorStage
 
 __all__ = [
@@ -26,19 +37,22 @@ __all__ = [
     "Detector",
     "DetectorSpec",
     "DetectorStage",
-    "EWMAZScore",
     "Ensemble",
+    "EnsembleOutput",
     "Flatline",
     "HyperParameterError",
     "PageHinkley",
+    "RiverAssetHST",
+    "RiverDrift",
+    "RiverHST",
     "RobustZScore",
-    "SeasonalBaseline",
     "SeasonalShift",
+    "SlowLevel",
     "TailCalibrator",
+    "WindowDecision",
     "build_stage",
     "load_detector_file",
     "load_detector_text",
-    "register",
     "rounds",
     "run_stream",
 ]

@@ -4,7 +4,7 @@ A detector keeps its learned state in numpy arrays indexed by sensor id. One cal
 handles one *round*: arrays ``sensor``, ``value``, ``time`` in which each sensor occurs
 at most once. ``score`` reads the state and never changes it; ``learn`` updates it and
 returns nothing. The streaming order is always score first, then learn, so a score only
-depends on readings before (and at) it — there is no look-ahead.
+depends on readings before (and at) it: there is no look-ahead.
 
 A micro-batch may hold several readings of one sensor; :func:`rounds` splits it into
 rounds (the k-th reading of every sensor goes into round k) so a batch gives exactly
@@ -13,14 +13,21 @@ thousands of sensors, so the Python loop runs over rounds, never over readings.
 
 Scores are in [0, 1] and on one scale for every detector and every series:
 ``0.5`` is each detector's classic decision rule (``z`` tail probability 1e-5, CUSUM
-sum reaching ``h``, Page–Hinkley reaching ``lambda``), ``1`` is far past it. For
+sum reaching ``h``, Page-Hinkley reaching ``lam``), ``1`` is far past it. For
 z-type detectors the score is ``-log10(p) / 10`` with ``p`` the two-sided Gaussian
 tail probability of the standardised deviation, so the scale means the same thing on
 a temperature and on a request latency.
 
+Row-state detectors (one number per sensor and state field) can hand their state to a
+*row block*, a float64 array with one row per sensor that an ensemble shares among its
+members: :meth:`Detector.row_fields` names the columns a detector needs,
+:meth:`Detector.move_rows_to` copies its state there and keeps it there,
+:meth:`Detector.step_rows` scores and learns one round on gathered rows. The ensemble
+only ever uses these public methods; the state arrays stay private to the detector.
+
 >>> import numpy as np
->>> from riskwatch.detectors.ewma import EWMAZScore
->>> det = EWMAZScore(alpha=0.1, warmup=5)
+>>> from riskwatch.detectors.robust import RobustZScore
+>>> det = RobustZScore(alpha=0.1, warmup=5)
 >>> run_stream(det, np.zeros(3, np.int32), np.array([1.0, 1.0, 1.0]))
 array([0., 0., 0.])
 >>> float(np.round(z_score_to_unit(np.array([4.42]))[0], 2))
@@ -31,13 +38,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from scipy.special import log_ndtr
 
 __all__ = [
     "Detector",
+    "GroupedDetector",
     "HyperParameterError",
     "rounds",
     "run_stream",
@@ -102,11 +110,20 @@ def check(cond: bool, name: str, msg: str) -> None:
 
 
 class Detector(ABC):
-    """Base of the vectorised detectors.
+    """Base of the vectorised detectors: river's contract over whole columns.
 
     Subclasses declare ``state_fields`` (name -> (dtype, initial value)); the arrays grow
     on demand when a larger sensor id arrives. Hyper-parameters are constructor arguments,
-    validated there; ``threshold`` is the calibrated default alert threshold on the score.
+    validated there (:class:`HyperParameterError` names the parameter); learned state is
+    private. Subclasses implement :meth:`_surprise` (pure) and :meth:`_learn`; row-state
+    subclasses also the fused :meth:`step_rows`.
+
+    Parameters
+    ----------
+    warmup : int
+        Readings of a sensor before its scores may be non-zero.
+    threshold : float
+        The default alert threshold on the score, in (0, 1].
     """
 
     kind: ClassVar[str] = ""
@@ -114,12 +131,12 @@ class Detector(ABC):
     #: per-sensor state). False lets ensembles keep the order :func:`rounds` gives.
     round_order_free: ClassVar[bool] = True
     state_fields: ClassVar[dict[str, tuple[Any, float]]] = {}
-    #: Whether the state is one number per sensor and field and :meth:`_step_rows` is
+    #: Whether the state is one number per sensor and field and :meth:`step_rows` is
     #: implemented: an ensemble then keeps the fields as columns of one per-sensor row
-    #: block (views in ``_s``) and moves the state of all members with one gather and
-    #: one scatter per round.
+    #: block (:meth:`move_rows_to`) and moves the state of all members with one gather
+    #: and one scatter per round.
     row_state: ClassVar[bool] = False
-    #: Whether :meth:`_step_rows` honours ``need``: the costly exact surprise is then
+    #: Whether :meth:`step_rows` honours ``need``: the costly exact surprise is then
     #: only computed where it can reach one decade or where the caller needs it.
     lazy_low: ClassVar[bool] = False
     #: Whether the surprise is already judged against the sensor's own long-run spread
@@ -132,8 +149,8 @@ class Detector(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # a row-state detector without its fused step would only fail at its first round
         super().__init_subclass__(**kwargs)
-        if cls.row_state and cls._step_rows is Detector._step_rows:
-            raise TypeError(f"{cls.__name__}: row_state = True needs _step_rows")
+        if cls.row_state and cls.step_rows is Detector.step_rows:
+            raise TypeError(f"{cls.__name__}: row_state = True needs step_rows")
 
     def __init__(self, *, warmup: int = 30, threshold: float = 0.5) -> None:
         check(isinstance(warmup, int) and warmup >= 0, "warmup", "must be an integer >= 0")
@@ -171,6 +188,12 @@ class Detector(ABC):
             self._s[k] = new
         self._n = cap
 
+    def reserve(self, n: int) -> None:
+        """Size the state for sensor ids ``< n`` now (no growth copies later). A detector
+        bound to a row block is sized by the block's owner first, so this is a no-op."""
+        if n > 0:
+            self._grow(np.array([n - 1]))
+
     def forget(self, sensor: np.ndarray) -> None:
         """Reset the learned state of these sensors (e.g. after recalibration)."""
         sensor = np.asarray(sensor, dtype=np.int64)
@@ -181,6 +204,11 @@ class Detector(ABC):
     def hyper_parameters(self) -> dict[str, Any]:
         """Constructor arguments, for logs and fingerprints."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def state_nbytes(self) -> int:
+        """Bytes of per-sensor state this detector holds in its own arrays (the columns
+        it keeps in a row block belong to the block)."""
+        return sum(a.nbytes for a in self._s.values())
 
     # -- the contract ----------------------------------------------------------------
     def score(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
@@ -242,16 +270,57 @@ class Detector(ABC):
     ) -> np.ndarray:
         """Fused score-then-learn over finite values (override for speed)."""
         if self.row_state:
-            st = {k: a.take(sensor) for k, a in self._s.items()}
-            out = self._step_rows(st, value, time)
+            gathered = {k: a.take(sensor) for k, a in self._s.items()}
+            out = self.step_rows(gathered, value, time)
             for k, a in self._s.items():
-                a[sensor] = st[k]
+                a[sensor] = gathered[k]
             return out
         out = self._surprise(sensor, value, time)
         self._learn(sensor, value, time)
         return out
 
-    def _step_rows(
+    # -- the row block (row-state detectors inside an ensemble) ------------------------
+    def row_fields(self) -> dict[str, float]:
+        """The columns this detector keeps in a row block: state field -> initial value,
+        in column order (row-state detectors only; integer fields such as counts are
+        stored as float64 there, exactly).
+
+        >>> from riskwatch.detectors.robust import RobustZScore
+        >>> RobustZScore().row_fields()
+        {'n': 0.0, 'loc': 0.0, 'mad': 0.0}
+        """
+        if not self.row_state:
+            raise TypeError(f"{type(self).__name__} keeps no row state")
+        return {k: float(init) for k, (_, init) in self._fields.items()}
+
+    def move_rows_to(self, block: np.ndarray, first: int) -> None:
+        """Copy the learned state into ``block[:, first : first + len(row_fields())]``
+        (as many sensors as both hold; the caller filled the rest with the initial
+        values) and keep the state there from now on: the detector's arrays become
+        column views of ``block`` and its capacity is ``len(block)``. The owner of the
+        block grows it (and calls this again) before a larger sensor id arrives.
+
+        >>> from riskwatch.detectors.robust import RobustZScore
+        >>> det = RobustZScore(warmup=0)
+        >>> det.learn(np.array([1]), np.array([4.0]), np.array([0]))
+        >>> block = np.zeros((3, 4))
+        >>> det.move_rows_to(block, 1)
+        >>> block[1].tolist(), det.n_sensors
+        ([0.0, 1.0, 4.0, 0.0], 3)
+        """
+        cap = len(block)
+        for i, name in enumerate(self.row_fields()):
+            old = self._s[name][:cap]
+            block[: len(old), first + i] = old
+        self.bind_rows(block, first)
+
+    def bind_rows(self, block: np.ndarray, first: int) -> None:
+        """Keep the state in ``block``'s columns from ``first`` on without copying (the
+        block already holds it, e.g. after a copy of the whole block)."""
+        self._s = {name: block[:, first + i] for i, name in enumerate(self.row_fields())}
+        self._n = len(block)
+
+    def step_rows(
         self,
         st: dict[str, np.ndarray],
         value: np.ndarray,
@@ -261,11 +330,11 @@ class Detector(ABC):
         """Score then learn one round of finite values on gathered state.
 
         ``st[field]`` holds each reading's sensor state (writable 1-D arrays, possibly
-        strided views of the ensemble's rows); the method overwrites them in place with
-        the learned state and returns the surprises :meth:`_surprise` would have given.
-        Required when ``row_state`` is True. With ``need`` (a mask) a ``lazy_low``
-        detector may return 0 instead of a surprise below one decade where ``need`` is
-        False (the ensemble's decisions never depend on those values).
+        strided views of an ensemble's row block); the method overwrites them in place
+        with the learned state and returns the surprises :meth:`_surprise` would have
+        given. Required when ``row_state`` is True. With ``need`` (a mask) a
+        ``lazy_low`` detector may return 0 instead of a surprise below one decade where
+        ``need`` is False (the ensemble's decisions never depend on those values).
         Detectors without ``row_state`` never get here (checked at class creation).
         """
         raise NotImplementedError
@@ -273,14 +342,14 @@ class Detector(ABC):
     def block_kernel(self) -> tuple[int, tuple[float, ...]] | None:
         """This instance's member code and hyper-parameters for the compiled one-pass
         round (:func:`.kernels.step_block`), or None (then ensembles use the numpy
-        :meth:`_step_rows` path). Only row-state detectors with a kernel return one."""
+        :meth:`step_rows` path). Only row-state detectors with a kernel return one."""
         return None
 
-    def _block_finish(
+    def finish_kernel(
         self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
     ) -> np.ndarray:
         """Surprises from the kernel's raw outputs of one round (the transcendental part,
-        in numpy on the readings that need it); ``need`` as in :meth:`_step_rows`. By
+        in numpy on the readings that need it); ``need`` as in :meth:`step_rows`. By
         default the raw output is the surprise itself (CUSUM's is)."""
         return raw
 
@@ -289,6 +358,17 @@ class Detector(ABC):
 
     @abstractmethod
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None: ...
+
+
+@runtime_checkable
+class GroupedDetector(Protocol):
+    """A detector whose model spans a group of sensors (an asset's sensors): the stage
+    factorises the registry column ``group_by`` and hands it the group id of every
+    sensor id with :meth:`bind_groups` (again whenever the registry changes)."""
+
+    group_by: str
+
+    def bind_groups(self, groups: np.ndarray) -> None: ...
 
 
 def rounds(sensor: np.ndarray) -> Iterator[np.ndarray]:

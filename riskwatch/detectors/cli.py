@@ -1,11 +1,11 @@
 """``riskwatch score``: offline anomaly scoring of a CSV with exactly the streaming code.
 
-The file is fed row by row through the same :class:`~riskwatch.detectors.combine.Ensemble`
+The file is fed row by row through the same :class:`~riskwatch.detectors.ensemble.Ensemble`
 the engine runs (each value column is one sensor, each row one round: score, then
 learn), so the score of a row depends only on the rows before and at it.
 
     riskwatch score data.csv -o scored.csv                  # bundled default config
-    riskwatch score data.csv -o scored.csv --detector ewma  # one detector type, defaults
+    riskwatch score data.csv -o scored.csv --detector robust  # one detector type, defaults
     riskwatch score data.csv -o scored.csv --config my_detectors.yaml --detector pumps
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskwatch.detectors.combine import Ensemble
 from riskwatch.detectors.config import DetectorSpec, load_detector_file
+from riskwatch.detectors.ensemble import Ensemble
 from riskwatch.detectors.registry import DETECTORS
 from riskwatch.errors import RiskwatchError
 

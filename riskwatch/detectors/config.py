@@ -11,20 +11,26 @@ which level they alert. Parsed strictly (errors carry file:line:col and key path
         hold: 1h                      # a window closes 1 h after its last hot reading
         repeats: {floor: 0.3, hold: 3h}  # decision score: weak episodes count once
         members:
-          level: {type: ewma, alpha: 0.02}
+          level: {type: robust, alpha: 0.02}
           drift: {type: page_hinkley, delta: 0.25, lam: 25}
         combine: {any: [level, drift]}
 
+Durations (``hold``, ``repeats.hold``) are parsed at load into
+:class:`~riskwatch.durations.Duration`: nanoseconds that keep the file's spelling for
+messages.
+
 >>> spec = load_detector_text(
-...     "detectors: [{name: d, members: {z: {type: ewma, alpha: 0.1}}}]", file="d.yaml")
->>> spec.detectors[0].build().members["z"].alpha
-0.1
+...     "detectors: [{name: d, hold: 90m, members: {z: {type: robust, alpha: 0.1}}}]",
+...     file="d.yaml")
+>>> entry = spec.detectors[0]
+>>> entry.build().members["z"].alpha, int(entry.hold) // 10**9, str(entry.hold)
+(0.1, 5400, '90m')
 >>> try:
-...     load_detector_text("detectors: [{name: d, members: {z: {type: ewma, alpha: 2}}}]",
+...     load_detector_text("detectors: [{name: d, members: {z: {type: robust, alpha: 2}}}]",
 ...                        file="d.yaml")
 ... except ConfigErrors as e:
 ...     print(e)
-d.yaml:1:56: detectors[0].members.z.alpha: must be in (0, 1], got 2
+d.yaml:1:58: detectors[0].members.z.alpha: must be in (0, 1], got 2
 """
 
 from __future__ import annotations
@@ -37,11 +43,12 @@ from typing import Any
 from riskwatch.config.schema import parse
 from riskwatch.config.yamldoc import KeyPath, YamlDoc
 from riskwatch.detectors.base import Detector, HyperParameterError
-from riskwatch.detectors.combine import Combine, Ensemble
+from riskwatch.detectors.ensemble import Ensemble
+from riskwatch.detectors.expression import OPERATORS, Combine
 from riskwatch.detectors.registry import DETECTORS
+from riskwatch.durations import Duration
 from riskwatch.errors import ConfigError, ConfigErrors
 from riskwatch.model import Level
-from riskwatch.rules.parse import parse_duration
 
 __all__ = [
     "DetectorFile",
@@ -53,16 +60,11 @@ __all__ = [
 ]
 
 
+_ONE_HOUR = Duration.parse("1h")  # the default hold of windows and quiet episodes
+
+
 def _unit(v: float) -> str | None:
     return None if 0.0 < v <= 1.0 else f"must be in (0, 1], got {v}"
-
-
-def _duration(v: Any) -> str | None:
-    try:
-        parse_duration(v)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,10 @@ class Repeats:
     """Repeat suppression of the decision score below the alert threshold: a reading at
     or above ``floor`` opens a quiet episode that lasts until ``hold`` passes without
     another one; its later sub-threshold readings score 0 in the decision (see
-    :mod:`.combine`). Alerts are unchanged; ranking at any cut-off is what changes."""
+    :mod:`.decision`). Alerts are unchanged; ranking at any cut-off is what changes."""
 
     floor: float = field(metadata={"check": _unit})
-    hold: str = field(default="1h", metadata={"check": _duration})
+    hold: Duration = _ONE_HOUR
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class DetectorSpec:
     exclude: dict[str, Any] = field(default_factory=dict)
     combine: Any = None
     threshold: float = field(default=0.5, metadata={"check": _unit})
-    hold: str = field(default="1h", metadata={"check": _duration})
+    hold: Duration = _ONE_HOUR
     calibrate: float = field(
         default=0.0,
         metadata={"check": lambda v: None if 0.0 <= v < 1.0 else f"must be in [0, 1), got {v}"},
@@ -106,11 +108,11 @@ class DetectorSpec:
             members,
             _combine(self.combine),
             threshold=self.threshold,
-            hold_ns=parse_duration(self.hold),
+            hold_ns=int(self.hold),
             calibrate_alpha=self.calibrate,
             calibrate_prior=self.calibrate_prior,
             repeat_floor=None if self.repeats is None else self.repeats.floor,
-            repeat_hold_ns=parse_duration(self.repeats.hold) if self.repeats else 0,
+            repeat_hold_ns=int(self.repeats.hold) if self.repeats else 0,
         )
 
     def fingerprint(self) -> str:
@@ -154,7 +156,7 @@ def _check_combine(raw: Any, doc: YamlDoc, path: KeyPath, members: dict[str, Any
             )
         ]
     ((op, args),) = raw.items()
-    if op not in ("any", "all", "pooled"):
+    if op not in OPERATORS:
         return [doc.error((*path, op), "must be 'any', 'all' or 'pooled'", at_key=True)]
     if not isinstance(args, list) or not args:
         return [doc.error((*path, op), "expected a non-empty list")]

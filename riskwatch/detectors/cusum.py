@@ -7,14 +7,16 @@ larger than ``k`` sigmas; the alarm is ``max(S+, S-) >= h`` (score 0.5), after w
 both sums restart and the baseline jumps to the new level. For ``k = 0.5`` and
 ``h = 8`` the in-control average run length is about 10^5 readings.
 
+300 standard normal readings, then the mean shifts by 1.5 sigma: the first alarm comes
+6 readings later, and after each alarm the sums restart on the new level:
+
 >>> import numpy as np
 >>> from riskwatch.detectors.base import run_stream
 >>> rng = np.random.default_rng(1)
 >>> x = np.r_[rng.normal(0, 1, 300), rng.normal(1.5, 1, 100)]
 >>> s = run_stream(Cusum(), np.zeros(len(x), np.int32), x)
->>> first = int(np.argmax(s >= 0.5))
->>> bool(s[:300].max() < 0.5), 300 < first < 330
-(True, True)
+>>> np.flatnonzero(s >= 0.5).tolist(), float(s[:300].max().round(3))
+([306, 316, 332], 0.222)
 """
 
 from __future__ import annotations
@@ -33,7 +35,34 @@ __all__ = ["Cusum", "CusumRef"]
 
 
 class Cusum(Detector):
-    """Two-sided standardised CUSUM over all sensors; ``k`` and ``h`` in sigmas."""
+    """Two-sided standardised CUSUM over all sensors; ``k`` and ``h`` in sigmas.
+
+    Surprise ``5 * max(S+, S-) / h`` (score 0.5 at the alarm ``h``).
+
+    Parameters
+    ----------
+    alpha : float
+        Weight of a reading in the baseline mean and variance, in (0, 1] (at least
+        ``1/n``: a plain average at the start).
+    k : float
+        Allowance in sigmas: shifts smaller than ``k`` do not accumulate (0.5 tunes the
+        chart to a shift of about one sigma).
+    h : float
+        Alarm level of the sums in sigmas.
+    min_std : float
+        Floor on the baseline sigma in the sensor's unit.
+    warmup : int
+        Readings before the sums move.
+    threshold : float
+        Default alert threshold on the score.
+
+    References
+    ----------
+    E. S. Page, "Continuous inspection schemes", *Biometrika* 41 (1954) 100-115.
+    D. C. Montgomery, *Introduction to Statistical Quality Control*, 6th ed., Wiley,
+    2009, section 9.1 (the tabular CUSUM; ``k = 0.5``, ``h`` 4-5 for shifts of one
+    sigma; ``h = 8`` here for a long in-control run length on fleet-scale streams).
+    """
 
     kind = "cusum"
     row_state = True
@@ -41,8 +70,8 @@ class Cusum(Detector):
         "n": (np.int64, 0),
         "mean": (np.float64, 0.0),
         "var": (np.float64, 0.0),
-        "sp": (np.float64, 0.0),
-        "sn": (np.float64, 0.0),
+        "sum_up": (np.float64, 0.0),
+        "sum_down": (np.float64, 0.0),
     }
 
     def __init__(
@@ -69,15 +98,15 @@ class Cusum(Detector):
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.clip(np.where(d == 0.0, 0.0, d / sd), -_ZMAX, _ZMAX)
         z = np.where(s["n"][sensor] >= max(self.warmup, 2), z, 0.0)
-        sp = np.maximum(0.0, s["sp"][sensor] + z - self.k)
-        sn = np.maximum(0.0, s["sn"][sensor] - z - self.k)
-        return sp, sn
+        sum_up = np.maximum(0.0, s["sum_up"][sensor] + z - self.k)
+        sum_down = np.maximum(0.0, s["sum_down"][sensor] - z - self.k)
+        return sum_up, sum_down
 
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
-        sp, sn = self._sums(sensor, value)
-        return 5.0 * np.maximum(sp, sn) / self.h
+        sum_up, sum_down = self._sums(sensor, value)
+        return 5.0 * np.maximum(sum_up, sum_down) / self.h
 
-    def _step_rows(
+    def step_rows(
         self,
         st: dict[str, np.ndarray],
         value: np.ndarray,
@@ -86,7 +115,8 @@ class Cusum(Detector):
     ) -> np.ndarray:
         """:meth:`_surprise` then :meth:`_learn` on gathered state (updated in place), the
         sums computed once (identical numbers)."""
-        n, mean, var, sp, sn = st["n"], st["mean"], st["var"], st["sp"], st["sn"]
+        n, mean, var = st["n"], st["mean"], st["var"]
+        sum_up, sum_down = st["sum_up"], st["sum_down"]
         n_min = float(n.min())  # past warm-up everywhere (the usual case): fewer masks
         d = value - mean
         scored = n_min >= max(self.warmup, 2) or n >= max(self.warmup, 2)
@@ -100,12 +130,12 @@ class Cusum(Detector):
             np.minimum(z, _ZMAX, out=z)
             if not np.all(scored):
                 z = np.where(scored, z, 0.0)
-            np.maximum(0.0, sp + z - self.k, out=sp)
-            np.maximum(0.0, sn - z - self.k, out=sn)
+            np.maximum(0.0, sum_up + z - self.k, out=sum_up)
+            np.maximum(0.0, sum_down - z - self.k, out=sum_down)
         else:  # z = 0
-            np.maximum(0.0, sp + 0.0 - self.k, out=sp)
-            np.maximum(0.0, sn - 0.0 - self.k, out=sn)
-        top = np.maximum(sp, sn)
+            np.maximum(0.0, sum_up + 0.0 - self.k, out=sum_up)
+            np.maximum(0.0, sum_down - 0.0 - self.k, out=sum_down)
+        top = np.maximum(sum_up, sum_down)
         out = 5.0 * top / self.h
         alarm = top >= self.h
         # max(alpha, 1/(n+1)) is alpha for every reading once 1/(n_min+1) <= alpha
@@ -126,8 +156,8 @@ class Cusum(Detector):
             np.copyto(mean, value, where=reset)
             if n_min == 0.0:
                 var[first] = 0.0
-            sp[alarm] = 0.0
-            sn[alarm] = 0.0
+            sum_up[alarm] = 0.0
+            sum_down[alarm] = 0.0
         n += 1
         return out
 
@@ -138,8 +168,8 @@ class Cusum(Detector):
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s
-        sp, sn = self._sums(sensor, value)
-        alarm = np.maximum(sp, sn) >= self.h
+        sum_up, sum_down = self._sums(sensor, value)
+        alarm = np.maximum(sum_up, sum_down) >= self.h
         n = s["n"][sensor]
         a = np.maximum(self.alpha, 1.0 / (n + 1.0))
         d = value - s["mean"][sensor]
@@ -148,13 +178,13 @@ class Cusum(Detector):
         var = np.where(first, 0.0, (1.0 - a) * (s["var"][sensor] + a * d * d))
         s["mean"][sensor] = mean
         s["var"][sensor] = var
-        s["sp"][sensor] = np.where(alarm, 0.0, sp)
-        s["sn"][sensor] = np.where(alarm, 0.0, sn)
+        s["sum_up"][sensor] = np.where(alarm, 0.0, sum_up)
+        s["sum_down"][sensor] = np.where(alarm, 0.0, sum_down)
         s["n"][sensor] = n + 1
 
 
 class CusumRef:
-    """Scalar reference of :class:`Cusum`."""
+    """Scalar reference of :class:`Cusum` for one sensor (same parameters)."""
 
     def __init__(
         self,
@@ -166,7 +196,7 @@ class CusumRef:
         warmup: int = 30,
     ) -> None:
         self.alpha, self.k, self.h, self.min_std, self.warmup = alpha, k, h, min_std, warmup
-        self.n, self.mean, self.var, self.sp, self.sn = 0, 0.0, 0.0, 0.0, 0.0
+        self.n, self.mean, self.var, self.sum_up, self.sum_down = 0, 0.0, 0.0, 0.0, 0.0
 
     def _sums(self, x: float) -> tuple[float, float]:
         z = 0.0
@@ -175,19 +205,19 @@ class CusumRef:
             sd = max(math.sqrt(self.var), self.min_std)
             z = 0.0 if d == 0.0 else (d / sd if sd > 0 else math.copysign(math.inf, d))
             z = min(max(z, -_ZMAX), _ZMAX)
-        return max(0.0, self.sp + z - self.k), max(0.0, self.sn - z - self.k)
+        return max(0.0, self.sum_up + z - self.k), max(0.0, self.sum_down - z - self.k)
 
     def score_one(self, x: float, t: int = 0) -> float:
         if x != x:
             return 0.0
-        sp, sn = self._sums(x)
-        return min(1.0, 0.5 * max(sp, sn) / self.h)
+        sum_up, sum_down = self._sums(x)
+        return min(1.0, 0.5 * max(sum_up, sum_down) / self.h)
 
     def learn_one(self, x: float, t: int = 0) -> None:
         if x != x:
             return
-        sp, sn = self._sums(x)
-        alarm = max(sp, sn) >= self.h
+        sum_up, sum_down = self._sums(x)
+        alarm = max(sum_up, sum_down) >= self.h
         d = x - self.mean
         a = max(self.alpha, 1.0 / (self.n + 1.0))
         if self.n == 0:
@@ -195,5 +225,5 @@ class CusumRef:
         else:
             self.mean = x if alarm else self.mean + a * d
             self.var = (1 - a) * (self.var + a * d * d)
-        self.sp, self.sn = (0.0, 0.0) if alarm else (sp, sn)
+        self.sum_up, self.sum_down = (0.0, 0.0) if alarm else (sum_up, sum_down)
         self.n += 1

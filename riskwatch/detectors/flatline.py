@@ -12,13 +12,17 @@ Two pieces of evidence, the larger wins:
   ``collapse`` times below its long-term value (score 0.5 at that ratio); catches a
   transmitter that still jitters in its last digit but no longer follows the process.
 
+A noisy series that freezes at 0.3 from reading 300 on: reading 300 is a new value,
+301 the first repeat; a sensor that never repeated itself scores 0.5 at the third
+repeat, reading 303, and stays there:
+
 >>> import numpy as np
 >>> from riskwatch.detectors.base import run_stream
 >>> rng = np.random.default_rng(3)
 >>> x = np.r_[rng.normal(0, 1, 300), np.full(10, 0.3)]
 >>> s = run_stream(Flatline(), np.zeros(len(x), np.int32), x)
->>> bool(s[:300].max() < 0.5), int(np.argmax(s >= 0.5)) - 300
-(True, 3)
+>>> int(np.argmax(s >= 0.5)), bool(s[:300].max() < 0.5)
+(303, True)
 """
 
 from __future__ import annotations
@@ -35,7 +39,34 @@ __all__ = ["Flatline", "FlatlineRef"]
 
 
 class Flatline(Detector):
-    """Frozen-value and variance-collapse detector over all sensors."""
+    """Frozen-value and variance-collapse detector over all sensors.
+
+    Parameters
+    ----------
+    alpha : float
+        Weight of a reading in the sensor's repeat frequency, in (0, 1] (0.002 ~ the
+        last 500 readings).
+    tol, rel_tol : float
+        A reading repeats the previous one when they differ by at most
+        ``tol + rel_tol * |previous|``.
+    collapse : float
+        0 switches variance collapse off; otherwise the ratio of long- to short-term
+        mean square successive difference that scores 0.5 (> 1).
+    alpha_short, alpha_long : float
+        Weights of the short- and long-term mean square successive difference
+        (``alpha_long < alpha_short``).
+    warmup : int
+        Readings before scoring.
+    threshold : float
+        Default alert threshold on the score.
+
+    References
+    ----------
+    P.-S. de Laplace, *Essai philosophique sur les probabilités*, 1814 (the rule of
+    succession: the repeat probability ``(repeats + 1) / (readings + 2)``).
+    J. von Neumann, R. H. Kent, H. R. Bellinson, B. I. Hart, "The mean square successive
+    difference", *Annals of Mathematical Statistics* 12 (1941) 153-162.
+    """
 
     kind = "flatline"
     row_state = True
@@ -43,10 +74,10 @@ class Flatline(Detector):
         "n": (np.int64, 0),
         "last": (np.float64, 0.0),
         "run": (np.int64, 0),
-        "same": (np.float64, 0.0),
-        "tot": (np.float64, 0.0),
-        "d2s": (np.float64, 0.0),
-        "d2l": (np.float64, 0.0),
+        "repeats": (np.float64, 0.0),  # decayed count of readings that repeated
+        "compared": (np.float64, 0.0),  # decayed count of readings compared
+        "msd_short": (np.float64, 0.0),  # short-term mean square successive difference
+        "msd_long": (np.float64, 0.0),  # and long-term
     }
 
     def __init__(
@@ -75,7 +106,7 @@ class Flatline(Detector):
         # The difference statistics only ever reach a score through ``collapse``.
         f = dict(self.state_fields)
         if not self.collapse:
-            del f["d2s"], f["d2l"]
+            del f["msd_short"], f["msd_long"]
         return f
 
     def _step(self, sensor: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -86,24 +117,24 @@ class Flatline(Detector):
         run = np.where(same, s["run"][sensor] + 1, 0)
         if not self.collapse:
             return same, run, d, d
-        d2s = (1.0 - self.alpha_short) * s["d2s"][sensor] + self.alpha_short * d * d
-        d2s = np.where(s["n"][sensor] > 0, d2s, 0.0)
-        return same, run, d2s, d
+        msd_short = (1.0 - self.alpha_short) * s["msd_short"][sensor] + self.alpha_short * d * d
+        msd_short = np.where(s["n"][sensor] > 0, msd_short, 0.0)
+        return same, run, msd_short, d
 
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
         s = self._s
-        _, run, d2s, _ = self._step(sensor, value)
-        p = (s["same"][sensor] + 1.0) / (s["tot"][sensor] + 2.0)
+        _, run, msd_short, _ = self._step(sensor, value)
+        p = (s["repeats"][sensor] + 1.0) / (s["compared"][sensor] + 2.0)
         out = run * -np.log10(p)
         if self.collapse:
-            d2l = s["d2l"][sensor]
+            msd_long = s["msd_long"][sensor]
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(d2l > 0, d2l / d2s, 1.0)
+                ratio = np.where(msd_long > 0, msd_long / msd_short, 1.0)
                 c = 5.0 * np.log(np.maximum(ratio, 1.0)) / math.log(self.collapse)
             out = np.maximum(out, c)
         return np.where(s["n"][sensor] >= self.warmup, out, 0.0)
 
-    def _step_rows(
+    def step_rows(
         self,
         st: dict[str, np.ndarray],
         value: np.ndarray,
@@ -115,7 +146,8 @@ class Flatline(Detector):
         Identical numbers: the frozen term ``run * -log10(p)`` is exactly 0 where the
         run is 0, as ``p < 1``, so the logarithm is only taken on repeats.
         """
-        n, last, run0, same_f, tot = st["n"], st["last"], st["run"], st["same"], st["tot"]
+        n, last, run0 = st["n"], st["last"], st["run"]
+        repeats, compared = st["repeats"], st["compared"]
         n_min = float(n.min())
         d = value - last
         all_has = n_min > 0.0
@@ -130,33 +162,33 @@ class Flatline(Detector):
         run += 1
         run *= same
         if self.collapse:
-            d2s = (1.0 - self.alpha_short) * st["d2s"] + self.alpha_short * d * d
-            d2s = np.where(has, d2s, 0.0)
-            d2l = st["d2l"]
-            p = (same_f + 1.0) / (tot + 2.0)
+            msd_short = (1.0 - self.alpha_short) * st["msd_short"] + self.alpha_short * d * d
+            msd_short = np.where(has, msd_short, 0.0)
+            msd_long = st["msd_long"]
+            p = (repeats + 1.0) / (compared + 2.0)
             out = run * -np.log10(p)
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(d2l > 0, d2l / d2s, 1.0)
+                ratio = np.where(msd_long > 0, msd_long / msd_short, 1.0)
                 c = 5.0 * np.log(np.maximum(ratio, 1.0)) / math.log(self.collapse)
             out = np.where(n >= self.warmup, np.maximum(out, c), 0.0)
-            new_d2l = (1.0 - self.alpha_long) * d2l + self.alpha_long * d * d
-            st["d2s"][...] = d2s
-            np.copyto(d2l, np.where(has, new_d2l, 0.0))
+            new_msd_long = (1.0 - self.alpha_long) * msd_long + self.alpha_long * d * d
+            st["msd_short"][...] = msd_short
+            np.copyto(msd_long, np.where(has, new_msd_long, 0.0))
         else:
             out = np.zeros(len(value))
             hit = np.flatnonzero(same if n_min >= self.warmup else same & (n >= self.warmup))
             if len(hit):
-                p = (same_f[hit] + 1.0) / (tot[hit] + 2.0)
+                p = (repeats[hit] + 1.0) / (compared[hit] + 2.0)
                 out[hit] = run[hit] * -np.log10(p)
         keep = 1.0 - self.alpha
-        if all_has:  # keep * same + same? and keep * tot + 1, in place
-            same_f *= keep
-            same_f += same
-            tot *= keep
-            tot += 1.0
+        if all_has:  # keep * repeats + same and keep * compared + 1, in place
+            repeats *= keep
+            repeats += same
+            compared *= keep
+            compared += 1.0
         else:
-            np.copyto(same_f, keep * same_f + same, where=has)
-            np.copyto(tot, np.where(has, keep * tot + 1.0, 0.0))
+            np.copyto(repeats, keep * repeats + same, where=has)
+            np.copyto(compared, np.where(has, keep * compared + 1.0, 0.0))
         last[...] = value
         n += 1
         return out
@@ -166,7 +198,7 @@ class Flatline(Detector):
             return None
         return kernels.FLATLINE, (self.alpha, self.tol, self.rel_tol, float(self.warmup))
 
-    def _block_finish(
+    def finish_kernel(
         self, raw: np.ndarray, aux: np.ndarray, need: np.ndarray | None = None
     ) -> np.ndarray:
         out = np.zeros(len(raw))  # raw: scoring run length, aux: repeat probability
@@ -177,24 +209,24 @@ class Flatline(Detector):
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
         s = self._s
-        same, run, d2s, d = self._step(sensor, value)
+        same, run, msd_short, d = self._step(sensor, value)
         n = s["n"][sensor]
         has = n > 0
         s["run"][sensor] = run
-        s["same"][sensor] = np.where(
-            has, (1.0 - self.alpha) * s["same"][sensor] + same, s["same"][sensor]
+        s["repeats"][sensor] = np.where(
+            has, (1.0 - self.alpha) * s["repeats"][sensor] + same, s["repeats"][sensor]
         )
-        s["tot"][sensor] = np.where(has, (1.0 - self.alpha) * s["tot"][sensor] + 1.0, 0.0)
+        s["compared"][sensor] = np.where(has, (1.0 - self.alpha) * s["compared"][sensor] + 1.0, 0.0)
         s["last"][sensor] = value
         s["n"][sensor] = n + 1
         if self.collapse:
-            s["d2s"][sensor] = d2s
-            d2l = (1.0 - self.alpha_long) * s["d2l"][sensor] + self.alpha_long * d * d
-            s["d2l"][sensor] = np.where(has, d2l, 0.0)
+            s["msd_short"][sensor] = msd_short
+            msd_long = (1.0 - self.alpha_long) * s["msd_long"][sensor] + self.alpha_long * d * d
+            s["msd_long"][sensor] = np.where(has, msd_long, 0.0)
 
 
 class FlatlineRef:
-    """Scalar reference of :class:`Flatline`."""
+    """Scalar reference of :class:`Flatline` for one sensor (same parameters)."""
 
     def __init__(
         self,
@@ -210,34 +242,36 @@ class FlatlineRef:
         self.alpha, self.tol, self.rel_tol, self.collapse = alpha, tol, rel_tol, collapse
         self.alpha_short, self.alpha_long, self.warmup = alpha_short, alpha_long, warmup
         self.n = self.run = 0
-        self.last = self.same = self.tot = self.d2s = self.d2l = 0.0
+        self.last = self.repeats = self.compared = self.msd_short = self.msd_long = 0.0
 
     def _step(self, x: float) -> tuple[bool, int, float, float]:
         d = x - self.last
         same = self.n > 0 and abs(d) <= self.tol + self.rel_tol * abs(self.last)
         run = self.run + 1 if same else 0
-        d2s = (1 - self.alpha_short) * self.d2s + self.alpha_short * d * d if self.n else 0.0
-        return same, run, d2s, d
+        msd_short = (
+            (1 - self.alpha_short) * self.msd_short + self.alpha_short * d * d if self.n else 0.0
+        )
+        return same, run, msd_short, d
 
     def score_one(self, x: float, t: int = 0) -> float:
         if x != x or self.n < self.warmup:
             return 0.0
-        _, run, d2s, _ = self._step(x)
-        p = (self.same + 1.0) / (self.tot + 2.0)
+        _, run, msd_short, _ = self._step(x)
+        p = (self.repeats + 1.0) / (self.compared + 2.0)
         out = run * -math.log10(p) / 10.0
-        if self.collapse and self.d2l > 0:
-            ratio = self.d2l / d2s if d2s > 0 else math.inf
+        if self.collapse and self.msd_long > 0:
+            ratio = self.msd_long / msd_short if msd_short > 0 else math.inf
             out = max(out, 0.5 * math.log(max(ratio, 1.0)) / math.log(self.collapse))
         return min(out, 1.0)
 
     def learn_one(self, x: float, t: int = 0) -> None:
         if x != x:
             return
-        same, run, d2s, d = self._step(x)
-        self.run, self.d2s = run, d2s
+        same, run, msd_short, d = self._step(x)
+        self.run, self.msd_short = run, msd_short
         if self.n > 0:
-            self.same = (1 - self.alpha) * self.same + same
-            self.tot = (1 - self.alpha) * self.tot + 1.0
-            self.d2l = (1 - self.alpha_long) * self.d2l + self.alpha_long * d * d
+            self.repeats = (1 - self.alpha) * self.repeats + same
+            self.compared = (1 - self.alpha) * self.compared + 1.0
+            self.msd_long = (1 - self.alpha_long) * self.msd_long + self.alpha_long * d * d
         self.last = x
         self.n += 1

@@ -10,7 +10,7 @@ no temporaries (about 0.04 µs per reading for three members and the calibrator'
 counts, most of it cache misses on a 12 MB block and 47 MB of bins at 100k sensors).
 
 They are not a second definition of the detectors: each kernel is the member's
-``_step_rows`` (or the calibrator's ``score_learn_rows``) written per element, with the
+``step_rows`` (or the calibrator's ``score_learn_rows``) written per element, with the
 same IEEE operations in the same order, so scores and state are bit-identical to the
 numpy path (``tests/unit/detectors/test_ensemble_paths.py`` runs both on fleets with
 warm-up, first readings, repeats, steps, spikes and infinite z). Transcendental
@@ -77,7 +77,7 @@ except ImportError:  # pragma: no cover
 @_inline
 def _robust(r: np.ndarray, col: int, x: float, alpha: float, c: float, min_std: float,
             warmup: float, k_sd: float) -> float:  # fmt: skip
-    """RobustZScore._step_rows for one reading: returns z (0 in warm-up), learns."""
+    """RobustZScore.step_rows for one reading: returns z (0 in warm-up), learns."""
     n = r[col]
     loc = r[col + 1]
     mad = r[col + 2]
@@ -109,13 +109,13 @@ def _robust(r: np.ndarray, col: int, x: float, alpha: float, c: float, min_std: 
 @_inline
 def _flatline(r: np.ndarray, col: int, x: float, alpha: float, tol: float, rel_tol: float,
               warmup: float) -> tuple[float, float]:  # fmt: skip
-    """Flatline._step_rows (``collapse`` off) for one reading: returns the run length
+    """Flatline.step_rows (``collapse`` off) for one reading: returns the run length
     where it scores (a repeat past warm-up, else 0) and the repeat probability ``p`` it
     is scored with (the caller takes ``run * -log10(p)``); learns."""
     n = r[col]
     last = r[col + 1]
-    same_f = r[col + 3]
-    tot = r[col + 4]
+    repeats = r[col + 3]
+    compared = r[col + 4]
     d = x - last
     t = rel_tol * abs(last)
     if tol:
@@ -127,10 +127,10 @@ def _flatline(r: np.ndarray, col: int, x: float, alpha: float, tol: float, rel_t
     p = 1.0
     if same and n >= warmup:
         hit = run
-        p = (same_f + 1.0) / (tot + 2.0)
+        p = (repeats + 1.0) / (compared + 2.0)
     if n > 0:
-        r[col + 3] = same_f * (1.0 - alpha) + (1.0 if same else 0.0)
-        r[col + 4] = tot * (1.0 - alpha) + 1.0
+        r[col + 3] = repeats * (1.0 - alpha) + (1.0 if same else 0.0)
+        r[col + 4] = compared * (1.0 - alpha) + 1.0
     else:
         r[col + 4] = 0.0
     r[col + 1] = x
@@ -141,7 +141,7 @@ def _flatline(r: np.ndarray, col: int, x: float, alpha: float, tol: float, rel_t
 @_inline
 def _cusum(r: np.ndarray, col: int, x: float, alpha: float, k: float, h: float,
            min_std: float, warmup: float, zmax: float) -> float:  # fmt: skip
-    """Cusum._step_rows for one reading: returns ``5 * max(S+, S-) / h``, learns
+    """Cusum.step_rows for one reading: returns ``5 * max(S+, S-) / h``, learns
     (baseline re-set after an alarm)."""
     n = r[col]
     mean = r[col + 1]
@@ -259,7 +259,7 @@ def calibrate_block(
     look_out: np.ndarray,
     ge_out: np.ndarray,
 ) -> tuple[int, float]:
-    """:meth:`~riskwatch.detectors.combine.TailCalibrator.score_learn_rows` without the
+    """:meth:`~riskwatch.detectors.calibrate.TailCalibrator.score_learn_rows` without the
     transcendental part, after :func:`step_block` advanced each sensor's total and
     weight (columns ``tcol``, ``tcol + 1`` of ``rows``; ``tw`` holds their values before
     the reading). ``cnt`` holds the half-decade bins (sensor x member x bin, highest bin

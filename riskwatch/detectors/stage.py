@@ -2,7 +2,7 @@
 
 Each enabled detector entry selects sensors by registry columns (``match`` /
 ``exclude``, the same selector language as rules; the mask is rebuilt when the
-registry's ``generation`` moves) and runs its :class:`~riskwatch.detectors.combine.Ensemble`
+registry's ``generation`` moves) and runs its :class:`~riskwatch.detectors.ensemble.Ensemble`
 over their readings. Readings flagged calibrating, faulty, duplicate or out of order are
 neither scored nor learned. One ``firing`` signal is emitted when an anomaly window
 opens and one ``resolved`` when it closes (on a later reading or, for a sensor gone
@@ -15,7 +15,7 @@ raises :class:`~riskwatch.errors.ConfigErrors` and the running set stays.
 >>> from riskwatch.catalog import SensorRegistry
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> _ = (d / "d.yaml").write_text(
-...     "detectors: [{name: lvl, match: {kind: t}, members: {z: {type: ewma}}}]\\n")
+...     "detectors: [{name: lvl, match: {kind: t}, members: {z: {type: robust}}}]\\n")
 >>> DetectorStage([d / "d.yaml"], SensorRegistry()).names()
 ['lvl']
 """
@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.detectors.combine import Ensemble, EnsembleOutput
+from riskwatch.detectors.base import GroupedDetector
 from riskwatch.detectors.config import DetectorSpec, load_detector_file
+from riskwatch.detectors.ensemble import Ensemble, EnsembleOutput
 from riskwatch.model import PROCESS_SKIP, Batch, Signal, SignalSource, SignalState
 from riskwatch.pipeline import StageContext
 from riskwatch.rules.compile import select
@@ -83,15 +84,15 @@ class DetectorStage:
             if e.mask.any():
                 e.ensemble.reserve(int(np.flatnonzero(e.mask)[-1]) + 1)
             for det in e.ensemble.members.values():
-                bind, col = getattr(det, "bind", None), getattr(det, "group_by", None)
-                if bind is not None and col is not None:
+                if isinstance(det, GroupedDetector):
+                    col = det.group_by
                     if self.registry.has_column(col):
                         _, groups = np.unique(
                             self.registry.column(col).astype(str), return_inverse=True
                         )
                     else:
                         groups = np.zeros(len(self.registry), dtype=np.int64)
-                    bind(groups)
+                    det.bind_groups(groups)
         return e.mask
 
     def process(self, batch: Batch, ctx: StageContext) -> list[Signal]:
@@ -145,7 +146,7 @@ class DetectorStage:
                     f"(strongest: {names[top]} {vals[top]:.2f}), value {values[j]:g}"
                 )
             else:
-                msg = f"{spec.name}: {key} back to normal (no anomaly for {spec.hold})"
+                msg = f"{spec.name}: {key} back to normal (no anomaly for {spec.hold!s})"
             out.append(
                 Signal(
                     rule=spec.name,
@@ -177,7 +178,7 @@ class DetectorStage:
                         level=None,
                         value=float("nan"),
                         threshold=e.spec.threshold,
-                        message=f"{e.spec.name}: {key} window closed (quiet for {e.spec.hold})",
+                        message=f"{e.spec.name}: {key} window closed (quiet for {e.spec.hold!s})",
                         source=SignalSource.DETECTOR,
                         score=float(e.ensemble.peak(np.array([sid]))[0]),
                     )

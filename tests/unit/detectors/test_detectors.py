@@ -14,19 +14,11 @@ from hypothesis import strategies as st
 
 from riskwatch.detectors.base import Detector, HyperParameterError, rounds, run_stream
 from riskwatch.detectors.cusum import Cusum, CusumRef
-from riskwatch.detectors.ewma import EWMAZScore, EWMAZScoreRef
 from riskwatch.detectors.flatline import Flatline, FlatlineRef
-from riskwatch.detectors.likelihood import SurpriseDensity
 from riskwatch.detectors.page_hinkley import PageHinkley, PageHinkleyRef
-from riskwatch.detectors.prototype import Prototype
 from riskwatch.detectors.registry import DETECTORS
 from riskwatch.detectors.robust import RobustZScore, RobustZScoreRef
-from riskwatch.detectors.seasonal import (
-    SeasonalBaseline,
-    SeasonalBaselineRef,
-    SeasonalShift,
-    SeasonalShiftRef,
-)
+from riskwatch.detectors.seasonal_shift import SeasonalShift, SeasonalShiftRef
 from riskwatch.detectors.slow_level import SlowLevel
 
 STEP = 300 * 10**9  # 5-minute readings
@@ -34,12 +26,10 @@ STEP = 300 * 10**9  # 5-minute readings
 _SHIFT_KW = {"slot_s": 3600, "min_cycles": 1, "span_s": 1800.0, "long_s": 86400.0, "warmup": 5}
 
 PAIRS = [
-    ("ewma", lambda: EWMAZScore(alpha=0.1, warmup=10), lambda: EWMAZScoreRef(alpha=0.1, warmup=10)),
     ("robust", lambda: RobustZScore(alpha=0.1, warmup=10), lambda: RobustZScoreRef(alpha=0.1, warmup=10)),
     ("cusum", lambda: Cusum(alpha=0.05, h=4.0, warmup=10), lambda: CusumRef(alpha=0.05, h=4.0, warmup=10)),
     ("page_hinkley", lambda: PageHinkley(lam=8.0, warmup=10), lambda: PageHinkleyRef(lam=8.0, warmup=10)),
     ("flatline", lambda: Flatline(warmup=10, collapse=50.0), lambda: FlatlineRef(warmup=10, collapse=50.0)),
-    ("seasonal", lambda: SeasonalBaseline(slot_s=3600, warmup=5), lambda: SeasonalBaselineRef(slot_s=3600, warmup=5)),
     ("seasonal_shift", lambda: SeasonalShift(**_SHIFT_KW), lambda: SeasonalShiftRef(**_SHIFT_KW)),
 ]  # fmt: skip
 
@@ -79,8 +69,6 @@ def test_vectorised_equals_scalar_reference(name, vec, ref, seed) -> None:
 # every numpy type, with parameters small enough that short hypothesis streams leave warm-up
 BATCH_FACTORIES: dict[str, Callable[[], Detector]] = {
     **{p[0]: p[1] for p in PAIRS},
-    "density": lambda: SurpriseDensity(warmup=5, long=0.05),
-    "prototype": lambda: Prototype(window=3, k=4, vigilance=0.3, warmup=5),
     "slow": lambda: SlowLevel(span_s=600.0, long_s=3000.0, min_spans=1.0, warmup=3),
     "seasonal_shift": lambda: SeasonalShift(
         slot_s=1800, min_cycles=1, span_s=600.0, long_s=3000.0, min_age_s=1200.0, warmup=3
@@ -150,12 +138,11 @@ def _first(scores: np.ndarray, after: int) -> int:
 @pytest.mark.parametrize(
     "det,shift,max_delay",
     [
-        (lambda: EWMAZScore(alpha=0.02), 8.0, 0),  # a jump of 8 sigma: on the reading
-        (lambda: RobustZScore(alpha=0.02), 8.0, 0),
+        (lambda: RobustZScore(alpha=0.02), 8.0, 0),  # a jump of 8 sigma: on the reading
         (Cusum, 1.5, 30),  # 1.5 sigma shift: about 11 readings expected
         (PageHinkley, 1.5, 60),
     ],
-    ids=["ewma", "robust", "cusum", "page_hinkley"],
+    ids=["robust", "cusum", "page_hinkley"],
 )
 @pytest.mark.parametrize("seed", range(3))
 def test_detects_step_within_delay(det, shift, max_delay, seed) -> None:
@@ -182,18 +169,6 @@ def test_flatline_silent_on_quantised_or_binary_sensor() -> None:
     assert s.max() < 0.5
 
 
-def test_seasonal_catches_night_production_but_not_daily_swing() -> None:
-    rng = np.random.default_rng(9)
-    t = np.arange(96 * 21, dtype=np.int64) * 900 * 10**9  # three weeks of 15-min load
-    hour = (t // 10**9 % 86400) / 3600
-    x = np.where((hour >= 8) & (hour < 18), 800.0, 100.0) + rng.normal(0, 10, len(t))
-    night = (t >= 20 * 86400 * 10**9) & (hour >= 1) & (hour < 3)
-    x[night] = 800.0  # production-like load at night on day 20
-    s = run_stream(SeasonalBaseline(slot_s=900, min_cycles=3), np.zeros(len(x), np.int32), x, t)
-    assert s[~night].max() < 0.5
-    assert s[np.flatnonzero(night)[0]] >= 0.5
-
-
 NUMPY_DETECTORS = sorted(k for k in DETECTORS if not k.startswith("river_"))
 
 
@@ -212,7 +187,7 @@ def test_false_alarm_rate_on_stationary_noise(name) -> None:
 
 
 def test_nan_and_gaps() -> None:
-    det = EWMAZScore(alpha=0.1, warmup=3)
+    det = RobustZScore(alpha=0.1, warmup=3)
     x = np.array([1.0, 1.1, np.nan, 0.9, 1.0, np.nan, 1.05])
     t = np.array([0, 1, 2, 50, 51, 52, 10_000], dtype=np.int64) * STEP  # a long gap
     s = run_stream(det, np.zeros(len(x), np.int32), x, t)
@@ -222,7 +197,7 @@ def test_nan_and_gaps() -> None:
 
 
 def test_new_sensor_ids_grow_state() -> None:
-    det = EWMAZScore(warmup=0)
+    det = RobustZScore(warmup=0)
     det.learn(np.array([0]), np.array([1.0]), np.array([0]))
     det.learn(np.array([70_000]), np.array([2.0]), np.array([0]))
     assert det.n_sensors >= 70_001
@@ -231,17 +206,16 @@ def test_new_sensor_ids_grow_state() -> None:
 @pytest.mark.parametrize(
     "cls,kw,param",
     [
-        (EWMAZScore, {"alpha": 0.0}, "alpha"),
-        (EWMAZScore, {"warmup": -1}, "warmup"),
+        (RobustZScore, {"alpha": 0.0}, "alpha"),
+        (RobustZScore, {"warmup": -1}, "warmup"),
         (RobustZScore, {"c": 0.0}, "c"),
         (Cusum, {"h": 0.0}, "h"),
         (PageHinkley, {"alpha": 1.0}, "alpha"),
         (Flatline, {"collapse": 0.5}, "collapse"),
-        (SeasonalBaseline, {"slot_s": 7000}, "slot_s"),
         (SeasonalShift, {"slot_s": 7000}, "slot_s"),
         (SeasonalShift, {"long_s": 60.0}, "long_s"),
         (SeasonalShift, {"min_age_s": -1.0}, "min_age_s"),
-        (EWMAZScore, {"threshold": 1.5}, "threshold"),
+        (RobustZScore, {"threshold": 1.5}, "threshold"),
     ],
 )
 def test_hyper_parameters_validated(cls, kw, param) -> None:
@@ -261,8 +235,28 @@ def test_rounds_preserve_order_within_sensor() -> None:
 
 
 def test_row_state_detector_without_step_rows_is_refused_at_definition() -> None:
-    with pytest.raises(TypeError, match="row_state = True needs _step_rows"):
+    with pytest.raises(TypeError, match="row_state = True needs step_rows"):
 
-        class Broken(EWMAZScore):
+        class Broken(PageHinkley):
             row_state = True
-            _step_rows = Detector._step_rows
+            step_rows = Detector.step_rows
+
+
+def test_registry_lists_every_detector_type_of_the_package() -> None:
+    """The type table is written by hand (no self-registration on import): every
+    concrete Detector subclass defined in riskwatch.detectors is in it, under its
+    ``kind``."""
+    import inspect
+
+    import riskwatch.detectors  # noqa: F401 - every detector module
+
+    def subclasses(cls: type) -> set[type]:
+        return {c for sub in cls.__subclasses__() for c in {sub, *subclasses(sub)}}
+
+    ours = {
+        c
+        for c in subclasses(Detector)
+        if c.__module__.startswith("riskwatch.detectors.") and not inspect.isabstract(c)
+    }
+    assert ours == set(DETECTORS.values())
+    assert all(DETECTORS[c.kind] is c for c in ours)

@@ -1,7 +1,7 @@
 """The ensemble's fast paths compute exactly what the plain per-member contract does.
 
 The ensemble keeps its row-state members' state in one block and moves it with one
-gather/scatter per round (``Detector._step_rows``), shares one calibrator over its
+gather/scatter per round (``Detector.move_rows_to``, ``Detector.step_rows``), shares one calibrator over its
 members, and, for the engine stage, lets the robust member skip exact surprises that
 cannot matter (``exact_low=False``). These tests pin all three to the reference: each
 member run alone through ``score``/``learn`` and a one-member ``TailCalibrator``.
@@ -14,12 +14,14 @@ import pytest
 
 from riskwatch.detectors import kernels
 from riskwatch.detectors.base import run_stream
-from riskwatch.detectors.combine import Ensemble, TailCalibrator
+from riskwatch.detectors.calibrate import TailCalibrator
 from riskwatch.detectors.cusum import Cusum
-from riskwatch.detectors.ewma import EWMAZScore
+from riskwatch.detectors.ensemble import Ensemble
 from riskwatch.detectors.flatline import Flatline
+from riskwatch.detectors.page_hinkley import PageHinkley
 from riskwatch.detectors.robust import RobustZScore
-from riskwatch.detectors.seasonal import SeasonalBaseline, SeasonalShift
+from riskwatch.detectors.seasonal_shift import SeasonalShift
+from riskwatch.detectors.slow_level import SlowLevel
 
 STEP = 5 * 10**9
 
@@ -40,9 +42,9 @@ def _members(variant: int = 0):
         }
     if variant == 2:  # members with their own state beside the row block
         return {
-            "ewma": EWMAZScore(alpha=0.1, warmup=10),
+            "ph": PageHinkley(lam=8.0, warmup=10),
             "level": RobustZScore(alpha=0.05, warmup=20),
-            "daily": SeasonalBaseline(slot_s=60, period="daily", warmup=3),
+            "slow": SlowLevel(span_s=600.0, long_s=3000.0, min_spans=1.0, warmup=3),
             "drift": SeasonalShift(slot_s=60, min_cycles=1, span_s=600.0, min_age_s=0.0, warmup=3),
             "shift": Cusum(alpha=0.02, h=6.0, warmup=20),
         }
@@ -100,6 +102,33 @@ def test_member_scores_equal_members_run_alone(
         np.testing.assert_array_equal(np.concatenate(got[k]), want, err_msg=k)
 
 
+@pytest.mark.parametrize("jit", [True, False])
+def test_row_block_grows_mid_stream_and_members_keep_their_state(jit: bool) -> None:
+    """New sensor ids past the block's capacity arrive mid-stream: the block grows, the
+    members' and calibrator's state moves into it (``move_rows_to``), and every member
+    still scores exactly as when run alone."""
+    sensor, value, time = _fleet(6, nan=False)
+    late = sensor + 40 * (time >= 350 * STEP)  # from round 350 on, the ids 40..51
+    ens = Ensemble(_members(3), threshold=0.5, hold_ns=10 * STEP, calibrate_alpha=0.05, jit=jit)
+    got = {k: [] for k in ens.members}
+    sizes = []
+    for a in range(0, len(late), 120):
+        out = ens.process(late[a : a + 120], value[a : a + 120], time[a : a + 120])
+        sizes.append(len(ens._rows))
+        for k, v in out.members.items():
+            got[k].append(v)
+    assert sizes[0] < sizes[-1] and all(d.n_sensors == sizes[-1] for d in ens.members.values())
+    alone = _members(3)
+    cals = {k: TailCalibrator(0.05, 10.0) for k in alone}
+    for k, det in alone.items():
+        want = np.zeros(len(late))
+        for a in range(0, len(late), 12):  # one round per time step
+            s, v, t = late[a : a + 12], value[a : a + 12], time[a : a + 12]
+            want[a : a + 12] = cals[k].score_learn(s, det.surprise(s, v, t))
+            det.learn(s, v, t)
+        np.testing.assert_array_equal(np.concatenate(got[k]), want, err_msg=k)
+
+
 @pytest.mark.parametrize("variant", [0, 1, 2, 3])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("jit", [True, False])
@@ -127,8 +156,9 @@ def test_shared_calibrator_equals_one_per_member(
     for k in alone:
         np.testing.assert_array_equal(out.members[k], want[k], err_msg=k)
     assert max(float(v.max()) for v in out.members.values()) > 0.5
-    if any(d.self_calibrated for d in alone.values()):  # the calibrator holds only the others
-        assert ens._cal is not None and ens._cal.members == len(alone) - 1
+    charts = sum(d.self_calibrated for d in alone.values())
+    if charts:  # the calibrator holds only the others
+        assert ens._cal is not None and ens._cal.members == len(alone) - charts
     if alpha == 0.2:
         # 700 readings: an unnormalised weight would be 1.25 ** 700 ~ 1e67
         used = [c for k, c in cals.items() if not alone[k].self_calibrated]

@@ -48,7 +48,7 @@ def test_asset_hst_over_registry_groups() -> None:
     the typical one; both share one model."""
     ids = [0, 1]
     det = RiverAssetHST(group_by="sensor", window_size=100, warmup=200)
-    det.bind(np.array([0, 0, 1]))
+    det.bind_groups(np.array([0, 0, 1]))
     rng = np.random.default_rng(3)
     n = 1000
     load = rng.uniform(0, 1, n)

@@ -19,10 +19,12 @@ from riskwatch.config.engine import load_engine_config_text
 from riskwatch.detectors import build_stage
 from riskwatch.detectors.base import Detector
 from riskwatch.detectors.cli import EPILOG, default_config_path, select_spec
-from riskwatch.detectors.combine import Ensemble, pooled
 from riskwatch.detectors.config import load_detector_file, load_detector_text
-from riskwatch.detectors.ewma import EWMAZScore
+from riskwatch.detectors.ensemble import Ensemble
+from riskwatch.detectors.expression import pooled
+from riskwatch.detectors.robust import RobustZScore
 from riskwatch.detectors.stage import DetectorStage
+from riskwatch.durations import Duration
 from riskwatch.errors import ConfigErrors
 from riskwatch.model import Batch, Flags, Level
 from riskwatch.pipeline import StageContext
@@ -35,43 +37,43 @@ BROKEN = [
         "f.yaml:3:25: detectors[0].members.z.type: unknown detector type 'ewmaa'",
     ),
     (
-        "detectors:\n  - name: a\n    members:\n      z: {type: ewma, alpah: 0.1}\n",
-        "f.yaml:4:23: detectors[0].members.z.alpah: unknown key (known: type, alpha, min_std, warmup, threshold)",
+        "detectors:\n  - name: a\n    members:\n      z: {type: robust, alpah: 0.1}\n",
+        "f.yaml:4:25: detectors[0].members.z.alpah: unknown key (known: type, alpha, c, min_std, warmup, threshold)",
     ),
     (
         "detectors:\n  - name: a\n    members:\n      z: {type: cusum, h: -1}\n",
         "f.yaml:4:27: detectors[0].members.z.h: must be > 0, got -1",
     ),
     (
-        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    combine: {any: [z, y]}\n",
+        "detectors:\n  - name: a\n    members: {z: {type: robust}}\n    combine: {any: [z, y]}\n",
         "f.yaml:4:24: detectors[0].combine.any[1]: unknown member 'y' (have: z)",
     ),
     (
-        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    threshold: 2\n",
+        "detectors:\n  - name: a\n    members: {z: {type: robust}}\n    threshold: 2\n",
         "f.yaml:4:16: detectors[0].threshold: must be in (0, 1], got 2.0",
     ),
     (
-        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    hold: 5 parsecs\n",
+        "detectors:\n  - name: a\n    members: {z: {type: robust}}\n    hold: 5 parsecs\n",
         "f.yaml:4:11: detectors[0].hold:",
     ),
     (
-        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    level: purple\n",
+        "detectors:\n  - name: a\n    members: {z: {type: robust}}\n    level: purple\n",
         "f.yaml:4:12: detectors[0].level: must be one of red, orange, yellow, blue, got 'purple'",
     ),
     (
-        "detectors:\n  - {name: a, members: {z: {type: ewma}}}\n  - {name: a, members: {z: {type: ewma}}}\n",
+        "detectors:\n  - {name: a, members: {z: {type: robust}}}\n  - {name: a, members: {z: {type: robust}}}\n",
         "f.yaml:3:12: detectors[1].name: duplicate detector name 'a'",
     ),
     (
-        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    combine: {most: [z]}\n",
+        "detectors:\n  - name: a\n    members: {z: {type: robust}}\n    combine: {most: [z]}\n",
         "f.yaml:4:15: detectors[0].combine.most: must be 'any', 'all' or 'pooled'",
     ),
     (
-        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    repeats: {floor: 0.6}\n",
+        "detectors:\n  - name: a\n    members: {z: {type: robust}}\n    repeats: {floor: 0.6}\n",
         "f.yaml:4:22: detectors[0].repeats.floor: must be below the threshold (0.5), got 0.6",
     ),
     (
-        "detectors:\n  - name: a\n    members: {z: {type: ewma}}\n    repeats: {hold: 3h}\n",
+        "detectors:\n  - name: a\n    members: {z: {type: robust}}\n    repeats: {hold: 3h}\n",
         "f.yaml:4:14: detectors[0].repeats: missing required key 'detectors[0].repeats.floor'",
     ),
 ]
@@ -93,7 +95,7 @@ def test_bundled_default_config_loads() -> None:
 
 
 def test_ensemble_one_raise_per_window_and_clear_after_hold() -> None:
-    ens = Ensemble({"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=10 * MIN)
+    ens = Ensemble({"z": RobustZScore(alpha=0.05, warmup=20)}, hold_ns=10 * MIN)
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, 300)
     x[200:205] = 30.0  # a five-reading episode
@@ -150,7 +152,7 @@ def test_repeats_change_only_the_decision_and_are_per_sensor() -> None:
 
     def ensemble(floor: float | None = 0.2) -> Ensemble:
         return Ensemble(
-            {"z": EWMAZScore(alpha=0.05, warmup=20)}, hold_ns=30 * MIN,
+            {"z": RobustZScore(alpha=0.05, warmup=20)}, hold_ns=30 * MIN,
             repeat_floor=floor, repeat_hold_ns=30 * MIN,
         )  # fmt: skip
 
@@ -195,7 +197,7 @@ def test_pooled_two_moderate_members_make_a_decision_one_strong_still_does() -> 
     assert pooled([np.full(3, 0.6), z, z, z, z, z])[0] == 0.6  # as `any`
     ens = (
         load_detector_text(
-            "detectors:\n  - name: a\n    members:\n      a: {type: ewma, warmup: 5}\n"
+            "detectors:\n  - name: a\n    members:\n      a: {type: cusum, warmup: 5}\n"
             "      b: {type: robust, warmup: 5}\n    combine: {pooled: [a, b]}\n"
         )
         .detectors[0]
@@ -208,8 +210,8 @@ def test_pooled_two_moderate_members_make_a_decision_one_strong_still_does() -> 
 
 def test_all_combination_needs_every_member() -> None:
     text = (
-        "detectors:\n  - name: a\n    members:\n      fast: {type: ewma, alpha: 0.3, warmup: 5}\n"
-        "      slow: {type: ewma, alpha: 0.01, warmup: 5}\n    combine: {all: [fast, slow]}\n"
+        "detectors:\n  - name: a\n    members:\n      fast: {type: robust, alpha: 0.3, warmup: 5}\n"
+        "      slow: {type: robust, alpha: 0.01, warmup: 5}\n    combine: {all: [fast, slow]}\n"
     )
     ens = load_detector_text(text).detectors[0].build()
     x = np.r_[np.tile([0.0, 1.0], 100), np.full(60, 9.0)]  # a level shift
@@ -231,7 +233,7 @@ def _stage(tmp_path: Path, reg: SensorRegistry, hold: str = "10m") -> DetectorSt
         "    match: {kind: ch4}\n"
         "    level: yellow\n"
         f"    hold: {hold}\n"
-        "    members: {z: {type: ewma, alpha: 0.05, warmup: 50}}\n"
+        "    members: {z: {type: robust, alpha: 0.05, warmup: 50}}\n"
     )
     return DetectorStage([f], reg)
 
@@ -261,6 +263,7 @@ def test_stage_selects_by_kind_and_emits_once_per_window(tmp_path: Path) -> None
     assert fire.source == "detector" and fire.level is Level.YELLOW and fire.rule == "ch4_level"
     assert fire.score is not None and fire.score >= 0.5
     assert "e/s/ch4-1" in fire.message and fire.extra == {"members": {"z": fire.score}}
+    assert signals[1].message == "ch4_level: e/s/ch4-1 back to normal (no anomaly for 10m)"
 
 
 def test_stage_skips_calibrating_readings_and_tick_resolves_quiet_sensor(tmp_path: Path) -> None:
@@ -275,6 +278,30 @@ def test_stage_skips_calibrating_readings_and_tick_resolves_quiet_sensor(tmp_pat
     assert st.tick(StageContext(110 * MIN, reg)) == []
     (res,) = st.tick(StageContext(115 * MIN, reg))
     assert (res.state, res.sensor, res.level) == ("resolved", 0, None)
+    assert res.message == "ch4_level: e/s/ch4-1 window closed (quiet for 10m)"
+
+
+def test_hold_durations_parsed_at_load_keep_their_spelling(tmp_path: Path) -> None:
+    """``hold`` and ``repeats.hold`` are Durations from the file on: nanoseconds for the
+    decision, the file's text for messages (600s stays 600s, not 10m)."""
+    f = load_detector_text(
+        "detectors:\n  - name: a\n    hold: 600s\n    repeats: {floor: 0.2, hold: 1h30m}\n"
+        "    members: {z: {type: robust}}\n  - name: b\n    members: {z: {type: robust}}\n"
+    )
+    a, b = f.detectors
+    assert isinstance(a.hold, Duration) and isinstance(a.repeats.hold, Duration)
+    assert (int(a.hold), str(a.hold)) == (600 * 10**9, "600s")
+    assert (int(a.repeats.hold), str(a.repeats.hold)) == (90 * MIN, "1h30m")
+    assert (int(b.hold), str(b.hold)) == (60 * MIN, "1h")  # the default
+    ens = a.build()
+    assert (ens.hold_ns, ens.repeat_hold_ns) == (600 * 10**9, 90 * MIN)
+    reg = _registry()
+    st = _stage(tmp_path, reg, hold="600s")
+    st.process(_batch(0, 100, {0: np.random.default_rng(2).normal(1.0, 0.05, 100)}),
+               StageContext(0, reg))  # fmt: skip
+    st.process(_batch(100, 1, {0: np.array([9.0])}), StageContext(0, reg))
+    (res,) = st.tick(StageContext(111 * MIN, reg))
+    assert res.message.endswith("(quiet for 600s)")
 
 
 def test_stage_new_sensor_of_selected_kind_is_picked_up(tmp_path: Path) -> None:
@@ -307,7 +334,7 @@ def test_reload_keeps_state_of_unchanged_and_rejects_broken(tmp_path: Path) -> N
 
 
 def test_build_stage_from_engine_config(tmp_path: Path) -> None:
-    (tmp_path / "d.yaml").write_text("detectors: [{name: a, members: {z: {type: ewma}}}]\n")
+    (tmp_path / "d.yaml").write_text("detectors: [{name: a, members: {z: {type: robust}}}]\n")
     eng = tmp_path / "engine.yaml"
     eng.write_text("detectors: [d.yaml]\n")
     cfg = load_engine_config_text(eng.read_text(), file=str(eng))
@@ -334,14 +361,14 @@ def test_score_cli_row_for_row_no_look_ahead(tmp_path: Path) -> None:
     assert got.anomaly_score.iloc[:1200].max() < 0.5 <= got.anomaly_score.iloc[1200]
     # no look-ahead: truncating the file does not change the scores of the rows kept
     pd.read_csv(src).iloc[:1100].to_csv(src, index=False)
-    assert main(["score", str(src), "-o", str(out), "--detector", "ewma"]) == 0
+    assert main(["score", str(src), "-o", str(out), "--detector", "robust"]) == 0
     short = pd.read_csv(out).anomaly_score.to_numpy()
     pd.read_csv(tmp_path / "in.csv")  # unchanged input contract
     full = tmp_path / "full.csv"
     pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": x}).to_csv(
         full, index=False
     )
-    assert main(["score", str(full), "-o", str(out), "--detector", "ewma"]) == 0
+    assert main(["score", str(full), "-o", str(out), "--detector", "robust"]) == 0
     np.testing.assert_array_equal(pd.read_csv(out).anomaly_score.to_numpy()[:1100], short)
 
 

@@ -112,4 +112,3 @@ def _colour(level: int | None) -> str | None:
 
 def _num(v: float) -> float | None:
     return v if math.isfinite(v) else None
-

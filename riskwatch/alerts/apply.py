@@ -50,10 +50,10 @@ Signal states map to lifecycle events through one table, :data:`SIGNAL_EVENTS`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
-from riskwatch.alerts.records import Action, Outcome, Record, Step
+from riskwatch.alerts.records import EVENT_ACTIONS, Action, Outcome, Record, Step
 from riskwatch.alerts.stages.flapping import Flapping
 from riskwatch.alerts.state import Alert, AlertState, Event, transition
 from riskwatch.catalog import SensorRegistry
@@ -71,8 +71,7 @@ SIGNAL_EVENTS: Mapping[SignalState, Event] = MappingProxyType({
 CLEARED_WHILE_PENDING = "cleared while pending (never fired)"
 
 
-@dataclass(frozen=True, slots=True)
-class Subject:
+class Subject(NamedTuple):
     """Whose alert a signal concerns: the alert key (one open alert per key) and the
     labels the alert copies."""
 
@@ -141,7 +140,7 @@ def apply(
         a.closed_ns, a.note = now, CLEARED_WHILE_PENDING
     # a level change keeps the state; any other change (including one underneath a shelved
     # or out-of-service alert) records the event itself
-    action = Action.LEVEL if new.state == old.state and level_change else Action.from_event(event)
+    action = Action.LEVEL if new.state == old.state and level_change else EVENT_ACTIONS[event]
     note = a.note if new.state is AlertState.CLOSED else None
     records = [Record(action, old.state, level, s.value, note=note, ts_ns=s.time)]
     if started_flapping:
@@ -164,7 +163,7 @@ def _open(
         updated_ns=now, fired_ns=now if firing else None, flap_times=[],
     )  # fmt: skip
     started_flapping = _activation(a, now, flapping) if firing else False
-    records = [Record(Action.from_event(event), None, level, s.value, ts_ns=s.time)]
+    records = [Record(EVENT_ACTIONS[event], None, level, s.value, ts_ns=s.time)]
     if started_flapping:
         records.append(Record(Action.FLAPPING, a.state, a.level, s.value, ts_ns=s.time))
     return Step(a, tuple(records), firing)

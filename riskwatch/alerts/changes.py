@@ -61,7 +61,11 @@ class Changes:
 
     def recorded(self, a: Alert, t: Transition, deliveries: Sequence[Delivery]) -> None:
         """``a`` as it is right after transition ``t``, and the notifications of ``t``."""
-        self.touched(a)
+        if a.id in self.new:  # touched(a), inline: once per transition
+            self.new[a.id] = a
+        else:
+            self.changed[a.id] = a
+        self.sites.add((a.enterprise, a.site))
         self.transitions.append(t)
         self.deliveries.extend(deliveries)
         self.pairs.append((a, t))

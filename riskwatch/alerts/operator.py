@@ -28,7 +28,7 @@ ValueError: shelving needs a reason
 
 from __future__ import annotations
 
-from riskwatch.alerts.records import Action, Record, Step
+from riskwatch.alerts.records import EVENT_ACTIONS, Record, Step
 from riskwatch.alerts.state import Alert, Event, transition
 from riskwatch.alerts.store import Silence
 from riskwatch.config.alerts import check_matchers
@@ -64,7 +64,7 @@ def operate(
         a.shelved_until_ns, a.reason = None, None
     if event is Event.CLOSE:
         a.closed_ns, a.note = now, note
-    record = Record(Action.from_event(event), old.state, a.level, a.value, who=who, note=note)
+    record = Record(EVENT_ACTIONS[event], old.state, a.level, a.value, who=who, note=note)
     return Step(a, (record,))
 
 

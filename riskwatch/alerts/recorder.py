@@ -22,12 +22,12 @@ Here the :class:`~riskwatch.alerts.stages.muter.Suppression` becomes text: the s
 >>> a = Alert("a1", "k", "ch4", "m1", "f1", "S1", None, "ch4", "rule", AlertState.FIRING,
 ...           True, False, 2, 2, 1.1, 1.0, "CH4 high", 0, 5, 5, flapping=True)
 >>> ch = Changes()
->>> a = rec.record(a, Record(Action.FIRING, AlertState.RESOLVED, 2, 1.1), 100, ch)
->>> a = rec.record(a, Record(Action.FLAPPING, AlertState.FIRING, 2, 1.1), 100, ch)
+>>> b = rec.record(a, Record(Action.FIRING, AlertState.RESOLVED, 2, 1.1), 100, ch)
+>>> c = rec.record(b, Record(Action.FLAPPING, AlertState.FIRING, 2, 1.1), 100, ch)
 >>> [(t.id, t.action, t.muted) for t in ch.transitions]
 [('a1:1', 'firing', 'flapping'), ('a1:2', 'flapping', '')]
->>> [(d.id, d.notifier) for d in ch.deliveries], a.last_notified_ns
-([('a1:2:log', 'log')], 100)
+>>> [(d.id, d.notifier) for d in ch.deliveries], c.last_notified_ns, (a.seq, b.seq, c.seq)
+([('a1:2:log', 'log')], 100, (0, 1, 2))
 """
 
 from __future__ import annotations
@@ -55,14 +55,18 @@ class Recorder:
         self.router = router
         self.metrics = metrics
 
-    def record(self, alert: Alert, rec: Record, now: int, changes: Changes) -> Alert:
+    def record(
+        self, alert: Alert, rec: Record, now: int, changes: Changes, *, owned: bool = False
+    ) -> Alert | None:
         """Record ``rec`` on ``alert`` at ``now`` into ``changes``; returns the alert as it
-        is after the transition (a new object), or ``alert`` itself when ``rec`` asked to
-        be dropped while muted."""
+        is after the transition, or None when ``rec`` asked to be dropped while muted.
+        ``owned``: ``alert`` is a copy nobody else holds yet, so it is changed in place
+        (else a copy is); either way the alert returned is held by ``changes`` and must
+        not change again."""
         why = self.muter(alert, rec.action, now) if rec.notify else QUIET
         if why is not None and rec.if_unmuted:
-            return alert
-        a = alert.copy()
+            return None
+        a = alert if owned else alert.copy()
         a.seq += 1
         a.updated_ns = now
         t = Transition(
@@ -106,8 +110,11 @@ def notification(a: Alert, t: Transition) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_COLOURS = {int(level): level.colour for level in Level}
+
+
 def _colour(level: int | None) -> str | None:
-    return Level(level).colour if level else None
+    return _COLOURS[level] if level else None
 
 
 def _num(v: float) -> float | None:

@@ -3,27 +3,29 @@
 The pure parts of the sink (:func:`riskwatch.alerts.apply.apply` for signals,
 :func:`riskwatch.alerts.operator.operate` for operator moves,
 :func:`riskwatch.alerts.timers.due` for timers) never store, notify, lock or read a
-clock. Each returns a :class:`Step`: the alert as it is after the step (a new object;
-the one passed in is left as it was) and the :class:`Record` s it asks the sink to write
-into the alert's history. The sink's recorder turns each record into a stored
-:class:`~riskwatch.alerts.state.Transition`, asks the muter whether it is notified, and
-queues the notifications.
+clock. Each returns a :class:`Step`: the alert as it is after the step (a new object
+when the step changed it; the one passed in is left as it was) and the :class:`Record` s
+it asks the sink to write into the alert's history. The sink's recorder turns each
+record into a stored :class:`~riskwatch.alerts.state.Transition`, asks the muter whether
+it is notified, and queues the notifications.
 
 >>> r = Record(Action.ESCALATE, AlertState.FIRING, 2, 1.3, note="tier 1")
 >>> (str(r.action), r.who, r.ts_ns, r.if_unmuted)
 ('escalate', 'engine', None, False)
->>> Action("firing") is Action.FIRING, Action.from_event(Event.RETURN_TO_SERVICE)
+>>> Action("firing") is Action.FIRING, EVENT_ACTIONS[Event.RETURN_TO_SERVICE]
 (True, <Action.RETURN_TO_SERVICE: 'return_to_service'>)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
+from typing import NamedTuple
 
 from riskwatch.alerts.state import Alert, AlertState, Event
 
-__all__ = ["Action", "Outcome", "Record", "Step"]
+__all__ = ["EVENT_ACTIONS", "Action", "Outcome", "Record", "Step"]
 
 
 class Action(StrEnum):
@@ -48,12 +50,9 @@ class Action(StrEnum):
     REPEAT = "repeat"  # still firing unacknowledged: notified again
     UNMUTED = "unmuted"  # the silence or inhibition that muted it lifted: notified now
 
-    @classmethod
-    def from_event(cls, event: Event) -> Action:
-        return _EVENT_ACTIONS[event]
 
-
-_EVENT_ACTIONS = {e: Action(e.value) for e in Event}
+#: the action that records each lifecycle event
+EVENT_ACTIONS: Mapping[Event, Action] = MappingProxyType({e: Action(e.value) for e in Event})
 
 
 class Outcome(StrEnum):
@@ -66,13 +65,13 @@ class Outcome(StrEnum):
     IGNORED = "ignored"  # a state the alert lifecycle does not know
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One transition a step asks to record. ``level`` is the level the transition is
     about (a resolved signal carries none); ``ts_ns`` the reading's time (default: when
     it is recorded). ``notify=False`` records for the history only (muted ``quiet``);
     ``if_unmuted`` drops the record altogether while the alert is still muted (a timer
-    offering to notify what a silence or inhibition held back)."""
+    offering to notify what a silence or inhibition held back). A named tuple: one is made
+    per transition, and a frozen dataclass costs several times more to build."""
 
     action: Action
     from_state: AlertState | None
@@ -85,10 +84,11 @@ class Record:
     if_unmuted: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """The alert after a step and what to record, in order. ``activated``: the alert's
-    condition became active (an annunciation, for alarm-system health)."""
+class Step(NamedTuple):
+    """The alert after a step and what to record, in order. ``alert`` is either the alert
+    the step was given (it changed nothing) or a new copy that nobody else holds yet.
+    ``activated``: the alert's condition became active (an annunciation, for alarm-system
+    health)."""
 
     alert: Alert
     records: tuple[Record, ...] = ()

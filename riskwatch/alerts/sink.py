@@ -300,8 +300,11 @@ class AlertSink:
     def _take(self, step: Step, now: int, ch: Changes) -> Alert:
         """Record a step's transitions and swap the alert it leaves into the index."""
         a = step.alert
+        owned = a is not self.index.by_id.get(a.id)  # the step's own copy, not yet published
         for rec in step.records:
-            a = self.recorder.record(a, rec, now, ch)
+            recorded = self.recorder.record(a, rec, now, ch, owned=owned)
+            if recorded is not None:
+                a, owned = recorded, False
         self.index.put(a)
         return a
 

@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field
 
 from riskwatch.alerts.service import AlertService
 from riskwatch.alerts.state import Alert, AlertState, IllegalTransition, Transition
-from riskwatch.alerts.store import Silence, StoreError
+from riskwatch.alerts.store import AlertStoreError, Silence
 from riskwatch.config.alerts import LEVEL_NAMES, AlertsApiConfig, ApiToken
 from riskwatch.errors import AlertNotFound, NotOwned
 from riskwatch.model import Level
@@ -186,7 +186,7 @@ def add_lifecycle_error_handlers(app: FastAPI) -> None:
         return handler
 
     answers: list[tuple[type[Exception], int]] = [
-        (IllegalTransition, 409), (NotOwned, 409), (AlertNotFound, 404), (StoreError, 503),
+        (IllegalTransition, 409), (NotOwned, 409), (AlertNotFound, 404), (AlertStoreError, 503),
     ]  # fmt: skip
     for exc_type, status in answers:
         app.add_exception_handler(exc_type, answer(status))

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from riskwatch.alerts.changes import Changes, TransitionListener, merge
 from riskwatch.alerts.notifiers import NotifierRunner
 from riskwatch.alerts.state import Alert
-from riskwatch.alerts.store import AlertStore, Delivery, StoreError, alert_row
+from riskwatch.alerts.store import AlertStore, AlertStoreError, Delivery, alert_row
 from riskwatch.alerts.summaries import SiteSummaries
 
 __all__ = ["Outbox"]
@@ -115,7 +115,7 @@ class Outbox:
             with self.store.lock:
                 try:
                     self.store.write_rows(new_rows, changed_rows, m.transitions, m.deliveries)
-                except StoreError as exc:
+                except AlertStoreError as exc:
                     log.error("alerts: %s (kept in memory, retried)", exc)
                     with self._lock:
                         self._unsaved[:0] = queued

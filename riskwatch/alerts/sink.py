@@ -87,7 +87,7 @@ from riskwatch.alerts.stages import (
     SilenceStage,
 )
 from riskwatch.alerts.state import Alert, AlertState, Event, IllegalTransition
-from riskwatch.alerts.store import AlertStore, Silence, StoreError
+from riskwatch.alerts.store import AlertStore, AlertStoreError, Silence
 from riskwatch.alerts.summaries import SiteSummaries
 from riskwatch.alerts.timers import Cadence, TimerPolicy, due
 from riskwatch.catalog import SensorRegistry
@@ -370,7 +370,7 @@ class AlertSink:
             a = self._take(step, now, ch)
             self.outbox.commit(ch)
         if not self.flush():
-            raise StoreError("the alert store is not writable; the action is queued")
+            raise AlertStoreError("the alert store is not writable; the action is queued")
         return a
 
     def ack(self, alert_id: str, who: str, note: str | None = None) -> Alert:

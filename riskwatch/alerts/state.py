@@ -39,7 +39,7 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import NamedTuple
 
-from riskwatch.errors import RiskwatchError
+from riskwatch.errors import StateError
 
 __all__ = [
     "HIDDEN_STATES",
@@ -80,7 +80,7 @@ class Event(StrEnum):
     CLOSE = "close"
 
 
-class IllegalTransition(RiskwatchError):
+class IllegalTransition(StateError):
     """An operator asked for a move the state machine does not allow (HTTP 409)."""
 
     def __init__(self, state: AlertState, event: Event, why: str) -> None:

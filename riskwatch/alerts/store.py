@@ -33,15 +33,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from riskwatch.alerts.state import Alert, AlertState, Transition
-from riskwatch.errors import RiskwatchError
+from riskwatch.errors import AlertStoreError
 
-__all__ = ["AlertStore", "Delivery", "Silence", "StoreError", "alert_row"]
+__all__ = ["AlertStore", "Delivery", "Silence", "alert_row"]
 
 _log = logging.getLogger(__name__)
-
-
-class StoreError(RiskwatchError):
-    """The alert store failed (the message names the database and the operation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +179,7 @@ class AlertStore:
             self.md.create_all(self.engine)
             self._add_missing_columns()
         except SQLAlchemyError as exc:
-            raise StoreError(f"alert store {self.where()}: cannot open: {exc}") from exc
+            raise AlertStoreError(f"alert store {self.where()}: cannot open: {exc}") from exc
         self.dialect = self.engine.dialect.name
         self._sql = self._prepare_sql()
 
@@ -293,7 +289,7 @@ class AlertStore:
                         ],
                     )  # fmt: skip
         except SQLAlchemyError as exc:
-            raise StoreError(f"alert store {self.where()}: write failed: {exc}") from exc
+            raise AlertStoreError(f"alert store {self.where()}: write failed: {exc}") from exc
 
     def mark(self, ids: Iterable[str], status: str, at_ns: int, error: str | None = None) -> None:
         """Mark outbox rows ``delivered`` or ``failed`` (given up)."""
@@ -321,7 +317,7 @@ class AlertStore:
                         c.exec_driver_sql("PRAGMA synchronous=FULL")
                         c.commit()
         except SQLAlchemyError as exc:
-            raise StoreError(f"alert store {self.where()}: marking deliveries: {exc}") from exc
+            raise AlertStoreError(f"alert store {self.where()}: marking deliveries: {exc}") from exc
 
     def purge_closed(self, before_ns: int) -> int:
         """Delete alerts closed before ``before_ns`` with their transitions and outbox rows."""

@@ -25,19 +25,11 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from riskwatch.alerts.store import AlertStore, Delivery
-from riskwatch.errors import RiskwatchError
+from riskwatch.errors import NotifyError
 
-__all__ = ["Notifier", "NotifierMetrics", "NotifierRunner", "NotifyError"]
+__all__ = ["Notifier", "NotifierMetrics", "NotifierRunner"]
 
 log = logging.getLogger(__name__)
-
-
-class NotifyError(RiskwatchError):
-    """Sending failed; ``retryable`` says whether trying again can help."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        self.retryable = retryable
-        super().__init__(message)
 
 
 class Notifier(Protocol):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from riskwatch.alerts.store import StoreError
+from riskwatch.alerts.store import AlertStoreError
 from tests.unit.alerts.helpers import Rig
 
 
@@ -27,7 +27,7 @@ def test_nothing_notified_before_stored_then_catch_up(tmp_path: Path) -> None:
     assert not r.sink.flush()  # the writer keeps failing: kept in memory
     assert len(r.pub.alerts()) == 1  # only what was stored before the outage
     a = next(x for x in r.sink.open_alerts() if x.sensor == "CO-01")
-    with pytest.raises(StoreError, match="not writable"):
+    with pytest.raises(AlertStoreError, match="not writable"):
         r.sink.ack(a.id, "li")
     db.execute("ALTER TABLE rw_outbox_away RENAME TO rw_outbox")
     db.commit()

@@ -12,6 +12,29 @@ the caller flushes.
 The alert rows are snapshotted under the sink's lock: an alert still open is written as
 its current copy in the index (it may have moved on without a transition, e.g. flapping
 history forgotten), a closed one as its last recorded copy.
+
+>>> from riskwatch.alerts.index import OpenAlerts
+>>> from riskwatch.alerts.state import Alert, AlertState, Transition
+>>> from riskwatch.alerts.summaries import SiteSummaries
+>>> from riskwatch.clock import ManualClock
+>>> class Store:  # what the outbox needs of an AlertStore
+...     lock = threading.RLock()
+...     def write_rows(self, new, changed, transitions, deliveries):
+...         print(len(new), len(changed), [t.id for t in transitions])
+>>> lock = threading.RLock()
+>>> index = OpenAlerts()
+>>> summaries = SiteSummaries([], index, lock, ManualClock(0))
+>>> outbox = Outbox(Store(), {}, summaries, lock, index.by_id, sync=False)
+>>> a = Alert("a1", "k", "ch4", "m1", "f1", "S1", None, "ch4", "rule", AlertState.FIRING,
+...           True, False, 2, 2, 1.1, 1.0, "CH4 high", 0, 5, 5)
+>>> for seq in (1, 2):
+...     ch = Changes()
+...     ch.recorded(a, Transition(f"a1:{seq}", "a1", seq, 5, 5, "engine", "firing", None,
+...                               "firing", 2, 1.1, None), [])
+...     outbox.commit(ch)
+>>> outbox.flush(), outbox.idle()  # two groups, one write: the alert's row once
+0 1 ['a1:1', 'a1:2']
+(True, True)
 """
 
 from __future__ import annotations

@@ -43,9 +43,9 @@ from pydantic import BaseModel, Field
 
 from riskwatch.alerts.service import AlertService
 from riskwatch.alerts.state import Alert, AlertState, IllegalTransition, Transition
-from riskwatch.alerts.store import AlertStoreError, Silence
+from riskwatch.alerts.store import Silence
 from riskwatch.config.alerts import LEVEL_NAMES, AlertsApiConfig, ApiToken
-from riskwatch.errors import AlertNotFound, NotOwned
+from riskwatch.errors import AlertNotFound, AlertStoreError, NotOwned
 from riskwatch.model import Level
 from riskwatch.webserver import ThreadedServer
 

@@ -47,8 +47,9 @@ from collections.abc import Mapping
 from riskwatch.alerts.changes import Changes, TransitionListener, merge
 from riskwatch.alerts.notifiers import NotifierRunner
 from riskwatch.alerts.state import Alert
-from riskwatch.alerts.store import AlertStore, AlertStoreError, Delivery, alert_row
+from riskwatch.alerts.store import AlertStore, Delivery, alert_row
 from riskwatch.alerts.summaries import SiteSummaries
+from riskwatch.errors import AlertStoreError
 
 __all__ = ["Outbox"]
 

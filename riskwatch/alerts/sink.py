@@ -87,14 +87,14 @@ from riskwatch.alerts.stages import (
     SilenceStage,
 )
 from riskwatch.alerts.state import Alert, AlertState, Event, IllegalTransition
-from riskwatch.alerts.store import AlertStore, AlertStoreError, Silence
+from riskwatch.alerts.store import AlertStore, Silence
 from riskwatch.alerts.summaries import SiteSummaries
 from riskwatch.alerts.timers import Cadence, TimerPolicy, due
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock
 from riskwatch.config.alerts import AlertsConfig, NotifierConfig
 from riskwatch.config.engine import EngineConfig
-from riskwatch.errors import AlertNotFound, NotOwned
+from riskwatch.errors import AlertNotFound, AlertStoreError, NotOwned
 from riskwatch.model import Signal
 from riskwatch.pipeline import StageContext
 

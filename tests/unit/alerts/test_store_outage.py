@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from riskwatch.alerts.store import AlertStoreError
+from riskwatch.errors import AlertStoreError
 from tests.unit.alerts.helpers import Rig
 
 

@@ -143,7 +143,7 @@ def baseline(port: int, n: int) -> float:
 def sink_rate(port: int, n: int, store: str, label: str) -> float:
     from prometheus_client import CollectorRegistry
 
-    from riskwatch.alerts.lifecycle import AlertSink
+    from riskwatch.alerts.sink import AlertSink
     from riskwatch.alerts.store import AlertStore
     from riskwatch.catalog import SensorRegistry
     from riskwatch.clock import ManualClock
@@ -204,7 +204,7 @@ def sink_latency(port: int, seconds: float, write: str) -> float:
     in batches of 10 (what the engine hands over at 50k readings/s, 1 % state changes)."""
     from prometheus_client import CollectorRegistry
 
-    from riskwatch.alerts.lifecycle import AlertSink
+    from riskwatch.alerts.sink import AlertSink
     from riskwatch.catalog import SensorRegistry
     from riskwatch.clock import SystemClock
     from riskwatch.config.alerts import AlertsConfig, FlappingConfig, NotifierConfig

@@ -102,14 +102,9 @@ def _make_sink(work: Path, reg: Any) -> tuple[Any, Any]:
         file=str(work / "engine.yaml"),
     )
     clock = ManualClock(0)
-    try:  # after the restructure: the alert sink's explicit factory
-        from riskwatch.alerts.sink import AlertSink  # type: ignore[import-not-found]
+    from riskwatch.alerts.sink import AlertSink
 
-        sink = AlertSink.from_engine_config(cfg, reg, None, CollectorRegistry(), clock)
-    except ImportError:
-        from riskwatch.alerts import build_sink
-
-        sink = build_sink(cfg, reg, None, CollectorRegistry(), clock)
+    sink = AlertSink.from_engine_config(cfg, reg, None, CollectorRegistry(), clock)
     return sink, clock
 
 

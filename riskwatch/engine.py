@@ -38,8 +38,8 @@ from prometheus_client import CollectorRegistry
 
 from riskwatch.alerts import build_sink
 from riskwatch.alerts.api import ApiServer
-from riskwatch.alerts.lifecycle import AlertSink
 from riskwatch.alerts.points import storage_listener
+from riskwatch.alerts.sink import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock, SystemClock
 from riskwatch.config.engine import EngineConfig

@@ -11,8 +11,14 @@ boundary with ``raise ... from exc`` so callers only ever catch these::
     ├── StorageError           a write failed (``retryable`` says whether trying again can help)
     ├── SpoolFullError         the on-disk spool reached its bound
     ├── StateError             an illegal state-machine move (alerts, operator actions)
+    │   └── IllegalTransition  an alert refused a move: state, event and why (HTTP 409;
+    │                          riskwatch.alerts.state, next to the states it names)
     ├── AlertNotFound          no alert (or silence) with that id (HTTP 404)
-    └── NotOwned               the alert is open in another engine instance (HTTP 409)
+    ├── NotOwned               the alert is open in another engine instance (HTTP 409)
+    ├── AlertStoreError        the alert store failed: database and operation (HTTP 503)
+    ├── NotifyError            a notification was not sent (``retryable`` says whether
+    │                          trying again can help)
+    └── AlertApiError          the ``riskwatch alerts`` CLI got no usable answer from the API
 
 Dead-letter reasons are a :class:`DeadLetterReason` ``StrEnum`` so they can be used as
 bounded Prometheus label values.
@@ -28,12 +34,15 @@ from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 __all__ = [
+    "AlertApiError",
     "AlertNotFound",
+    "AlertStoreError",
     "ConfigError",
     "ConfigErrors",
     "DeadLetterReason",
     "DecodeError",
     "NotOwned",
+    "NotifyError",
     "RiskwatchError",
     "SpoolFullError",
     "StateError",
@@ -146,3 +155,19 @@ class AlertNotFound(RiskwatchError):
 
 class NotOwned(RiskwatchError):
     """The alert is open in another engine instance sharing the database (HTTP 409)."""
+
+
+class AlertStoreError(RiskwatchError):
+    """The alert store failed (the message names the database and the operation)."""
+
+
+class NotifyError(RiskwatchError):
+    """Sending a notification failed; ``retryable`` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class AlertApiError(RiskwatchError):
+    """The alert API refused a CLI call or could not be reached."""

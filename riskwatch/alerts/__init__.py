@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from riskwatch.alerts.lifecycle import AlertSink
+    from riskwatch.alerts.sink import AlertSink
 
 __all__ = ["build_sink"]
 
@@ -18,7 +18,7 @@ __all__ = ["build_sink"]
 def build_sink(
     cfg: Any, registry: Any, publisher: Any, metrics_registry: Any, clock: Any
 ) -> AlertSink:
-    """The engine's signal sink: see :class:`riskwatch.alerts.lifecycle.AlertSink`."""
-    from riskwatch.alerts.lifecycle import AlertSink
+    """The engine's signal sink: see :class:`riskwatch.alerts.sink.AlertSink`."""
+    from riskwatch.alerts.sink import AlertSink
 
     return AlertSink.from_engine_config(cfg, registry, publisher, metrics_registry, clock)

@@ -34,21 +34,20 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from riskwatch.alerts.service import AlertService
 from riskwatch.alerts.state import Alert, AlertState, IllegalTransition, Transition
-from riskwatch.alerts.store import Silence, StoreError
+from riskwatch.alerts.store import Silence
 from riskwatch.config.alerts import LEVEL_NAMES, AlertsApiConfig, ApiToken
+from riskwatch.errors import AlertNotFound, AlertStoreError, NotOwned
 from riskwatch.model import Level
 from riskwatch.webserver import ThreadedServer
-
-if TYPE_CHECKING:
-    from riskwatch.alerts.lifecycle import AlertSink
 
 __all__ = ["ApiServer", "create_app"]
 
@@ -179,7 +178,6 @@ def add_lifecycle_error_handlers(app: FastAPI) -> None:
     """HTTP answers for the alert lifecycle's errors, shared by the alert API and the
     console: an illegal transition or an alert owned by someone else is 409, an unknown
     alert 404, an unreachable alert store 503 (the operator can retry)."""
-    from riskwatch.errors import AlertNotFound, NotOwned
 
     def answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
         async def handler(_: Request, exc: Exception) -> JSONResponse:
@@ -188,7 +186,7 @@ def add_lifecycle_error_handlers(app: FastAPI) -> None:
         return handler
 
     answers: list[tuple[type[Exception], int]] = [
-        (IllegalTransition, 409), (NotOwned, 409), (AlertNotFound, 404), (StoreError, 503),
+        (IllegalTransition, 409), (NotOwned, 409), (AlertNotFound, 404), (AlertStoreError, 503),
     ]  # fmt: skip
     for exc_type, status in answers:
         app.add_exception_handler(exc_type, answer(status))
@@ -237,8 +235,9 @@ def _load_tokens(tokens: list[ApiToken]) -> list[tuple[bytes, Principal]]:
     return out
 
 
-def create_app(sink: "AlertSink", cfg: AlertsApiConfig) -> FastAPI:
-    """The API over one sink. Token secrets are read once, here."""
+def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
+    """The API over one alert sink (anything with the :class:`AlertService` surface).
+    Token secrets are read once, here."""
     tokens = _load_tokens(cfg.tokens)
     app = FastAPI(
         title="riskwatch alerts",
@@ -283,7 +282,7 @@ def create_app(sink: "AlertSink", cfg: AlertsApiConfig) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {
             "status": "ok",
-            "open_alerts": len(sink.open),
+            "open_alerts": sink.open_count(),
             "mqtt_ready": all(p.ready() for p in sink.mqtt_notifiers()),
         }
 
@@ -311,8 +310,7 @@ def create_app(sink: "AlertSink", cfg: AlertsApiConfig) -> FastAPI:
             sensor=sensor, levels=[LEVEL_NAMES.index(x) + 1 for x in level or []],
             open_only=open, limit=limit, offset=offset,
         )  # fmt: skip
-        live = sink.by_id
-        return {"total": total, "items": [alert_out(live.get(a.id, a)) for a in rows]}
+        return {"total": total, "items": [alert_out(a) for a in sink.live(rows)]}
 
     @app.get("/api/v1/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"])
     def show(alert_id: str, p: Who) -> dict[str, Any]:
@@ -428,7 +426,7 @@ class ApiServer:
     """Serve the API with uvicorn in a daemon thread on ``cfg.listen`` (``host:port``;
     port 0 picks a free one, see :attr:`url`)."""
 
-    def __init__(self, sink: "AlertSink", cfg: AlertsApiConfig) -> None:
+    def __init__(self, sink: AlertService, cfg: AlertsApiConfig) -> None:
         assert cfg.listen
         self.app = create_app(sink, cfg)
         self._server = ThreadedServer(self.app, cfg.listen, name="alerts-api")

@@ -20,13 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from riskwatch.durations import parse_duration
-from riskwatch.errors import RiskwatchError
+from riskwatch.errors import AlertApiError
 
 __all__ = ["duration_seconds", "parse_matchers", "register"]
-
-
-class ApiCallError(RiskwatchError):
-    """The alert API refused or could not be reached."""
 
 
 def duration_seconds(text: str) -> float:
@@ -42,7 +38,7 @@ def parse_matchers(items: list[str]) -> dict[str, list[str]]:
     for it in items:
         key, sep, val = it.partition("=")
         if not sep or not key or not val:
-            raise ApiCallError(f"bad matcher {it!r}: use label=value (value a,b or ~regex)")
+            raise AlertApiError(f"bad matcher {it!r}: use label=value (value a,b or ~regex)")
         vals = [val] if val.startswith("~") else val.split(",")
         out.setdefault(key.strip(), []).extend(v.strip() for v in vals)
     return out
@@ -55,7 +51,7 @@ def _client(args: argparse.Namespace) -> Any:
     if args.token_file:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
     if not token:
-        raise ApiCallError("no API token: set RW_ALERTS_TOKEN or pass --token-file")
+        raise AlertApiError("no API token: set RW_ALERTS_TOKEN or pass --token-file")
     return httpx.Client(
         base_url=args.url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
@@ -68,7 +64,7 @@ def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
         try:
             r = c.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise ApiCallError(f"cannot reach the alert API at {args.url}: {exc}") from exc
+            raise AlertApiError(f"cannot reach the alert API at {args.url}: {exc}") from exc
     if r.status_code >= 400:
         try:
             detail = r.json().get("detail")
@@ -78,7 +74,7 @@ def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
             detail = "; ".join(
                 f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
             )
-        raise ApiCallError(f"{method} {path}: {r.status_code}: {detail}")
+        raise AlertApiError(f"{method} {path}: {r.status_code}: {detail}")
     return r.json()
 
 

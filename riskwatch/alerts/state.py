@@ -34,12 +34,15 @@ its condition is still active; close it after it resolves
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
+from operator import attrgetter
+from typing import NamedTuple
 
-from riskwatch.errors import RiskwatchError
+from riskwatch.errors import StateError
 
 __all__ = [
+    "HIDDEN_STATES",
     "OPEN_STATES",
     "AlertState",
     "Condition",
@@ -61,6 +64,8 @@ class AlertState(StrEnum):
 
 
 OPEN_STATES = frozenset(s for s in AlertState if s is not AlertState.CLOSED)
+#: hidden from operators (shelved, out of service): transitions are recorded, not annunciated
+HIDDEN_STATES = frozenset((AlertState.SHELVED, AlertState.OUT_OF_SERVICE))
 
 
 class Event(StrEnum):
@@ -75,7 +80,7 @@ class Event(StrEnum):
     CLOSE = "close"
 
 
-class IllegalTransition(RiskwatchError):
+class IllegalTransition(StateError):
     """An operator asked for a move the state machine does not allow (HTTP 409)."""
 
     def __init__(self, state: AlertState, event: Event, why: str) -> None:
@@ -104,9 +109,6 @@ def settle(active: bool, acked: bool) -> AlertState:
     return AlertState.RESOLVED
 
 
-_HIDDEN = (AlertState.SHELVED, AlertState.OUT_OF_SERVICE)
-
-
 def transition(c: Condition, ev: Event) -> Condition:
     """Apply one event. Condition events (pending/firing/resolved) never raise: a repeat is a
     no-op (dedup). Operator events raise :class:`IllegalTransition` when not allowed."""
@@ -117,7 +119,7 @@ def transition(c: Condition, ev: Event) -> Condition:
     if ev is Event.PENDING:
         return c  # a pending signal never demotes an open alert
     if ev is Event.FIRING:
-        if st in _HIDDEN:
+        if st in HIDDEN_STATES:
             return replace(c, active=True, acked=c.acked and c.active)
         if st is S.PENDING or st is S.RESOLVED:
             return Condition(S.FIRING, True, False)
@@ -125,7 +127,7 @@ def transition(c: Condition, ev: Event) -> Condition:
     if ev is Event.RESOLVED:
         if st is S.PENDING:
             return Condition(S.CLOSED, False, False)
-        if st in _HIDDEN:
+        if st in HIDDEN_STATES:
             return replace(c, active=False)
         return Condition(S.RESOLVED, False, c.acked)
     if ev is Event.ACK:
@@ -163,8 +165,14 @@ def transition(c: Condition, ev: Event) -> Condition:
 
 @dataclass(slots=True)
 class Alert:
-    """One alert, open or closed, as the lifecycle keeps it in memory and the store keeps it
-    on disk. Times are ns since the epoch; ``level`` is ``Level`` as int (1 red .. 4 blue)."""
+    """One alert, open or closed, as the sink keeps it in memory and the store keeps it on
+    disk. Times are ns since the epoch; ``level`` is ``Level`` as int (1 red .. 4 blue).
+
+    The sink treats an alert it has published (indexed, queued for the store, handed to
+    listeners) as frozen: every step works on :meth:`copy` and the sink swaps the copy in.
+    So a reader in another thread never sees half a change, and a queued row or a
+    listener's pair never moves on under it.
+    """
 
     id: str
     key: str
@@ -204,6 +212,18 @@ class Alert:
     def condition(self) -> Condition:
         return Condition(self.state, self.active, self.acked)
 
+    def copy(self) -> Alert:
+        """A shallow copy to change. ``flap_times`` is shared with the original, so a step
+        replaces that list and never changes it in place.
+
+        >>> a = Alert("a1", "k", "ch4", "m1", "f1", "S1", None, "ch4", "rule",
+        ...           AlertState.FIRING, True, False, 2, 2, 1.1, 1.0, "CH4 high", 0, 5, 5)
+        >>> b = a.copy(); b.tier = 1
+        >>> (a.tier, b.tier, b == a.copy())
+        (0, 1, False)
+        """
+        return Alert(*_ALERT_FIELDS(self))
+
     def labels(self) -> dict[str, str]:
         """What matchers (routing, silences, inhibition, consoles) look at."""
         return {
@@ -219,16 +239,21 @@ class Alert:
 
 
 _COLOURS = ("", "red", "orange", "yellow", "blue")
+_ALERT_FIELDS = attrgetter(*(f.name for f in fields(Alert)))
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """One recorded change of an alert: who, when, from, to, level, value, note.
+class Transition(NamedTuple):
+    """One recorded change of an alert, as the store keeps it: who, when, from, to, level,
+    value, note.
 
-    ``action`` is the event (``open``, ``firing``, ``level``, ``resolved``, ``ack``,
-    ``escalate``, ``repeat``, ``flapping``, ``settled``, ``shelve``, ``unshelve``,
-    ``out_of_service``, ``return_to_service``, ``close``, ``unmuted``); ``muted`` says why
-    no notification went out (``silence:<id>``, ``inhibited``, ``flapping``) or is empty.
+    ``action`` is a :class:`~riskwatch.alerts.records.Action` value (``pending``,
+    ``firing``, ``level``, ``resolved``, ``ack``, ``escalate``, ``repeat``, ``flapping``,
+    ``settled``, ``shelve``, ``unshelve``, ``out_of_service``, ``return_to_service``,
+    ``close``, ``unmuted``); ``muted`` says why no notification went out, as
+    :attr:`riskwatch.alerts.stages.muter.Suppression.text` (``silence:<id>``,
+    ``inhibited``, ``flapping``, ``shelved``, ``out_of_service``, ``quiet``), or is empty.
+    A named tuple: immutable, and one is built per transition, where a frozen dataclass
+    costs three times as much.
     """
 
     id: str

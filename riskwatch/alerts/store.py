@@ -5,7 +5,7 @@ engine instances on one database).
 
 Why an outbox: a transition and the notifications it causes are written in the same
 transaction, *before* anything is sent. A notifier marks its row delivered after sending;
-on restart the lifecycle re-queues exactly the rows not yet delivered, so a crash neither
+on restart the sink re-queues exactly the rows not yet delivered, so a crash neither
 loses a notification nor re-sends one that went out (up to the few rows sent in the
 instant between send and mark; each message carries ``event`` so consumers can drop
 those).
@@ -33,15 +33,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from riskwatch.alerts.state import Alert, AlertState, Transition
-from riskwatch.errors import RiskwatchError
+from riskwatch.errors import AlertStoreError
 
-__all__ = ["AlertStore", "Delivery", "Silence", "StoreError"]
+__all__ = ["AlertStore", "Delivery", "Silence", "alert_row"]
 
 _log = logging.getLogger(__name__)
-
-
-class StoreError(RiskwatchError):
-    """The alert store failed (the message names the database and the operation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +179,7 @@ class AlertStore:
             self.md.create_all(self.engine)
             self._add_missing_columns()
         except SQLAlchemyError as exc:
-            raise StoreError(f"alert store {self._where()}: cannot open: {exc}") from exc
+            raise AlertStoreError(f"alert store {self.where()}: cannot open: {exc}") from exc
         self.dialect = self.engine.dialect.name
         self._sql = self._prepare_sql()
 
@@ -223,14 +219,15 @@ class AlertStore:
                     ctype = col.type.compile(dialect=self.engine.dialect)
                     c.exec_driver_sql(f"ALTER TABLE {q(tb.name)} ADD COLUMN {q(col.name)} {ctype}")
                     _log.warning(
-                        "alert store %s: added column %s.%s", self._where(), tb.name, col.name
+                        "alert store %s: added column %s.%s", self.where(), tb.name, col.name
                     )
                     if col.name == "owner":
                         c.execute(
                             sa.update(tb).where(tb.c.owner.is_(None)).values(owner=self.owner)
                         )
 
-    def _where(self) -> str:
+    def where(self) -> str:
+        """The database for messages (a URL without its credentials)."""
         return self.target.split("@")[-1] if "://" in self.target else self.target
 
     def close(self) -> None:
@@ -250,7 +247,7 @@ class AlertStore:
     ) -> None:
         """Everything one batch of signals or one operator action changed, in one transaction."""
         self.write_rows(
-            [_alert_tuple(a) for a in new], [_alert_tuple(a) for a in changed], transitions,
+            [alert_row(a) for a in new], [alert_row(a) for a in changed], transitions,
             deliveries,
         )  # fmt: skip
 
@@ -261,7 +258,7 @@ class AlertStore:
         transitions: Sequence[Transition],
         deliveries: Sequence[Delivery],
     ) -> None:
-        """:meth:`write` with the alert rows already snapshotted (``_alert_tuple``)."""
+        """:meth:`write` with the alert rows already snapshotted (``alert_row``)."""
         if not (new or changed or transitions or deliveries):
             return
         # plain DBAPI executemany with prepared SQL text: SQLAlchemy's per-row parameter
@@ -292,7 +289,7 @@ class AlertStore:
                         ],
                     )  # fmt: skip
         except SQLAlchemyError as exc:
-            raise StoreError(f"alert store {self._where()}: write failed: {exc}") from exc
+            raise AlertStoreError(f"alert store {self.where()}: write failed: {exc}") from exc
 
     def mark(self, ids: Iterable[str], status: str, at_ns: int, error: str | None = None) -> None:
         """Mark outbox rows ``delivered`` or ``failed`` (given up)."""
@@ -320,7 +317,7 @@ class AlertStore:
                         c.exec_driver_sql("PRAGMA synchronous=FULL")
                         c.commit()
         except SQLAlchemyError as exc:
-            raise StoreError(f"alert store {self._where()}: marking deliveries: {exc}") from exc
+            raise AlertStoreError(f"alert store {self.where()}: marking deliveries: {exc}") from exc
 
     def purge_closed(self, before_ns: int) -> int:
         """Delete alerts closed before ``before_ns`` with their transitions and outbox rows."""
@@ -492,8 +489,9 @@ def _finite(v: float) -> float | None:
     return v if v == v and v not in (float("inf"), float("-inf")) else None
 
 
-def _alert_tuple(a: Alert) -> tuple[Any, ...]:
-    """The alert's columns in ``_ALERT_COLS`` order."""
+def alert_row(a: Alert) -> tuple[Any, ...]:
+    """The alert's columns in ``_ALERT_COLS`` order (what :meth:`AlertStore.write_rows`
+    takes: a snapshot, so the alert may move on while the row waits for its write)."""
     return (
         a.id, a.key, a.rule, a.enterprise, a.site, a.sensor, a.group, a.kind, a.source,
         a.state.value, a.active, a.acked, a.level, a.max_level, _finite(a.value),

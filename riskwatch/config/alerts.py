@@ -31,13 +31,15 @@ __all__ = [
     "FlappingConfig",
     "InhibitRule",
     "NotifierConfig",
+    "check_matchers",
 ]
 
 LEVEL_NAMES = ("red", "orange", "yellow", "blue")
 MATCH_KEYS = ("enterprise", "site", "sensor", "group", "rule", "level", "kind", "source")
 
 
-def _check_matchers(m: dict[str, list[str]]) -> str | None:
+def check_matchers(m: dict[str, list[str]]) -> str | None:
+    """What is wrong with a matcher set (config, silences), or None."""
     for k, vals in m.items():
         if k not in MATCH_KEYS:
             return f"unknown matcher key {k!r} (known: {', '.join(MATCH_KEYS)})"
@@ -53,7 +55,7 @@ def _check_matchers(m: dict[str, list[str]]) -> str | None:
 
 
 def _matchers(**kw: object) -> object:
-    return field(default_factory=dict, metadata={"check": _check_matchers, **kw})
+    return field(default_factory=dict, metadata={"check": check_matchers, **kw})
 
 
 def _pos(default: float) -> object:
@@ -205,7 +207,7 @@ class AlertsConfig:
                 out.append((("notify", str(i), "name"), f"duplicate notifier name {n.label!r}"))
             seen.add(n.label)
         for name, m in self.consoles.items():
-            msg = _check_matchers(m)
+            msg = check_matchers(m)
             if msg:
                 out.append((("consoles", name), msg))
         return out

@@ -95,7 +95,7 @@ def _child(db: str, cfg_path: str) -> None:  # pragma: no cover - runs in a subp
     """Run a sink; read JSON commands on stdin, answer one JSON line per command."""
     from prometheus_client import CollectorRegistry
 
-    from riskwatch.alerts.lifecycle import AlertSink
+    from riskwatch.alerts.sink import AlertSink
     from riskwatch.catalog import SensorRegistry
     from riskwatch.clock import ManualClock
     from riskwatch.config.alerts import AlertsConfig

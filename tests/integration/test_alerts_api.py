@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from riskwatch.alerts.api import ApiServer
-from riskwatch.alerts.lifecycle import AlertSink
+from riskwatch.alerts.sink import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.cli import main as cli_main
 from riskwatch.clock import ManualClock

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
-from riskwatch.alerts.lifecycle import AlertSink
+from riskwatch.alerts.sink import AlertSink
 from riskwatch.alerts.state import AlertState
 from riskwatch.alerts.store import AlertStore
 from riskwatch.catalog import SensorRegistry

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from riskwatch.alerts.lifecycle import AlertSink
+from riskwatch.alerts.sink import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import ManualClock
 from riskwatch.config.alerts import AlertsConfig, NotifierConfig

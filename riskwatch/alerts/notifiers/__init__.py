@@ -6,11 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from riskwatch.alerts.notifiers.base import NotifierMetrics, NotifierRunner, NotifyError
+from riskwatch.alerts.notifiers.base import NotifierMetrics, NotifierRunner
 from riskwatch.alerts.notifiers.log import LogNotifier
 from riskwatch.alerts.notifiers.mqtt import MqttNotifier
 from riskwatch.alerts.notifiers.webhook import WebhookNotifier
 from riskwatch.config.alerts import NotifierConfig
+from riskwatch.errors import NotifyError
 
 __all__ = [
     "NOTIFIERS",

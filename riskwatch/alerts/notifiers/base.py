@@ -7,6 +7,10 @@ restart, and metrics (sent, failed, retried, queue depth, latency).
 A dead notifier never blocks alerting or ingest: :meth:`NotifierRunner.offer` never
 waits; what does not fit in the queue stays ``pending`` in the outbox and is re-read
 when the queue drains.
+
+The runner reads no clock itself: backoff, give-up age and latency use the injected
+``monotonic`` / ``monotonic_ns``, the outbox's ``done_ns`` the injected ``time_ns``
+(defaults: the real ones; tests pass their own).
 """
 
 from __future__ import annotations
@@ -15,24 +19,17 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from riskwatch.alerts.store import AlertStore, Delivery
-from riskwatch.errors import RiskwatchError
+from riskwatch.errors import NotifyError
 
-__all__ = ["Notifier", "NotifierMetrics", "NotifierRunner", "NotifyError"]
+__all__ = ["Notifier", "NotifierMetrics", "NotifierRunner"]
 
 log = logging.getLogger(__name__)
-
-
-class NotifyError(RiskwatchError):
-    """Sending failed; ``retryable`` says whether trying again can help."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        self.retryable = retryable
-        super().__init__(message)
 
 
 class Notifier(Protocol):
@@ -84,6 +81,9 @@ class NotifierRunner:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 60.0,
         give_up_after_s: float = 24 * 3600.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        time_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.notifier = notifier
         self.name = notifier.name
@@ -93,6 +93,9 @@ class NotifierRunner:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.give_up_after_s = give_up_after_s
+        self._mono = monotonic
+        self._mono_ns = monotonic_ns
+        self._time_ns = time_ns
         self._q: collections.deque[Delivery] = collections.deque()
         self._known: set[str] = set()  # ids queued or in flight
         self._t0: dict[str, int] = {}
@@ -115,7 +118,7 @@ class NotifierRunner:
     def offer(self, items: list[Delivery]) -> None:
         """Queue without waiting. Call while holding ``store.lock`` after the rows are
         committed (so the catch-up reader never sees a row that is about to be offered)."""
-        now = time.monotonic_ns()
+        now = self._mono_ns()
         with self._cv:
             for d in items:
                 if d.id in self._known:
@@ -166,7 +169,7 @@ class NotifierRunner:
             with self._cv:
                 room = self.queue_max - len(self._q)
                 fresh = [d for d in rows if d.id not in self._known][:room]
-                now = time.monotonic_ns()
+                now = self._mono_ns()
                 for d in fresh:
                     self._q.append(d)
                     self._known.add(d.id)
@@ -182,7 +185,7 @@ class NotifierRunner:
                     if not self._marks:
                         self._cv.wait(0.5)
                         continue
-                    due = self._marks_t0 + self.mark_interval_s - time.monotonic()
+                    due = self._marks_t0 + self.mark_interval_s - self._mono()
                     if due <= 0:
                         break
                     self._cv.wait(due)
@@ -214,7 +217,7 @@ class NotifierRunner:
                 if done:
                     with self._cv:
                         if not self._marks:
-                            self._marks_t0 = time.monotonic()
+                            self._marks_t0 = self._mono()
                         self._marks.extend(done)
                 self._mark(failed, "failed", self.last_error)
                 with self._cv:
@@ -229,7 +232,7 @@ class NotifierRunner:
         with self._cv:
             if not self._marks:
                 return
-            young = time.monotonic() - self._marks_t0 < self.mark_interval_s
+            young = self._mono() - self._marks_t0 < self.mark_interval_s
             if not force and len(self._marks) < 256 and young:
                 return
             ids = list(self._marks)
@@ -241,7 +244,7 @@ class NotifierRunner:
         if not ids:
             return
         try:
-            self.store.mark(ids, status, time.time_ns(), error)
+            self.store.mark(ids, status, self._time_ns(), error)
         except Exception as exc:
             log.error("notifier %s: cannot mark %d outbox rows %s: %s", self.name, len(ids),
                       status, exc)  # fmt: skip
@@ -253,13 +256,13 @@ class NotifierRunner:
     def _deliver(self, d: Delivery) -> bool | None:
         """True sent, False given up, None stopped while retrying."""
         delay = self.retry_initial_s
-        first = time.monotonic()
+        first = self._mono()
         while True:
             try:
                 self.notifier.send(d)
             except NotifyError as exc:
                 self.last_error = str(exc)
-                too_old = time.monotonic() - first > self.give_up_after_s
+                too_old = self._mono() - first > self.give_up_after_s
                 if not exc.retryable or too_old:
                     log.error("notifier %s: giving up on %s: %s", self.name, d.id, exc)
                     self.metrics.failed.labels(self.name).inc()
@@ -280,7 +283,7 @@ class NotifierRunner:
                 continue
             t0 = self._t0.get(d.id)
             if t0 is not None:
-                self.metrics.latency.labels(self.name).observe((time.monotonic_ns() - t0) / 1e9)
+                self.metrics.latency.labels(self.name).observe((self._mono_ns() - t0) / 1e9)
             self.metrics.sent.labels(self.name).inc()
             self.sent_total += 1
             return True

@@ -16,8 +16,8 @@ import logging
 from pathlib import Path
 from typing import IO
 
-from riskwatch.alerts.notifiers.base import NotifyError
 from riskwatch.alerts.store import Delivery
+from riskwatch.errors import NotifyError
 
 __all__ = ["LogNotifier"]
 

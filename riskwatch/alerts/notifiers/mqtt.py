@@ -16,8 +16,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from riskwatch.alerts.notifiers.base import NotifyError
 from riskwatch.alerts.store import Delivery
+from riskwatch.errors import NotifyError
 
 __all__ = ["MqttNotifier"]
 

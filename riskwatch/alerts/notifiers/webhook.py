@@ -14,8 +14,8 @@ import hmac
 
 import httpx
 
-from riskwatch.alerts.notifiers.base import NotifyError
 from riskwatch.alerts.store import Delivery
+from riskwatch.errors import NotifyError
 
 __all__ = ["WebhookNotifier", "sign"]
 

@@ -1,20 +1,28 @@
 """Silences: created through the API or CLI with matchers, an end time, an author and a
 reason; while one is active, matching alerts' transitions are recorded but not notified.
 
+:class:`Silencer` holds the silences; :class:`SilenceStage` is its muter stage.
+
 >>> from riskwatch.alerts.store import Silence
 >>> s = Silencer([Silence("s1", {"site": ["face1"]}, 0, 100, "li", "calibration", 0)])
 >>> s.match({"site": "face1"}, 50), s.match({"site": "face1"}, 100)
 ('s1', None)
+>>> s.expire("s1", 40).ends_ns, s.match({"site": "face1"}, 50)
+(40, None)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
+from riskwatch.alerts.records import Action
 from riskwatch.alerts.stages.matchers import Matchers
+from riskwatch.alerts.stages.muter import Suppression, SuppressReason
+from riskwatch.alerts.state import Alert
 from riskwatch.alerts.store import Silence
 
-__all__ = ["Silencer"]
+__all__ = ["SilenceStage", "Silencer"]
 
 
 class Silencer:
@@ -32,8 +40,6 @@ class Silencer:
             return None
         s = hit[0]
         if s.ends_ns > at_ns:
-            from dataclasses import replace
-
             s = replace(s, ends_ns=at_ns)
             self._items[silence_id] = (s, hit[1])
         return s
@@ -56,3 +62,16 @@ class Silencer:
         """Forget silences that ended before ``before_ns`` (they stay in the store)."""
         for k in [k for k, (s, _) in self._items.items() if s.ends_ns < before_ns]:
             del self._items[k]
+
+
+class SilenceStage:
+    """Muted while an active silence matches the alert's labels (``silence:<id>``)."""
+
+    def __init__(self, silencer: Silencer) -> None:
+        self.silencer = silencer
+
+    def __call__(self, alert: Alert, action: Action, now_ns: int) -> Suppression | None:
+        silence_id = self.silencer.match(alert.labels(), now_ns)
+        if silence_id is None:
+            return None
+        return Suppression(SuppressReason.SILENCE, silence_id)

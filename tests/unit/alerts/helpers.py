@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from riskwatch.alerts.lifecycle import AlertSink
+from riskwatch.alerts.sink import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import ManualClock
 from riskwatch.config.alerts import AlertsConfig, NotifierConfig
@@ -65,10 +65,14 @@ class Rig:
 
     def sig(self, state: str, level: Level | None = Level.ORANGE, sensor: int = 0,
             rule: str = "ch4", value: float = 1.2, **kw: Any) -> None:  # fmt: skip
-        s = Signal(rule, sensor, self.clock.now_ns(), state,
+        self.sig_nowait(state, level, sensor, rule, value, **kw)
+        assert self.sink.wait_idle()
+
+    def sig_nowait(self, state: str, level: Level | None = Level.ORANGE, sensor: int = 0,
+                   rule: str = "ch4", value: float = 1.2, **kw: Any) -> None:  # fmt: skip
+        s = Signal(rule, sensor, self.clock.now_ns(), state,  # type: ignore[arg-type]
                    level if state != "resolved" else None, value, 1.0, f"{rule} {state}", **kw)  # fmt: skip
         self.sink.handle([s], self.ctx())
-        assert self.sink.wait_idle()
 
     def tick(self, seconds: float = 0.0) -> None:
         self.clock.advance(seconds)

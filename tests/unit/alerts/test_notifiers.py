@@ -147,3 +147,31 @@ def test_new_notifications_wait_behind_an_outbox_backlog(tmp_path: Path) -> None
         time.sleep(0.01)
     r.stop()
     assert plugin.sent == [d.id for d in ds]
+
+
+def test_the_runner_reads_only_its_injected_clocks(tmp_path: Path) -> None:
+    """Give-up age from the injected monotonic clock (no waiting: each reading jumps an
+    hour), the outbox's done time from the injected wall clock."""
+    import itertools
+    import sqlite3
+    import time
+
+    hours = itertools.count(0, 3600.0)
+    store = AlertStore(tmp_path / "a.sqlite")
+    ds = [Delivery(f"e{i}:scripted", "a", "scripted", b"{}", "m1", "f1", i) for i in range(2)]
+    store.write([], [], [], ds)
+    plugin = Scripted([NotifyError("503", retryable=True)])
+    r = NotifierRunner(plugin, store, NotifierMetrics(CollectorRegistry()),
+                       retry_initial_s=0.01, give_up_after_s=1800.0,
+                       monotonic=lambda: next(hours), time_ns=lambda: 42)  # fmt: skip
+    r.start()
+    r.request_catch_up()
+    deadline = time.monotonic() + 10
+    while not r.idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r.stop()
+    assert plugin.sent == ["e1:scripted"]  # e0 was an hour old at its first failure
+    assert r.failed_total == 1
+    db = sqlite3.connect(tmp_path / "a.sqlite")
+    rows = db.execute("select id, status, done_ns from rw_outbox order by n").fetchall()
+    assert rows == [("e0:scripted", "failed", 42), ("e1:scripted", "delivered", 42)]

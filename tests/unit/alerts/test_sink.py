@@ -1,4 +1,4 @@
-"""The lifecycle over time with a manual clock, a real SQLite file and a capturing
+"""The alert sink over time with a manual clock, a real SQLite file and a capturing
 publisher: every step checks the exact state and the exact notifications."""
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ import numpy as np
 from riskwatch.catalog import SensorRegistry
 from riskwatch.errors import ConfigError, ConfigErrors
 from riskwatch.model import Batch, Level, Signal, SignalState
-from riskwatch.rules.calendars import Calendar, build_calendars
+from riskwatch.rules.calendars import Calendar, collect_calendars
 from riskwatch.rules.conditions import CONDITIONS, CompileContext, Condition, ReadingCondition
 from riskwatch.rules.parse import RuleFile, RuleSpec
 from riskwatch.rules.readings import ReadingRules
@@ -92,21 +92,13 @@ class RuleSet:
     ) -> None:
         self.registry = registry
         self.files = list(files)
-        self.calendars: dict[str, Calendar] = {}
-        errors: list[ConfigError] = []
-        bases = list(base_dirs) if base_dirs is not None else [None] * len(self.files)
-        for i, rf in enumerate(self.files):
-            try:
-                cals = build_calendars(rf.calendars, bases[i], docs[i] if docs else None)
-            except ConfigErrors as exc:
-                errors += exc.errors
-                continue
-            for k, c in cals.items():
-                if k in self.calendars:
-                    errors.append(
-                        ConfigError(f"calendars.{k}", "calendar defined twice", file=rf.file)
-                    )
-                self.calendars[k] = c
+        n = len(self.files)
+        self.calendars: dict[str, Calendar]
+        self.calendars, errors = collect_calendars(
+            self.files,
+            list(base_dirs) if base_dirs is not None else [None] * n,
+            list(docs) if docs else [None] * n,
+        )
         self.specs: list[RuleSpec] = [r for rf in self.files for r in rf.rules if r.enabled]
         self.rule_file: dict[str, str] = {r.name: rf.file for rf in self.files for r in rf.rules}
         errors += self._reference_errors()

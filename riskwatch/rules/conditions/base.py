@@ -220,6 +220,10 @@ class ReadingCondition(Generic[C]):
         return self.spec.name
 
     @property
+    def own_message(self) -> str | None:
+        return self.spec.message
+
+    @property
     def has_calendar(self) -> bool:
         return bool(self.calendar_in or self.calendar_out)
 

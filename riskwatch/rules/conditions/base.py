@@ -19,9 +19,11 @@ work on all rows of the kind at once.
 Adding a condition kind: a member of :class:`~riskwatch.rules.kinds.ConditionKind`, one
 module here (a :class:`ReadingCondition` subclass, or a class with the
 :class:`Condition` methods) and its line in the registry,
-:data:`riskwatch.rules.conditions.CONDITIONS`; ``tests/unit/rules/test_rules_registry.py``
-then checks it like every other kind (its ``sample`` rule must parse, compile, evaluate
-and survive a reload).
+:data:`riskwatch.rules.conditions.CONDITIONS`, plus the YAML key that selects it
+(:class:`~riskwatch.rules.parse.RuleSpec`). Nothing else names a kind: the rule set
+finds its class in the registry. ``tests/unit/rules/test_rules_registry.py`` then checks
+it like every other kind (its ``sample`` rule must parse, raise, resolve and survive a
+reload).
 """
 
 from __future__ import annotations

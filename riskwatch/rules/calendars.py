@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,9 +27,9 @@ import numpy as np
 
 from riskwatch.config.yamldoc import YamlDoc
 from riskwatch.errors import ConfigError, ConfigErrors
-from riskwatch.rules.parse import CalendarSpec
+from riskwatch.rules.parse import CalendarSpec, RuleFile
 
-__all__ = ["Calendar", "build_calendars", "parse_offset", "parse_time"]
+__all__ = ["Calendar", "build_calendars", "collect_calendars", "parse_offset", "parse_time"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _NS_DAY = 86400 * 10**9
@@ -227,3 +227,24 @@ def build_calendars(
                 errors.append(ConfigError(f"calendars.{name}", str(exc)))
     ConfigErrors.raise_if(errors)
     return out
+
+
+def collect_calendars(
+    files: Sequence[RuleFile],
+    base_dirs: Sequence[Path | None],
+    docs: Sequence[YamlDoc | None],
+) -> tuple[dict[str, Calendar], list[ConfigError]]:
+    """The calendars of several rule files by name, and the errors (a name given twice)."""
+    calendars: dict[str, Calendar] = {}
+    errors: list[ConfigError] = []
+    for rf, base, doc in zip(files, base_dirs, docs, strict=True):
+        try:
+            cals = build_calendars(rf.calendars, base, doc)
+        except ConfigErrors as exc:
+            errors += exc.errors
+            continue
+        for k, c in cals.items():
+            if k in calendars:
+                errors.append(ConfigError(f"calendars.{k}", "calendar defined twice", file=rf.file))
+            calendars[k] = c
+    return calendars, errors

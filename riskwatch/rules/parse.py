@@ -4,6 +4,12 @@ A rule file holds ``rules:`` (a list of :class:`RuleSpec`) and optional ``calend
 (named :class:`CalendarSpec`). Every error names ``file:line:col: key.path``; all errors
 of a file are reported in one pass (:func:`riskwatch.config.schema.parse`).
 
+Durations (``for``, ``keep_firing_for``, ``per``, ``window``, ``frozen.for``,
+``calibration.max``, ``no_data.after`` / ``default``) are parsed here, at load, into
+:class:`~riskwatch.durations.Duration` s: integer nanoseconds that remember how they were
+written, so messages quote the rule's own spelling. A bad duration is reported with its
+file, line and key like any other error.
+
 Numbers a rule compares against are either literals or references to the sensor
 catalogue's per-point setpoints, optionally scaled and capped by a regulatory bound::
 
@@ -20,12 +26,20 @@ catalogue's per-point setpoints, optionally scaled and capped by a regulatory bo
 ...       - {level: orange, above: catalog.alarm, clear_below: catalog.restore}
 ... ''')
 >>> r = f.rules[0]
->>> r.name, r.kind, r.all_levels()[0].level.colour
-('ch4_alarm', 'threshold', 'orange')
+>>> r.name, r.kind, r.condition, r.all_levels()[0].level.colour
+('ch4_alarm', 'threshold', <ConditionKind.VALUE: 0>, 'orange')
 >>> as_setpoint("1.1 * catalog.red")
 Setpoint(setpoint='red', value=None, factor=1.1, default=None, cap=None)
->>> parse_duration("1h30m") // 10**9
-5400
+>>> f = load_rules_text('''
+... rules:
+...   - {name: slow, match: {kind: t}, level: red, above: 30, for: 1h30m}
+...   - {name: quiet, match: {kind: t}, no_data: {after: 3 * catalog.period_s}}
+... ''')
+>>> d = f.rules[0].for_
+>>> int(d) // 10**9, str(d)
+(5400, '1h30m')
+>>> f.rules[1].no_data.limit, int(f.rules[1].no_data.default) // 10**9
+(Setpoint(setpoint='period_s', value=None, factor=3.0, default=None, cap=None), 90)
 """
 
 from __future__ import annotations
@@ -37,9 +51,10 @@ from typing import Any, Literal
 
 from riskwatch.config.schema import parse
 from riskwatch.config.yamldoc import YamlDoc
-from riskwatch.durations import parse_duration
+from riskwatch.durations import Duration, parse_duration
 from riskwatch.errors import ConfigError, ConfigErrors
 from riskwatch.model import Level
+from riskwatch.rules.kinds import ConditionKind
 
 __all__ = [
     "CalendarSpec",
@@ -66,18 +81,6 @@ _SP = re.compile(
     r"^\s*(?:(?P<f1>[0-9.]+)\s*\*\s*)?catalog\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"(?:\s*\*\s*(?P<f2>[0-9.]+))?\s*$"
 )
-
-
-def _dur_check(v: Any) -> str | None:
-    try:
-        parse_duration(v)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _dur(default: str | None = None) -> Any:
-    return field(default=default, metadata={"check": _dur_check})
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,8 @@ class LevelSpec:
     clear_above: NumberSpec | None = None
     strict: bool = False
     label: str = ""
-    for_: str | float | None = field(default=None, metadata={"yaml": "for", "check": _dur_check})
-    keep_firing_for: str | float | None = _dur()
+    for_: Duration | None = field(default=None, metadata={"yaml": "for"})
+    keep_firing_for: Duration | None = None
 
     def validate(self) -> list[tuple[tuple[str, ...], str]]:
         out = _check_numbers(self, ("above", "below", "clear_below", "clear_above"))
@@ -190,26 +193,45 @@ class CountSpec:
 
 @dataclass(frozen=True)
 class NoDataSpec:
-    """No reading for ``after`` (a duration or ``k * catalog.period_s``)."""
+    """No reading for ``after``: a duration, or ``k * catalog.NAME`` (seconds per sensor,
+    ``default`` where the catalogue has none). :attr:`limit` is ``after`` parsed."""
 
-    after: str | float = "3 * catalog.period_s"
-    default: str | float = _dur("90s")
+    after: Duration | str = "3 * catalog.period_s"  # as written (text: a catalogue number)
+    default: Duration = field(default=Duration.parse("90s"))
     clock: Literal["arrival", "event"] = "arrival"
     per: Literal["sensor", "site", "gateway"] = "sensor"
     never_reported: bool = True
+    #: ``after`` as a duration, or the catalogue number (seconds) it refers to
+    limit: Duration | Setpoint = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        limit: Duration | Setpoint = Setpoint()  # invalid text: validate() reports it
+        if isinstance(self.after, Duration):
+            limit = self.after
+        elif "catalog." in self.after:
+            try:
+                limit = as_setpoint(self.after) or limit
+            except ValueError:
+                pass
+        object.__setattr__(self, "limit", limit)
 
     def validate(self) -> list[tuple[tuple[str, ...], str]]:
-        if isinstance(self.after, str) and "catalog." in self.after:
+        if isinstance(self.after, Duration):
+            return []
+        if "catalog." in self.after:
             return _check_numbers(self, ("after",))
-        msg = _dur_check(self.after)
-        return [(("after",), msg)] if msg else []
+        try:  # neither a duration nor a catalogue number: say what a duration looks like
+            parse_duration(self.after)
+        except ValueError as exc:
+            return [(("after",), str(exc))]
+        return []
 
 
 @dataclass(frozen=True)
 class FrozenSpec:
     """The same value (``|change| <= tolerance``) on every reading for longer than ``for``."""
 
-    for_: str | float = field(default="4h", metadata={"yaml": "for", "check": _dur_check})
+    for_: Duration = field(default=Duration.parse("4h"), metadata={"yaml": "for"})
     tolerance: float = field(default=0.0, metadata={"check": lambda v: None if v >= 0 else "< 0"})
 
 
@@ -219,7 +241,7 @@ class RangeSpec:
 
     low: NumberSpec = "catalog.range_low"
     high: NumberSpec = "catalog.range_high"
-    for_: str | float | None = field(default=None, metadata={"yaml": "for", "check": _dur_check})
+    for_: Duration | None = field(default=None, metadata={"yaml": "for"})
 
     def validate(self) -> list[tuple[tuple[str, ...], str]]:
         return _check_numbers(self, ("low", "high"))
@@ -229,7 +251,7 @@ class RangeSpec:
 class CalibrationSpec:
     """A sensor flagged ``calibrating`` continuously for longer than ``max``."""
 
-    max: str | float = _dur("2h")
+    max: Duration = field(default=Duration.parse("2h"))
 
 
 @dataclass(frozen=True)
@@ -340,11 +362,11 @@ class RuleSpec:
     strict: bool = False
     label: str = ""
     of: Literal["value", "rate", "change"] = "value"
-    per: str | float = _dur("1s")
-    window: str | float | None = _dur()
+    per: Duration = field(default=Duration.parse("1s"))
+    window: Duration | None = None
     count: CountSpec | None = None
-    for_: str | float | None = field(default=None, metadata={"yaml": "for", "check": _dur_check})
-    keep_firing_for: str | float | None = _dur()
+    for_: Duration | None = field(default=None, metadata={"yaml": "for"})
+    keep_firing_for: Duration | None = None
     # other kinds
     no_data: NoDataSpec | None = None
     frozen: FrozenSpec | None = None
@@ -399,6 +421,12 @@ class RuleSpec:
             if getattr(self, k) is not None:
                 return k
         return "threshold"
+
+    @property
+    def condition(self) -> ConditionKind:
+        """The condition kind: :attr:`kind`, or for a threshold rule what it compares (``of``)."""
+        kind = self.kind
+        return ConditionKind.from_key(self.of if kind == "threshold" else kind)
 
     def all_levels(self) -> list[LevelSpec]:
         """The levels of a threshold rule, with rule-wide defaults filled in."""

@@ -25,21 +25,17 @@ from collections import deque
 from typing import Any
 
 from riskwatch.model import PROCESS_SKIP, Flags
-from riskwatch.rules.evaluator import (
-    CHANGE_SAMPLES,
-    K_CALIB,
-    K_CHANGE,
-    K_FROZEN,
-    K_RANGE,
-    K_RATE,
-    NLEV,
-    RuleSet,
-)
+from riskwatch.rules.conditions import CHANGE_SAMPLES, ChangeColumns, RangeColumns, RateColumns
+from riskwatch.rules.evaluator import RuleSet
+from riskwatch.rules.kinds import ConditionKind
+from riskwatch.rules.slots import LEVEL_COLUMNS
 
 __all__ = ["ScalarRules"]
 
 _CAL = int(Flags.CALIBRATING)
 _SKIP = int(PROCESS_SKIP)
+K_RATE, K_CHANGE, K_FROZEN = ConditionKind.RATE, ConditionKind.CHANGE, ConditionKind.FROZEN
+K_RANGE, K_CALIB = ConditionKind.OUT_OF_RANGE, ConditionKind.CALIBRATION
 
 
 class ScalarRules:
@@ -47,33 +43,40 @@ class ScalarRules:
     ``(rule, sensor, time, state, level or None)``."""
 
     def __init__(self, rs: RuleSet) -> None:
-        s = rs.slots
+        s = rs.readings.slots
+        rate = s.columns.get(K_RATE)
+        change = s.columns.get(K_CHANGE)
+        rng = s.columns.get(K_RANGE)
+        assert rate is None or isinstance(rate, RateColumns)
+        assert change is None or isinstance(change, ChangeColumns)
+        assert rng is None or isinstance(rng, RangeColumns)
         self.by_sensor: dict[int, list[dict[str, Any]]] = {}
         for i in range(s.n):
             p: dict[str, Any] = {
-                "rule": rs.rules[int(s.rule[i])].name,
+                "rule": rs.readings.rules[int(s.rule[i])].name,
                 "kind": int(s.kind[i]),
-                "per": float(s.per_ns[i]),
-                "window": int(s.window_ns[i]),
-                "low": float(s.low[i]),
-                "high": float(s.high[i]),
+                "per": float(rate.per_ns[i]) if rate is not None else 1e9,
+                "window": int(change.window_ns[i]) if change is not None else 0,
+                "low": float(rng.low[i]) if rng is not None else math.nan,
+                "high": float(rng.high[i]) if rng is not None else math.nan,
                 "n": int(s.count_n[i]),
                 "m": int(s.count_m[i]),
                 "levels": [
                     (
                         k,
                         float(s.sign[i, k]),
-                        float(s.T[i, k]),
-                        float(s.C[i, k]),
+                        float(s.trigger[i, k]),
+                        float(s.clear[i, k]),
                         bool(s.strict[i, k]),
-                        bool(s.cincl[i, k]),
+                        bool(s.clear_inclusive[i, k]),
                         int(s.for_ns[i, k]),
                         int(s.keep_ns[i, k]),
                     )
-                    for k in range(NLEV)
+                    for k in range(LEVEL_COLUMNS)
                     if s.enabled[i, k]
                 ],
             }
+
             p.update(latch={}, trun={}, tsince={}, crun={}, csince={}, hist={}, status=0)
             p.update(last_t=None, last_v=math.nan, ring=deque(maxlen=CHANGE_SAMPLES))
             self.by_sensor.setdefault(int(s.sensor[i]), []).append(p)

@@ -41,10 +41,10 @@ import numpy as np
 from riskwatch.catalog import SensorRegistry, _parse_rows
 from riskwatch.config.schema import parse
 from riskwatch.config.yamldoc import YamlDoc
+from riskwatch.durations import Duration
 from riskwatch.errors import ConfigError, ConfigErrors
-from riskwatch.model import Batch, Flags, Level
+from riskwatch.model import Batch, Flags, Level, SignalState
 from riskwatch.rules.calendars import parse_time
-from riskwatch.rules.parse import parse_duration
 from riskwatch.rules.stage import compile_files
 
 __all__ = ["TestFile", "expand_series", "run_test_file"]
@@ -85,7 +85,7 @@ def expand_series(text: str) -> list[tuple[float, int] | None]:
 class SeriesSpec:
     sensor: str
     values: str
-    interval: str | float | None = None
+    interval: Duration | None = None
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,12 @@ class Expected:
     rule: str
     sensor: str
     level: Level
-    state: str = "firing"
+    state: SignalState = SignalState.FIRING
 
 
 @dataclass(frozen=True)
 class Check:
-    at: str | float
+    at: Duration
     expect: list[Expected] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
 
@@ -108,7 +108,7 @@ class TestCase:
     name: str
     series: list[SeriesSpec]
     alerts: list[Check]
-    interval: str | float = "10s"
+    interval: Duration = field(default=Duration.parse("10s"))
     rules: list[str] = field(default_factory=list)
 
 
@@ -157,7 +157,7 @@ def run_case(tf: TestFile, case: TestCase, doc: YamlDoc, base: Path) -> CaseResu
                 msg = f"sensor {s.sensor!r} must be enterprise/site/sensor"
                 raise ConfigErrors([ConfigError("series.sensor", msg, file=doc.file)])
             sid = int(reg.intern(parts[0], parts[1], [parts[2]])[0])
-        step = parse_duration(s.interval if s.interval is not None else case.interval)
+        step = int(s.interval if s.interval is not None else case.interval)
         for i, item in enumerate(expand_series(s.values)):
             if item is not None:
                 rows.append((t0 + i * step, sid, item[0], item[1]))
@@ -166,9 +166,10 @@ def run_case(tf: TestFile, case: TestCase, doc: YamlDoc, base: Path) -> CaseResu
     lines: list[str] = []
     ok = True
     done = 0
-    checks = sorted(case.alerts, key=lambda c: parse_duration(c.at))
+    checks = sorted(case.alerts, key=lambda c: int(c.at))
     for chk in checks:
-        at = t0 + parse_duration(chk.at)
+        at = t0 + int(chk.at)
+
         upto = int(np.searchsorted(times, at, side="right"))
         if upto > done:
             part = rows[done:upto]
@@ -196,11 +197,11 @@ def run_case(tf: TestFile, case: TestCase, doc: YamlDoc, base: Path) -> CaseResu
     return CaseResult(case.name, ok, lines)
 
 
-def _one(x: tuple[str, str, str, str]) -> str:
+def _one(x: tuple[str, str, str, SignalState]) -> str:
     return f"{x[0]} {x[1]} {x[2]} {x[3]}"
 
 
-def _fmt(s: set[tuple[str, str, str, str]]) -> str:
+def _fmt(s: set[tuple[str, str, str, SignalState]]) -> str:
     return "; ".join(_one(x) for x in sorted(s))
 
 

@@ -1,0 +1,86 @@
+"""What the rule set remembers per sensor for conditions that look beyond one reading.
+
+No-data rules need when each sensor last reported (event time and arrival time); compound
+rules need each sensor's last process value. Both are kept once per rule set (not per
+rule), and only when a rule needs them (:class:`Needs`).
+
+>>> from riskwatch.model import Batch, Flags
+>>> m = SensorMemory()
+>>> m.grow(2)
+>>> b = Batch.from_arrays([5, 7, 9], [0, 1, 0], [1.0, 2.0, 3.0], [0, 0, int(Flags.FAULT)])
+>>> m.observe(b, Needs.SEEN | Needs.LAST_VALUE)
+>>> m.seen_event.tolist(), m.last_value.tolist()
+([9, 7], [1.0, 2.0])
+"""
+
+from __future__ import annotations
+
+from enum import IntFlag
+from typing import NamedTuple
+
+import numpy as np
+
+from riskwatch.model import PROCESS_SKIP, Batch
+from riskwatch.rules.slots import NEVER
+
+__all__ = ["Needs", "SensorMemory", "SensorSnapshot"]
+
+
+class Needs(IntFlag):
+    """What a condition reads from the :class:`SensorMemory`."""
+
+    NONE = 0
+    SEEN = 1  # last event and arrival time per sensor
+    LAST_VALUE = 2  # last process value per sensor
+
+
+class SensorSnapshot(NamedTuple):
+    seen_event: np.ndarray
+    seen_arrival: np.ndarray
+    last_value: np.ndarray
+    start_ns: int | None
+
+
+class SensorMemory:
+    """Per sensor id: last seen (event / arrival ns) and last process value."""
+
+    def __init__(self) -> None:
+        self.seen_event = np.full(0, NEVER, np.int64)
+        self.seen_arrival = np.full(0, NEVER, np.int64)
+        self.last_value = np.full(0, np.nan)
+        self.start_ns: int | None = None  # when the rule set first ran (never-reported)
+
+    def grow(self, n_sensors: int) -> None:
+        """Extend the arrays to the registry's size (new sensors: never seen)."""
+        grow = n_sensors - len(self.seen_event)
+        if grow > 0:
+            self.seen_event = np.concatenate([self.seen_event, np.full(grow, NEVER, np.int64)])
+            self.seen_arrival = np.concatenate([self.seen_arrival, np.full(grow, NEVER, np.int64)])
+            self.last_value = np.concatenate([self.last_value, np.full(grow, np.nan)])
+
+    def start(self, now_ns: int) -> None:
+        if self.start_ns is None:
+            self.start_ns = now_ns
+
+    def observe(self, batch: Batch, needs: Needs) -> None:
+        """Record a time-sorted batch (only what some rule needs)."""
+        if needs & Needs.SEEN:
+            np.maximum.at(self.seen_event, batch.sensor, batch.time)
+            np.maximum.at(self.seen_arrival, batch.sensor, batch.received)
+        if needs & Needs.LAST_VALUE:
+            ok = (batch.flags & int(PROCESS_SKIP)) == 0
+            self.last_value[batch.sensor[ok]] = batch.value[ok]  # time-sorted: the last wins
+
+    def nbytes(self) -> int:
+        return self.seen_event.nbytes + self.seen_arrival.nbytes + self.last_value.nbytes
+
+    def snapshot(self) -> SensorSnapshot:
+        return SensorSnapshot(self.seen_event, self.seen_arrival, self.last_value, self.start_ns)
+
+    def restore(self, snap: SensorSnapshot) -> None:
+        """Take over a snapshot of another rule set (as far as this registry reaches)."""
+        n = min(len(snap.seen_event), len(self.seen_event))
+        self.seen_event[:n] = snap.seen_event[:n]
+        self.seen_arrival[:n] = snap.seen_arrival[:n]
+        self.last_value[:n] = snap.last_value[:n]
+        self.start_ns = snap.start_ns

@@ -74,7 +74,6 @@ __all__ = [
     "as_setpoint",
     "load_rules",
     "load_rules_text",
-    "parse_duration",
 ]
 
 _SP = re.compile(

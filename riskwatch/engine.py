@@ -7,10 +7,11 @@ This module wires the parts; each part does its own work:
   acknowledgements back;
 - the engine thread (:class:`~riskwatch.engine_loop.EngineLoop`) cuts them into
   micro-batches (:class:`~riskwatch.ingest.batcher.MicroBatcher`: by size, time and input
-  going quiet), runs the :class:`~riskwatch.pipeline.Pipeline` (quality, rules,
-  detectors) on each, hands the signals to the alert sink, fills the console's window and
-  submits the batch to storage with the acks of its messages; it also drives timers
-  (``tick``) and hot reload (:class:`~riskwatch.reloader.Reloader`);
+  going quiet) and hands each to the :class:`~riskwatch.spine.Spine`, which runs the
+  :class:`~riskwatch.pipeline.Pipeline` (quality, rules, detectors), hands the signals to
+  the alert sink, fills the console's window and submits the batch to storage with the
+  acks of its messages; the thread also drives timers (``tick``) and hot reload
+  (:class:`~riskwatch.reloader.Reloader`);
 - the storage thread (:class:`~riskwatch.storage.runner.StorageRunner`) writes or spools
   each batch, then acknowledges its messages (:class:`~riskwatch.ingest.acks.AckLedger`
   counts them in flight).
@@ -31,6 +32,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -48,24 +50,21 @@ from riskwatch.detectors import build_stage as build_detector_stage
 from riskwatch.engine_loop import EngineLoop
 from riskwatch.errors import StorageError
 from riskwatch.ingest.acks import AckLedger
-from riskwatch.ingest.batcher import MicroBatch, MicroBatcher
+from riskwatch.ingest.batcher import MicroBatcher
 from riskwatch.ingest.deadletter import DeadLetterSink
 from riskwatch.ingest.decode import Decoder
-from riskwatch.ingest.process_receiver import ProcessReceiver
-from riskwatch.ingest.receiver import Ack, Message, Receiver
-from riskwatch.ingest.thread_receiver import ThreadReceiver
-from riskwatch.ingest.topics import TopicTemplate
+from riskwatch.ingest.receiver import Message, Receiver
+from riskwatch.ingest.receivers import open_receiver
 from riskwatch.metrics import IngestMetrics, StorageMetrics, serve_metrics
-from riskwatch.model import Batch, Signal
+from riskwatch.model import Batch
 from riskwatch.pipeline import Pipeline, Stage, StageContext
 from riskwatch.quality import QualityStage
 from riskwatch.reloader import Reloader
 from riskwatch.rules import build_stage as build_rule_stage
+from riskwatch.spine import Spine
 from riskwatch.storage.influx import Writer, make_writer
 from riskwatch.storage.influx_query import series_reader
-from riskwatch.storage.lineproto import LineEncoder
 from riskwatch.storage.runner import StorageRunner
-from riskwatch.storage.spool import Spool
 
 __all__ = ["Engine", "SinkFactory"]
 
@@ -106,28 +105,16 @@ class Engine:
         self.metrics = IngestMetrics(self.metrics_registry)
         self.storage_metrics = StorageMetrics(self.metrics_registry)
         self.registry = SensorRegistry(strict=cfg.ingest.strict)
-        self.decoder = Decoder(
-            self.registry,
-            TopicTemplate(cfg.mqtt.topic_template),
-            max_payload_bytes=cfg.mqtt.max_payload_bytes,
-            min_time_ns=cfg.ingest.min_time_ns,
-            max_future_s=cfg.ingest.max_future_s,
-            late_after_s=cfg.ingest.late_after_s,
-        )
+        self.decoder = Decoder.from_config(cfg, self.registry)
         self.acks = AckLedger(self.metrics, self.clock)
-        self.batcher = MicroBatcher(
-            self._decode,
-            max_readings=cfg.ingest.batch_max_readings,
-            max_wait_s=cfg.ingest.batch_max_wait_ms / 1000,
-            idle_s=cfg.ingest.batch_idle_ms / 1000,
-            monotonic=monotonic,
-        )
+        self.batcher = MicroBatcher.from_config(cfg.ingest, self._decode, monotonic)
         self._writer_override = writer
         self._sink_factory: SinkFactory = sink_factory or build_sink
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._thread: threading.Thread | None = None
         self._reloader: Reloader | None = None
+        self._spine: Spine | None = None
         self.mqtt: Receiver | None = None
         self.storage: StorageRunner | None = None
         self.deadletter: DeadLetterSink | None = None
@@ -140,9 +127,13 @@ class Engine:
         self.window: SeriesWindow | None = None  # recent readings, when the console runs
         self.console: ConsoleServer | None = None
         self.console_url: str | None = None
-        self.readings_total = 0
         self.first_received_ns: int | None = None  # arrival of the first message (benchmarks)
         self.started = threading.Event()
+
+    @property
+    def readings_total(self) -> int:
+        """Readings that went through the pipeline since start."""
+        return self._spine.readings_total if self._spine is not None else 0
 
     @property
     def last_acked_ns(self) -> int | None:
@@ -166,20 +157,7 @@ class Engine:
                 log.info("stage %s loaded", stage.name)
         self.pipeline = Pipeline(stages)
 
-    def _open_receiver(self) -> Receiver:
-        cfg = self.cfg
-        if cfg.ingest.receiver == "process":
-            return ProcessReceiver(
-                cfg.mqtt, clock=self.clock, on_arrival=self.acks.arrived,
-                max_buffered=cfg.ingest.queue_max_messages, on_connected=self._on_connected,
-                log_level=logging.getLogger().getEffectiveLevel(),
-            )  # fmt: skip
-        return ThreadReceiver(
-            cfg.mqtt, clock=self.clock, on_arrival=self.acks.arrived,
-            max_buffered=cfg.ingest.queue_max_messages, on_connected=self._on_connected,
-        )  # fmt: skip
-
-    def _catalog_files(self) -> list[Any]:
+    def _catalog_files(self) -> list[Path]:
         return [self.cfg.path(p) for p in self.cfg.catalog]
 
     def check(self) -> dict[str, Any]:
@@ -196,27 +174,16 @@ class Engine:
             n = self.registry.load_catalog(self._catalog_files())
             log.info("sensor catalogue: %d sensors from %s", n, ", ".join(cfg.catalog))
         writer = self._build_writer()
-        spool = Spool(cfg.path(cfg.storage.spool_dir), cfg.storage.spool_max_bytes)
-        self.mqtt = self._open_receiver()
+        self.mqtt = open_receiver(cfg, clock=self.clock, on_arrival=self.acks.arrived,
+                                  on_connected=self._on_connected)  # fmt: skip
         dl_cfg = cfg.ingest.deadletter
-        self.deadletter = DeadLetterSink(
-            cfg.path(dl_cfg.file) if dl_cfg.file else None,
-            dl_cfg.topic,
-            self.mqtt,
-            self.metrics,
-            max_file_bytes=dl_cfg.max_file_bytes,
+        self.deadletter = DeadLetterSink.from_config(
+            dl_cfg, cfg.path(dl_cfg.file) if dl_cfg.file else None, self.mqtt, self.metrics
         )
-        self.storage = StorageRunner(
-            writer,
-            LineEncoder(self.registry),
-            spool,
-            self.storage_metrics,
-            queue_max_batches=cfg.storage.queue_max_batches,
-            write_max_points=cfg.storage.write_max_points,
-            retry_initial_s=cfg.storage.retry_initial_s,
-            retry_max_s=cfg.storage.retry_max_s,
-            on_reject=self._storage_rejected,
-        )
+        self.storage = StorageRunner.from_config(
+            cfg.storage, writer, self.registry, self.storage_metrics,
+            spool_dir=cfg.path(cfg.storage.spool_dir), on_reject=self._storage_rejected,
+        )  # fmt: skip
         self._build_stages()
         self.sink = self._sink_factory(
             self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock
@@ -231,11 +198,8 @@ class Engine:
         if writer is None:
             log.warning("storage is off (storage.influx: null): readings are not stored")
         else:
-            log.info(
-                "writing readings to %s (api %s)",
-                writer.url,
-                cfg.storage.influx.api if cfg.storage.influx else "custom",
-            )
+            api = cfg.storage.influx.api if cfg.storage.influx else "custom"
+            log.info("writing readings to %s (api %s)", writer.url, api)
         self.storage.start()
         self.sink.start()
         if cfg.alerts.api.listen and isinstance(self.sink, AlertSink):
@@ -244,8 +208,12 @@ class Engine:
             self.api_url = self.api.url
         if cfg.console.listen:
             self._start_console()
+        self._spine = Spine(
+            self.pipeline, self.sink, self.storage, self.mqtt, self.acks, self.metrics,
+            self.registry, self.clock, window=self.window,
+        )  # fmt: skip
         loop = EngineLoop(
-            self.mqtt, self.batcher, on_batch=self._process, on_tick=self._tick,
+            self.mqtt, self.batcher, on_batch=self._spine.handle, on_tick=self._spine.tick,
             on_reload=self._reload, tick_s=cfg.ingest.tick_ms / 1000,
             reload_check_s=cfg.ingest.reload_check_s, stop=self._stop,
             reload_requested=self._reload_requested, monotonic=self._monotonic,
@@ -334,63 +302,12 @@ class Engine:
             self.deadletter.write(decoded.deadletters, messages[-1][2])
         return decoded.batch, decoded.n_readings
 
-    def _process(self, cut: MicroBatch) -> None:
-        """One micro-batch through the pipeline, to the sink, the window and storage."""
-        assert self.storage is not None and self.mqtt is not None
-        batch = cut.batch
-        now = self.clock.now_ns()
-        ctx = StageContext(now_ns=now, registry=self.registry)
-        signals: list[Signal] = []
-        if len(batch):
-            self.metrics.readings_in.inc(len(batch))
-            self.metrics.batch_size.observe(len(batch))
-            self.readings_total += len(batch)
-            batch, signals = self.pipeline.run(batch, ctx, on_stage=self._stage_took)
-        if signals:
-            self._emit(signals, ctx)
-        if self.window is not None and len(batch):
-            self.window.add(batch)  # recent series for the console's sensor view
-        oldest = int(batch.received.min()) if len(batch) else now
-        self.storage.submit(batch, lambda: self._durable(cut.acks, oldest))
-        self.metrics.queue_depth.set(self.mqtt.backlog())
-
-    def _stage_took(self, stage: Stage, seconds: float) -> None:
-        self.metrics.stage_seconds.labels(stage.name).observe(seconds)
-
-    def _emit(self, signals: list[Signal], ctx: StageContext) -> None:
-        for s in signals:
-            self.metrics.signals.labels(s.source).inc()
-        try:
-            self.sink.handle(signals, ctx)
-        except Exception:
-            log.exception("alert sink failed on %d signals", len(signals))
-
-    def _tick(self) -> None:
-        ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
-        try:
-            signals = self.pipeline.tick(ctx)
-        except Exception:
-            log.exception("stage tick failed")
-            signals = []
-        if signals:
-            self._emit(signals, ctx)
-        try:
-            self.sink.tick(ctx)
-        except Exception:
-            log.exception("alert sink tick failed")
-
     def _reload(self, forced: bool) -> None:
         assert self._reloader is not None
         ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
         self._reloader.check(ctx, force=forced)
 
     # ------------------------------------------------------------------ storage thread
-    def _durable(self, acks: list[Ack], oldest_received_ns: int) -> None:
-        """A batch is written or spooled: acknowledge its messages."""
-        assert self.mqtt is not None
-        self.mqtt.ack_many(acks)
-        self.acks.settled(len(acks), oldest_received_ns)
-
     def _storage_rejected(self, body: bytes, exc: StorageError) -> None:
         if self.deadletter is not None:
             self.deadletter.write_rejected_batch(body, exc, self.clock.now_ns())

@@ -42,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from riskwatch.config.engine import IngestConfig
 from riskwatch.ingest.receiver import Ack, Message
 from riskwatch.model import Batch, concat_batches
 
@@ -86,6 +87,15 @@ class MicroBatcher:
         self._readings = 0
         self._first_decoded = 0.0  # when the pending batch's first slice was decoded
         self._last_decoded = 0.0  # when the latest slice was decoded
+
+    @classmethod
+    def from_config(
+        cls, cfg: IngestConfig, decode: Decode, monotonic: Callable[[], float]
+    ) -> MicroBatcher:
+        """The batcher of ``batch_max_readings``, ``batch_max_wait_ms``, ``batch_idle_ms``."""
+        return cls(decode, max_readings=cfg.batch_max_readings,
+                   max_wait_s=cfg.batch_max_wait_ms / 1000, idle_s=cfg.batch_idle_ms / 1000,
+                   monotonic=monotonic)  # fmt: skip
 
     @property
     def pending(self) -> bool:

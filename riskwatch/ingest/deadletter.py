@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from riskwatch.config.engine import DeadLetterConfig
 from riskwatch.errors import DeadLetterReason, StorageError
 from riskwatch.metrics import IngestMetrics
 
@@ -87,6 +88,14 @@ class DeadLetterSink:
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("ab")
+
+    @classmethod
+    def from_config(
+        cls, cfg: DeadLetterConfig, file: Path | None, publisher: Publisher | None,
+        metrics: IngestMetrics,
+    ) -> DeadLetterSink:  # fmt: skip
+        """The sink ``ingest.deadletter`` describes, writing to ``file`` (its resolved path)."""
+        return cls(file, cfg.topic, publisher, metrics, max_file_bytes=cfg.max_file_bytes)
 
     def write(self, dls: Sequence[DeadLetter], received_ns: int) -> None:
         if not dls:

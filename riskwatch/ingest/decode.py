@@ -40,6 +40,7 @@ import numpy as np
 import orjson
 
 from riskwatch.catalog import SensorRegistry
+from riskwatch.config.engine import EngineConfig
 from riskwatch.errors import DeadLetterReason as R
 from riskwatch.ingest.columns import ColumnAccumulator as Columns
 from riskwatch.ingest.deadletter import DeadLetter
@@ -91,6 +92,16 @@ class Decoder:
         # "enterprise/site/" -> {sensor: id}: ids of known keys never change, so hits are
         # cached for good; a lookup then costs one dict get per reading and no key string
         self._id_cache: dict[str, dict[str, int]] = {}
+
+    @classmethod
+    def from_config(cls, cfg: EngineConfig, registry: SensorRegistry) -> Decoder:
+        """The decoder of ``mqtt.topic_template``, ``mqtt.max_payload_bytes`` and the
+        ``ingest`` limits (``min_time``, ``max_future_s``, ``late_after_s``)."""
+        return cls(
+            registry, TopicTemplate(cfg.mqtt.topic_template),
+            max_payload_bytes=cfg.mqtt.max_payload_bytes, min_time_ns=cfg.ingest.min_time_ns,
+            max_future_s=cfg.ingest.max_future_s, late_after_s=cfg.ingest.late_after_s,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ entry points
     def decode(self, topic: str, payload: bytes, received_ns: int) -> DecodedMessage:

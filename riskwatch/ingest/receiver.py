@@ -11,15 +11,17 @@ Two receivers implement it, chosen by ``ingest.receiver`` when the engine is wir
 Both hand over :data:`Message` tuples and take acknowledgements back in the order the
 storage thread made the readings durable; both also publish (alerts, dead letters).
 
-Arrival time. Both stamp a message's ``received_ns`` with the engine's injected clock at
-the moment the message enters the engine's process: the paho callback in the thread
-receiver, the read from the child's pipe in the process receiver (one clock reading per
-chunk the child sends). The child does not read time for the engine: a clock cannot
-cross a process boundary (a test's manual clock would stop in the child), and
-``received_ns`` decides what is late (``ingest.late_after_s``) and absurdly ahead
-(``ingest.max_future_s``), so it must come from the one clock the engine runs on. What
-this leaves out is the pipe's transit, a linger of at most 1 ms plus the copy: far below
-the seconds those limits are counted in.
+Arrival time. Both stamp a message's ``received_ns`` with the engine's injected clock, as
+the message is handed to the engine's side: in paho's callback for the thread receiver,
+at the read of each chunk from the child's pipe for the process receiver (one clock
+reading per chunk). The child reads no time for the engine: a clock cannot cross a process
+boundary (a test's manual clock would stand still in the child), and ``received_ns``
+decides what is late (``ingest.late_after_s``) and absurdly ahead (``ingest.max_future_s``),
+so it must come from the one clock the engine runs on. What stamping on hand-over adds is
+the time a message spends in the child: at most the 1 ms linger plus the copy while the
+engine keeps up; under a backlog, the wait in the child's bounded buffer
+(``ingest.queue_max_messages``), the same wait the thread receiver's messages spend in its
+queue after their stamp. Both are far below the seconds those limits are counted in.
 
 Counting. A receiver calls ``on_arrival(count)`` as messages enter the engine, before
 they can be seen by :meth:`Receiver.receive`, so that "received" and "unacknowledged"

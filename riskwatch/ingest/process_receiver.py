@@ -115,18 +115,18 @@ class ProcessReceiver:
                 item = conn.recv()
                 if item[0] == "msgs":
                     now = self.clock.now_ns()
-                    chunk = [(topic, body, now, mid, qos) for topic, body, mid, qos in item[1]]
-                    self.on_arrival(len(chunk))
-                    out.extend(chunk)
+                    out += [(topic, body, now, mid, qos) for topic, body, mid, qos in item[1]]
                 elif item[0] == "connected":
                     self._connection_changed(bool(item[1]))
                 if len(out) >= self.max_buffered or not conn.poll(0):
-                    return out
+                    break
         except (EOFError, OSError):
             if not self._closed:
                 log.error("MQTT receiver process ended unexpectedly")
                 self._closed = True
-            return out
+        if out:
+            self.on_arrival(len(out))  # once per hand-over: chunks are small under a stream
+        return out
 
     def _connection_changed(self, up: bool) -> None:
         if up:

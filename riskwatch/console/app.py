@@ -328,11 +328,10 @@ def create_app(
     def sensor_view(ent: str, site: str, sensor: str, u: Who, minutes: float = 60) -> dict:
         if not u.sees(ent):
             raise HTTPException(404, f"no sensor {ent}/{site}/{sensor}")
-        reg = registry
-        sid = reg.id_of(f"{ent}/{site}/{sensor}")
+        sid = registry.id_of(f"{ent}/{site}/{sensor}")
         if sid is None:
             raise HTTPException(404, f"no sensor {ent}/{site}/{sensor}")
-        meta = reg.meta(sid)
+        meta = registry.meta(sid)
         now = clock.now_ns()
         since = now - int(minutes * 60e9)
         t, v = window.series(sid, since_ns=since)

@@ -47,10 +47,12 @@ import numpy as np
 from riskwatch.catalog import SensorRegistry
 from riskwatch.config.engine import load_engine_config_text
 from riskwatch.demo import detector_files, prepare_workdir
+from riskwatch.detectors import build_stage as build_detector_stage
 from riskwatch.ingest.decode import Decoder
 from riskwatch.ingest.topics import TopicTemplate
 from riskwatch.model import Flags, Signal
-from riskwatch.pipeline import Pipeline, StageContext
+from riskwatch.pipeline import Pipeline, Stage, StageContext
+from riskwatch.rules import build_stage as build_rule_stage
 from riskwatch.sensors_sim.publisher import encoder_for
 from riskwatch.sensors_sim.scenario import bundled_scenarios, load_scenario
 from riskwatch.sensors_sim.simulator import Simulator
@@ -82,8 +84,6 @@ class Outcome:
 def build_pipeline(
     sim: Simulator, workdir: Path, detectors: bool = True
 ) -> tuple[Pipeline, SensorRegistry, Any]:
-    import importlib
-
     catalog, rules = prepare_workdir(workdir, sim, sim.scenario.name)
     rl = ", ".join(f"'{p}'" for p in rules)
     dl = ", ".join(f"'{p}'" for p in detector_files(workdir)) if detectors else ""
@@ -95,13 +95,11 @@ def build_pipeline(
     cfg = replace(cfg, source=str(workdir / "engine.yaml"))
     reg = SensorRegistry()
     reg.load_catalog([catalog])
-    stages = []
-    for modname in ("riskwatch.rules", "riskwatch.detectors"):
-        build = getattr(importlib.import_module(modname), "build_stage", None)
-        if build is not None:
-            st = build(cfg, reg)
-            if st is not None:
-                stages.append(st)
+    stages: list[Stage] = []
+    for build in (build_rule_stage, build_detector_stage):  # what the engine builds
+        st = build(cfg, reg)
+        if st is not None:
+            stages.append(st)
     return Pipeline(stages), reg, cfg
 
 
@@ -177,7 +175,7 @@ def run_scenario(
             last_tick = now
     secs = time.perf_counter() - t0
     result = score(sim, reg, signals, flagged, dead, name, n, secs)
-    result.stages = [getattr(st, "name", type(st).__name__) for st in pipe.stages]
+    result.stages = pipe.names()
     result.signals = signals
     return result
 

@@ -37,9 +37,12 @@ from collections import Counter
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from riskwatch.errors import RiskwatchError
+
+if TYPE_CHECKING:
+    from riskwatch.engine import Engine
 
 __all__ = ["EmbeddedBroker", "LocalStore", "register", "run_demo"]
 
@@ -272,7 +275,7 @@ class Demo:
         self.out = out
         self.stop = threading.Event()
         self.broker: EmbeddedBroker | None = None
-        self.engine: Any = None
+        self.engine: Engine | None = None
         self.store: LocalStore | None = None
         self.sim_thread: threading.Thread | None = None
         self.sim_report: Any = None
@@ -280,6 +283,7 @@ class Demo:
         self.raised: Counter[str] = Counter()
         self.first_alert_s: float | None = None
         self.t_start = time.monotonic()
+        self.workdir = Path(".")  # the run's folder, once start() made it
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -341,11 +345,9 @@ class Demo:
             kw["writer"] = self.store
             where_store = f"embedded local store {self.store.path} (line protocol)"
         self.console_login = self._console_user()
-        self.engine = Engine(cfg, **kw)
-        self.engine.start()
-        add = getattr(self.engine.sink, "add_listener", None)
-        if add is not None:
-            add(self._on_transitions)
+        engine = self.engine = Engine(cfg, **kw)
+        engine.start()
+        engine.sink.add_listener(self._on_transitions)
         # simulator
         self.labels = LabelWriter.open(self.workdir / "labels.jsonl")
         sink = MqttSink(url, qos=1, client_id=f"riskwatch-demo-sim-{int(time.time())}")
@@ -360,8 +362,8 @@ class Demo:
             "riskwatch demo is running\n"
             f"  MQTT broker:   {url} ({kind}); readings on rw/<enterprise>/<site>/<gateway>\n"
             f"  alert topic:   rw-alerts/<enterprise> (e.g. mosquitto_sub -t 'rw-alerts/#' -v)\n"
-            f"  metrics:       {self.engine.metrics_url or 'off'}\n"
-            f"  console:       {getattr(self.engine, 'console_url', None) or 'off'}"
+            f"  metrics:       {engine.metrics_url or 'off'}\n"
+            f"  console:       {engine.console_url or 'off'}"
             f"{self.console_login}\n"
             f"  storage:       {where_store}\n"
             f"  plants:        {sc.name}: {len(sim.table)} sensors on {len(sim.gateway_keys)} "
@@ -371,7 +373,7 @@ class Demo:
         )
 
     def _console_address(self) -> str | None:
-        c = getattr(self.args, "console", "")
+        c = self.args.console
         if not c:
             return None
         host, _, port = c.rpartition(":")
@@ -379,7 +381,7 @@ class Demo:
 
     def _console_user(self) -> str:
         """A demo operator with a fresh random password (the console needs a log-in)."""
-        if not getattr(self.args, "console", ""):
+        if not self.args.console:
             return ""
         import secrets
 
@@ -423,11 +425,10 @@ class Demo:
     # -- run ---------------------------------------------------------------------
     def open_by_level(self) -> dict[str, int]:
         counts = dict.fromkeys(LEVELS, 0)
-        fn = getattr(self.engine.sink, "open_alerts", None)
-        if fn is None:
+        if self.engine is None:
             return counts
-        for al in fn():
-            if getattr(al, "active", True) and al.level:
+        for al in self.engine.sink.open_alerts():
+            if al.active and al.level:
                 counts[LEVELS[al.level - 1]] += 1
         return counts
 
@@ -441,6 +442,7 @@ class Demo:
         )
 
     def wait(self) -> None:
+        assert self.engine is not None, "start() first"
         every = max(0.5, float(self.args.summary_every))
         last_n = self.engine.readings_total
         last_t = time.monotonic()
@@ -464,8 +466,6 @@ class Demo:
             self.sim_thread.join(30)
             self._sim_sink.close()
             self.labels.close()
-        if not hasattr(self, "workdir"):
-            self.workdir = Path(".")
         if self.engine is not None:
             self.engine.stop()
         if self.store is not None:

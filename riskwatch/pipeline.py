@@ -1,4 +1,4 @@
-"""Stages of the data path and how they compose.
+"""Stages of the data path, what else a stage may offer, and how stages compose.
 
 A stage is one small object with one method over a batch::
 
@@ -6,10 +6,18 @@ A stage is one small object with one method over a batch::
 
 A *transform* stage (data quality, flagging) returns a new :class:`Batch`; a *decision*
 stage (rules, detectors) returns the :class:`Signal` s it emitted. :class:`Pipeline`
-runs transforms in order, then fans the resulting batch out to every decision stage,
-and hands all signals to the signal sinks (alerts). Decision stages also get
-:meth:`tick` calls driven by the engine clock, for timers that must fire without data
-(``for`` durations, no-data deadman).
+runs the stages in order: each transform's batch is what the stages after it see, and the
+signals of every decision stage are collected for the signal sink (alerts).
+
+A stage may offer more, each an optional capability with its own Protocol, so that the
+engine asks ``isinstance(stage, Ticking)`` instead of looking methods up by name:
+
+- :class:`Ticking`: ``tick(ctx)`` is called on the engine's timer, for conditions that
+  must fire without data (``for`` durations, no-data deadman);
+- :class:`Reloadable`: ``reload(ctx)`` swaps in its files' current content (SIGHUP, a
+  changed file, the console); it raises :class:`~riskwatch.errors.ConfigErrors` to keep
+  the running set;
+- :class:`WatchesFiles`: ``watched_files()`` names the files whose change means reload.
 
 >>> import numpy as np
 >>> from riskwatch.catalog import SensorRegistry
@@ -17,23 +25,55 @@ and hands all signals to the signal sinks (alerts). Decision stages also get
 ...     name = "double"
 ...     def process(self, batch, ctx):
 ...         return Batch(batch.time, batch.sensor, batch.value * 2, batch.flags, batch.received)
->>> p = Pipeline([Doubler()])
+>>> class Above3:
+...     name = "above3"
+...     def process(self, batch, ctx):
+...         return [f"{v} > 3" for v in batch.value if v > 3]
+...     def tick(self, ctx):
+...         return [f"tick at {ctx.now_ns}"]
+>>> p = Pipeline([Doubler(), Above3()])
 >>> ctx = StageContext(now_ns=5, registry=SensorRegistry())
->>> out, signals = p.run(Batch.from_arrays([1], [0], [2.0]), ctx)
+>>> out, signals = p.run(Batch.from_arrays([1, 2], [0, 0], [1.0, 2.0]), ctx)
 >>> out.value.tolist(), signals
-([4.0], [])
+([2.0, 4.0], ['4.0 > 3'])
+>>> p.tick(ctx)
+['tick at 5']
+
+``on_stage`` sees each stage with the seconds it took (the engine's per-stage metric),
+measured with the pipeline's stopwatch:
+
+>>> ticks = iter([0.0, 0.25, 1.0, 1.5])
+>>> timed = Pipeline([Doubler(), Above3()], stopwatch=lambda: next(ticks))
+>>> seen = []
+>>> def on_stage(stage, seconds):
+...     seen.append((stage.name, seconds))
+>>> _ = timed.run(Batch.from_arrays([1], [0], [2.0]), ctx, on_stage=on_stage)
+>>> seen
+[('double', 0.25), ('above3', 0.5)]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from riskwatch.catalog import SensorRegistry
 from riskwatch.model import Batch, Signal
 
-__all__ = ["DecisionStage", "Pipeline", "SignalSink", "Stage", "StageContext"]
+__all__ = [
+    "DecisionStage",
+    "Pipeline",
+    "Reloadable",
+    "SignalSink",
+    "Stage",
+    "StageContext",
+    "StageTimer",
+    "Ticking",
+    "WatchesFiles",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +86,38 @@ class StageContext:
 
 @runtime_checkable
 class Stage(Protocol):
+    """One step of the data path: a new batch (transform) or the signals it decided."""
+
     name: str
 
     def process(self, batch: Batch, ctx: StageContext) -> Batch | list[Signal]: ...
 
 
 @runtime_checkable
+class Ticking(Protocol):
+    """A stage with timers: the engine calls ``tick`` every ``ingest.tick_ms``."""
+
+    def tick(self, ctx: StageContext) -> list[Signal]: ...
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """A stage that can swap in its files' current content, keeping state where it can."""
+
+    def reload(self, ctx: StageContext) -> None: ...
+
+
+@runtime_checkable
+class WatchesFiles(Protocol):
+    """A stage whose files, when changed on disk, call for a reload."""
+
+    def watched_files(self) -> list[Path]: ...
+
+
+@runtime_checkable
 class DecisionStage(Protocol):
+    """A stage that decides (rules, detectors): signals per batch and per tick."""
+
     name: str
 
     def process(self, batch: Batch, ctx: StageContext) -> list[Signal]: ...
@@ -64,16 +129,39 @@ class SignalSink(Protocol):
     def handle(self, signals: Sequence[Signal], ctx: StageContext) -> None: ...
 
 
+#: Called after each stage of :meth:`Pipeline.run` with the stage and the seconds it took.
+StageTimer = Callable[[Stage, float], None]
+
+
 class Pipeline:
-    """Transforms in order, then every decision stage over the transformed batch."""
+    """The stages in order; which of them tick, reload and watch files is found once here.
 
-    def __init__(self, stages: Sequence[Stage]) -> None:
-        self.stages = list(stages)
+    ``stopwatch`` (seconds, monotonic) times the stages when :meth:`run` is given an
+    ``on_stage`` hook; it is only read then.
+    """
 
-    def run(self, batch: Batch, ctx: StageContext) -> tuple[Batch, list[Signal]]:
+    def __init__(
+        self, stages: Sequence[Stage], *, stopwatch: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.stages: tuple[Stage, ...] = tuple(stages)
+        self.ticking: tuple[Ticking, ...] = tuple(s for s in self.stages if isinstance(s, Ticking))
+        self._stopwatch = stopwatch
+
+    def run(
+        self,
+        batch: Batch,
+        ctx: StageContext,
+        on_stage: StageTimer | None = None,
+    ) -> tuple[Batch, list[Signal]]:
+        """The batch after the last transform, and every decision stage's signals."""
         signals: list[Signal] = []
-        for st in self.stages:
-            out = st.process(batch, ctx)
+        for stage in self.stages:
+            if on_stage is None:
+                out = stage.process(batch, ctx)
+            else:
+                started = self._stopwatch()
+                out = stage.process(batch, ctx)
+                on_stage(stage, self._stopwatch() - started)
             if isinstance(out, Batch):
                 batch = out
             else:
@@ -81,9 +169,16 @@ class Pipeline:
         return batch, signals
 
     def tick(self, ctx: StageContext) -> list[Signal]:
+        """The signals of every :class:`Ticking` stage's timers at ``ctx.now_ns``."""
         signals: list[Signal] = []
-        for st in self.stages:
-            tick = getattr(st, "tick", None)
-            if tick is not None:
-                signals.extend(tick(ctx))
+        for stage in self.ticking:
+            signals.extend(stage.tick(ctx))
         return signals
+
+    def watched_files(self) -> list[Path]:
+        """Every file a :class:`WatchesFiles` stage names, in pipeline order."""
+        return [f for s in self.stages if isinstance(s, WatchesFiles) for f in s.watched_files()]
+
+    def names(self) -> list[str]:
+        """The stages' names, in order (``riskwatch run --check`` prints them)."""
+        return [s.name for s in self.stages]

@@ -27,9 +27,7 @@ __all__ = ["ThreadedServer"]
 class ThreadedServer:
     """uvicorn serving ``app`` on ``listen`` (``host:port``) in a daemon thread ``name``."""
 
-    def __init__(
-        self, app: Any, listen: str, *, name: str, graceful_s: int | None = None
-    ) -> None:
+    def __init__(self, app: Any, listen: str, *, name: str, graceful_s: int | None = None) -> None:
         import uvicorn
 
         host, _, port = listen.rpartition(":")

@@ -19,6 +19,7 @@ e.yaml:1:13: mqtt.qos: must be 0, 1 or 2, got 3
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -137,6 +138,19 @@ class DeadLetterConfig:
     max_file_bytes: int = _pos(100 * 1024 * 1024)
 
 
+def _epoch_ns(text: str) -> int:
+    """RFC 3339 text (``Z`` or an offset) as ns since the epoch; ValueError if it is not."""
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1e9)
+
+
+def _rfc3339(v: str) -> str | None:
+    try:
+        _epoch_ns(v)
+    except ValueError:
+        return f"must be an RFC 3339 time such as 2000-01-01T00:00:00Z, got {v!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class IngestConfig:
     batch_max_readings: int = _pos(20_000)
@@ -147,7 +161,7 @@ class IngestConfig:
     queue_max_messages: int = _pos(20_000)
     strict: bool = False
     max_future_s: float = _pos(300.0)
-    min_time: str = "2000-01-01T00:00:00Z"
+    min_time: str = field(default="2000-01-01T00:00:00Z", metadata={"check": _rfc3339})
     late_after_s: float = _pos(120.0)
     tick_ms: int = _pos(500)
     # "process": paho runs in a child process (two cores: MQTT and decoding in parallel);
@@ -155,6 +169,11 @@ class IngestConfig:
     receiver: Literal["process", "thread"] = "process"
     reload_check_s: float = _pos(2.0)
     deadletter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
+
+    @property
+    def min_time_ns(self) -> int:
+        """``min_time`` in ns since the epoch: readings before it are absurd."""
+        return _epoch_ns(self.min_time)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
-"""The operator web console: a live alert board, sensor charts, overview and search, served
-by the engine on ``console.listen`` (FastAPI + uvicorn in a daemon thread).
+"""The operator web console's routes: a live alert board, sensor charts, overview and
+search (FastAPI). :class:`~riskwatch.console.server.ConsoleServer` serves them on
+``console.listen``.
 
 The page is plain HTML/CSS/JS shipped in ``riskwatch/console/static`` (no build step, no
 CDN). Open alerts reach the browser by server-sent events (``/api/events``): a snapshot
-on connect, then every stored change (the alert sink's transition listener), filtered by the
-user's enterprise scope. Log-in is by user name and password (``riskwatch users``); the
-session is an HttpOnly SameSite=Strict cookie that expires after ``console.session_ttl_s``;
-every POST needs the session's CSRF token in the ``X-CSRF-Token`` header.
+on connect, then every stored change (the alert sink's transition listener, through
+:class:`~riskwatch.console.hub.Hub`), filtered by the user's enterprise scope. Log-in is
+by user name and password (``riskwatch users``; sessions in
+:mod:`riskwatch.console.auth`).
 
 ==========  =====================================  =========================================
 method      path                                   what (role needed)
@@ -18,6 +19,8 @@ GET         /api/alerts[.csv]                      search: enterprise, site, kin
                                                    state, rule, sensor, since, until (viewer)
 GET         /api/alerts/{id}[/history.csv]         one alert with history (viewer)
 POST        /api/alerts/{id}/ack|shelve|close      operator actions (operator)
+GET/POST    /api/silences                          site silences (viewer / engineer)
+POST        /api/reload                            reload rules, detectors, catalogue (engineer)
 GET         /api/sensors/{ent}/{site}/{sensor}     recent series, thresholds, alerts (viewer)
 GET         /api/overview                          per site: worst level, counts, health
 ==========  =====================================  =========================================
@@ -25,14 +28,10 @@ GET         /api/overview                          per site: worst level, counts
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoint annotations
 import asyncio
-import csv
-import io
 import json
 import logging
-import secrets
 import threading
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,25 +43,21 @@ from pydantic import BaseModel, Field
 
 from riskwatch.alerts.api import add_lifecycle_error_handlers, alert_out, transition_out
 from riskwatch.alerts.state import Alert
+from riskwatch.catalog import SensorRegistry
+from riskwatch.clock import Clock
 from riskwatch.config.alerts import LEVEL_NAMES
-from riskwatch.config.engine import ConsoleConfig
-from riskwatch.console.users import ROLES, User, UserStore
+from riskwatch.console.auth import COOKIE, Session, Sessions, me
+from riskwatch.console.export import ALERT_COLUMNS, HISTORY_COLUMNS, csv_response
+from riskwatch.console.hub import Hub
+from riskwatch.console.sources import AlertBoard, StoredSeries
+from riskwatch.console.users import User
 from riskwatch.console.window import SeriesWindow
-from riskwatch.webserver import ThreadedServer
 
-__all__ = ["ConsoleServer", "create_app"]
+__all__ = ["create_app", "gateway_offline"]
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-COOKIE = "rw_session"
 LEVEL_RANK = {n: i for i, n in enumerate(LEVEL_NAMES)}  # red 0 ... blue 3
-
-
-@dataclass
-class Session:
-    user: str
-    csrf: str
-    expires: float
 
 
 class LoginIn(BaseModel):
@@ -91,49 +86,6 @@ class SilenceIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class Hub:
-    """Fan-out of alert changes to the SSE connections (called from the sink's writer
-    thread; each connection has an asyncio queue on the server's loop)."""
-
-    def __init__(self) -> None:
-        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any], User]] = {}
-        self._lock = threading.Lock()
-        self._n = 0
-
-    def join(self, user: User) -> tuple[int, asyncio.Queue[Any]]:
-        q: asyncio.Queue[Any] = asyncio.Queue()
-        with self._lock:
-            self._n += 1
-            self._clients[self._n] = (asyncio.get_running_loop(), q, user)
-            return self._n, q
-
-    def leave(self, cid: int) -> None:
-        with self._lock:
-            self._clients.pop(cid, None)
-
-    def close_all(self) -> None:
-        with self._lock:
-            for loop, q, _ in self._clients.values():
-                loop.call_soon_threadsafe(q.put_nowait, None)
-
-    def publish(self, pairs: list[tuple[Alert, Any]]) -> None:
-        last: dict[str, Alert] = {}
-        for a, _ in pairs:
-            last[a.id] = a  # the newest snapshot of each alert in this batch
-        if not last:
-            return
-        outs = [(a.enterprise, alert_out(a)) for a in last.values()]
-        with self._lock:
-            clients = list(self._clients.values())
-        for loop, q, user in clients:
-            items = [o for ent, o in outs if user.sees(ent)]
-            if items:
-                try:
-                    loop.call_soon_threadsafe(q.put_nowait, items)
-                except RuntimeError:  # loop closed
-                    pass
-
-
 def gateway_offline(rule: str, group: str | None, active: bool) -> bool:
     """An open, active no-data alert grouped per gateway (``enterprise/site/gateway``, from a
     rule named like ``*gateway*``, e.g. the coal pack's ``coal_gateway_silent``).
@@ -146,66 +98,38 @@ def gateway_offline(rule: str, group: str | None, active: bool) -> bool:
     return active and "gateway" in rule and group is not None and group.count("/") == 2
 
 
-def _csv(rows: list[dict[str, Any]], cols: list[str], name: str) -> Response:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _csv_cell(k, r.get(k)) for k in cols})
-    return Response(
-        "\ufeff" + buf.getvalue(),  # BOM: Excel opens Chinese text as UTF-8
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-def _csv_cell(k: str, v: Any) -> Any:
-    if v is not None and k in {"since", "ts", "updated", "acked_at", "closed", "at"}:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v / 1000))
-    return "" if v is None else v
-
-
-ALERT_COLS = ["id", "level", "state", "enterprise", "site", "sensor", "kind", "rule", "value",
-              "threshold", "since", "ts", "acked_by", "acked_at", "reason", "closed", "note",
-              "message"]  # fmt: skip
-HIST_COLS = ["seq", "at", "ts", "who", "action", "from_state", "to_state", "level", "value",
-             "note"]  # fmt: skip
-
-
-def create_app(server: "ConsoleServer") -> FastAPI:
-    """The console over one engine (its alert sink, registry and the reading window)."""
-    sink, users, hub = server.sink, server.users, server.hub
-    sessions: dict[str, Session] = {}
-    ttl = server.cfg.session_ttl_s
+def create_app(
+    *,
+    sink: AlertBoard,
+    registry: SensorRegistry,
+    sessions: Sessions,
+    hub: Hub,
+    window: SeriesWindow,
+    stored: StoredSeries | None,
+    request_reload: Callable[[], None],
+    clock: Clock,
+    stopping: threading.Event,
+) -> FastAPI:
+    """The console's routes over the alert sink, the registry, the reading window and,
+    when the readings are stored where they can be read back, the stored series."""
     app = FastAPI(title="riskwatch console", docs_url=None, redoc_url=None, openapi_url=None)
 
     def current(request: Request) -> User:
-        sid = request.cookies.get(COOKIE)
-        s = sessions.get(sid or "")
-        if s is None or s.expires < time.time():
-            sessions.pop(sid or "", None)
-            raise HTTPException(401, "not logged in (or the session expired)")
-        u = users.get(s.user)
-        if u is None:
-            raise HTTPException(401, f"user {s.user!r} no longer exists")
+        u, s = sessions.user_of(request.cookies.get(COOKIE))
         request.state.session = s
         return u
 
     Who = Annotated[User, Depends(current)]
 
     def acting(request: Request, u: Who) -> User:
-        s: Session = request.state.session
-        if not secrets.compare_digest(request.headers.get("x-csrf-token", ""), s.csrf):
-            raise HTTPException(403, "missing or wrong CSRF token (X-CSRF-Token header)")
-        if u.level < ROLES["operator"]:
-            raise HTTPException(403, f"user {u.name!r} is a {u.role}: operators act on alerts")
+        sessions.check_csrf(request.state.session, request.headers.get("x-csrf-token", ""))
+        sessions.require(u, "operator", "operators act on alerts")
         return u
 
     Actor = Annotated[User, Depends(acting)]
 
     def engineering(u: Actor) -> User:
-        if u.level < ROLES["engineer"]:
-            raise HTTPException(403, f"user {u.name!r} is a {u.role}: engineers do this")
+        sessions.require(u, "engineer", "engineers do this")
         return u
 
     Engineer = Annotated[User, Depends(engineering)]
@@ -232,43 +156,23 @@ def create_app(server: "ConsoleServer") -> FastAPI:
     app.mount("/i18n", StaticFiles(directory=HERE / "i18n"), name="i18n")
 
     # ------------------------------------------------------------------ session
-    failures: dict[str, list[float]] = {}
-
     @app.post("/api/login")
     def login(body: LoginIn, response: Response) -> dict[str, Any]:
-        now = time.time()
-        recent = [x for x in failures.get(body.name, []) if x > now - 300]
-        if len(recent) >= 5:  # 5 wrong passwords in 5 min: that name waits
-            raise HTTPException(429, "too many wrong passwords; try again in a few minutes")
-        u = users.check(body.name, body.password)
-        if u is None:
-            failures[body.name] = [*recent, now]
-            raise HTTPException(401, "wrong user name or password")
-        failures.pop(body.name, None)
-        now = time.time()
-        for k in [k for k, s in sessions.items() if s.expires < now]:
-            sessions.pop(k, None)
-        sid = secrets.token_urlsafe(32)
-        s = sessions[sid] = Session(u.name, secrets.token_urlsafe(24), now + ttl)
-        response.set_cookie(COOKIE, sid, max_age=int(ttl), httponly=True, samesite="strict",
-                            path="/")  # fmt: skip
-        return _me(u, s)
+        sid, s, u = sessions.login(body.name, body.password)
+        response.set_cookie(COOKIE, sid, max_age=int(sessions.ttl_s), httponly=True,
+                            samesite="strict", path="/")  # fmt: skip
+        return me(u, s)
 
     @app.post("/api/logout")
     def logout(request: Request, response: Response) -> dict[str, str]:
-        sessions.pop(request.cookies.get(COOKIE, ""), None)
+        sessions.logout(request.cookies.get(COOKIE, ""))
         response.delete_cookie(COOKIE, path="/")
         return {"status": "logged out"}
 
-    def _me(u: User, s: Session) -> dict[str, Any]:
-        return {"name": u.name, "role": u.role, "enterprises": list(u.enterprises),
-                "csrf": s.csrf, "expires": int(s.expires * 1000),
-                "can_act": u.level >= ROLES["operator"],
-                "can_engineer": u.level >= ROLES["engineer"]}  # fmt: skip
-
     @app.get("/api/me")
-    def me(request: Request, u: Who) -> dict[str, Any]:
-        return _me(u, request.state.session)
+    def whoami(request: Request, u: Who) -> dict[str, Any]:
+        session: Session = request.state.session
+        return me(u, session)
 
     # ------------------------------------------------------------------ live board
     @app.get("/api/events")
@@ -280,7 +184,7 @@ def create_app(server: "ConsoleServer") -> FastAPI:
             try:
                 yield "retry: 2000\n"
                 yield f"event: snapshot\ndata: {json.dumps(snap)}\n\n"
-                while not server.stopping.is_set():
+                while not stopping.is_set():
                     try:
                         items = await asyncio.wait_for(q.get(), 15)
                     except TimeoutError:
@@ -355,7 +259,7 @@ def create_app(server: "ConsoleServer") -> FastAPI:
 
     @app.get("/api/alerts.csv")
     def list_csv(request: Request, u: Who) -> Response:
-        return _csv(_q(request, u), ALERT_COLS, "alerts.csv")
+        return csv_response(_q(request, u), ALERT_COLUMNS, "alerts.csv")
 
     @app.get("/api/alerts/{alert_id}")
     def show(alert_id: str, u: Who) -> dict[str, Any]:
@@ -367,7 +271,7 @@ def create_app(server: "ConsoleServer") -> FastAPI:
     def history_csv(alert_id: str, u: Who) -> Response:
         a = visible(u, alert_id)
         rows = [transition_out(t) for t in sink.store.transitions(a.id)]
-        return _csv(rows, HIST_COLS, f"alert-{a.id}.csv")
+        return csv_response(rows, HISTORY_COLUMNS, f"alert-{a.id}.csv")
 
     # ------------------------------------------------------------------ actions
     @app.post("/api/alerts/{alert_id}/ack")
@@ -393,7 +297,7 @@ def create_app(server: "ConsoleServer") -> FastAPI:
     # ------------------------------------------------------------------ engineering
     @app.get("/api/silences")
     def silences(u: Who) -> list[dict[str, Any]]:
-        now = sink.clock.now_ns()
+        now = clock.now_ns()
         return [
             s.as_json(now) for s in sink.silences()
             if s.ends_ns > now and (ents := s.matchers.get("enterprise"))
@@ -409,13 +313,13 @@ def create_app(server: "ConsoleServer") -> FastAPI:
             m["site"] = [body.site]
         if body.rule:
             m["rule"] = [body.rule]
-        now = sink.clock.now_ns()
+        now = clock.now_ns()
         s = sink.add_silence(m, u.name, body.reason, now + int(body.duration_s * 1e9))
         return s.as_json(now)
 
     @app.post("/api/reload", status_code=202)
     def reload(u: Engineer) -> dict[str, str]:
-        server.request_reload()
+        request_reload()
         log.info("console: %s asked for a rules reload", u.name)
         return {"status": "reload requested"}
 
@@ -424,18 +328,17 @@ def create_app(server: "ConsoleServer") -> FastAPI:
     def sensor_view(ent: str, site: str, sensor: str, u: Who, minutes: float = 60) -> dict:
         if not u.sees(ent):
             raise HTTPException(404, f"no sensor {ent}/{site}/{sensor}")
-        reg = server.registry
-        sid = reg.id_of(f"{ent}/{site}/{sensor}")
+        sid = registry.id_of(f"{ent}/{site}/{sensor}")
         if sid is None:
             raise HTTPException(404, f"no sensor {ent}/{site}/{sensor}")
-        meta = reg.meta(sid)
-        now = sink.clock.now_ns()
+        meta = registry.meta(sid)
+        now = clock.now_ns()
         since = now - int(minutes * 60e9)
-        t, v = server.window.series(sid, since_ns=since)
+        t, v = window.series(sid, since_ns=since)
         source = "memory"
-        stored = server.influx_series(ent, site, sensor, since)
-        if stored is not None:  # InfluxDB, then the window's readings not yet written there
-            st, sv = stored
+        from_store = stored.series(ent, site, sensor, since) if stored is not None else None
+        if from_store is not None:  # InfluxDB, then the window's readings not yet written there
+            st, sv = from_store
             newer = t > (st[-1] if len(st) else since - 1)
             t, v = np.concatenate([st, t[newer]]), np.concatenate([sv, v[newer]])
             source = "influx"
@@ -499,69 +402,3 @@ def create_app(server: "ConsoleServer") -> FastAPI:
                 "gateways_offline": 0}  # fmt: skip
 
     return app
-
-
-class ConsoleServer:
-    """The console of one engine, served by uvicorn in a daemon thread on ``cfg.listen``."""
-
-    def __init__(self, engine: Any, cfg: ConsoleConfig) -> None:
-        assert cfg.listen
-        self.cfg = cfg
-        self.sink = engine.sink
-        self.request_reload: Any = getattr(engine, "request_reload", lambda: None)
-        self.registry = engine.registry
-        self.users = UserStore(engine.cfg.path(cfg.users))
-        self.window = SeriesWindow(cfg.window_readings)
-        self.influx = engine.cfg.storage.influx  # chart history from here when configured
-        self.hub = Hub()
-        self.stopping = threading.Event()
-        self.sink.add_listener(self.hub.publish)
-        self.app = create_app(self)
-        self._server = ThreadedServer(self.app, cfg.listen, name="console", graceful_s=2)
-        self.url: str | None = None
-
-    def influx_series(
-        self, ent: str, site: str, sensor: str, since_ns: int, limit: int = 5000
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """One sensor's ``reading`` points from InfluxDB 1.x (ns times, values), or None when
-        no InfluxDB 1.x is configured or it does not answer (the chart then uses the
-        in-memory window and says so)."""
-        ic = self.influx
-        if ic is None or ic.api != "v1":
-            return None
-        import httpx
-
-        def lit(x: str) -> str:
-            return "'" + x.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-        q = (
-            f'SELECT "value" FROM "reading" WHERE "enterprise" = {lit(ent)} AND '
-            f'"site" = {lit(site)} AND "sensor" = {lit(sensor)} AND time >= {since_ns} '
-            f"ORDER BY time DESC LIMIT {limit}"
-        )
-        params = {"db": ic.database, "q": q, "epoch": "ns"}
-        if ic.username:
-            params |= {"u": ic.username, "p": ic.password() or ""}
-        try:
-            r = httpx.get(f"{ic.url.rstrip('/')}/query", params=params, timeout=ic.timeout_s,
-                          verify=ic.verify_tls)  # fmt: skip
-            r.raise_for_status()
-            series = r.json()["results"][0].get("series") or []
-        except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
-            log.warning("console: InfluxDB query failed (%s); chart from memory", exc)
-            return None
-        vals = series[0]["values"][::-1] if series else []
-        t = np.fromiter((row[0] for row in vals), dtype=np.int64, count=len(vals))
-        v = np.array([np.nan if row[1] is None else row[1] for row in vals], dtype=np.float64)
-        return t, v
-
-    def start(self, timeout: float = 10.0) -> None:
-        self.url = self._server.start(timeout)
-        if not self.users.all():
-            log.warning("console: no users in %s; add one with 'riskwatch users add'",
-                        self.users.path)  # fmt: skip
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.hub.close_all()
-        self._server.stop()

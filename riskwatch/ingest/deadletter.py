@@ -1,5 +1,6 @@
-"""The dead-letter sink: unusable readings and messages, with the reason, to a JSONL file
-and an MQTT topic, counted by reason.
+"""Dead letters: unusable readings and messages (:class:`DeadLetter`, with the reason) and
+the sink they go to (:class:`DeadLetterSink`: a JSONL file and an MQTT topic, counted by
+reason).
 
 The file is appended and flushed per message so a record is on disk before the message
 is acknowledged; it rotates once (``.1``) when it passes ``max_file_bytes``.
@@ -8,7 +9,6 @@ is acknowledged; it rotates once (``.1``) when it passes ``max_file_bytes``.
 >>> from prometheus_client import CollectorRegistry
 >>> from riskwatch.metrics import IngestMetrics
 >>> from riskwatch.errors import DeadLetterReason
->>> from riskwatch.ingest.decode import DeadLetter
 >>> path = os.path.join(tempfile.mkdtemp(), "dl.jsonl")
 >>> sink = DeadLetterSink(path, None, None, IngestMetrics(CollectorRegistry()))
 >>> sink.write([DeadLetter(DeadLetterReason.INVALID_JSON, "bad", "rw/a/b/c")], 0)
@@ -22,17 +22,45 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
-from riskwatch.ingest.decode import DeadLetter
+from riskwatch.config.engine import DeadLetterConfig
+from riskwatch.errors import DeadLetterReason, StorageError
 from riskwatch.metrics import IngestMetrics
 
-__all__ = ["DeadLetterSink", "Publisher"]
+__all__ = ["DeadLetter", "DeadLetterSink", "Publisher"]
 
 log = logging.getLogger(__name__)
+
+_MS = 1_000_000
+_REJECTED_BODY_CHARS = 1_000_000  # of a batch the database rejected, kept for a look
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """One rejected reading (``index`` into the message) or a whole message (index None)."""
+
+    reason: DeadLetterReason
+    detail: str
+    topic: str
+    index: int | None = None
+    field: str | None = None
+    reading: Any = None
+
+    def to_json(self, received_ns: int) -> dict[str, Any]:
+        return {
+            "reason": self.reason.value,
+            "detail": self.detail,
+            "topic": self.topic,
+            "index": self.index,
+            "field": self.field,
+            "reading": self.reading,
+            "received": received_ns // _MS,
+        }
 
 
 class Publisher(Protocol):
@@ -60,6 +88,14 @@ class DeadLetterSink:
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("ab")
+
+    @classmethod
+    def from_config(
+        cls, cfg: DeadLetterConfig, file: Path | None, publisher: Publisher | None,
+        metrics: IngestMetrics,
+    ) -> DeadLetterSink:  # fmt: skip
+        """The sink ``ingest.deadletter`` describes, writing to ``file`` (its resolved path)."""
+        return cls(file, cfg.topic, publisher, metrics, max_file_bytes=cfg.max_file_bytes)
 
     def write(self, dls: Sequence[DeadLetter], received_ns: int) -> None:
         if not dls:
@@ -92,6 +128,13 @@ class DeadLetterSink:
             )
             if self._warned == 20:
                 log.warning("further dead letters are counted in metrics, not logged")
+
+    def write_rejected_batch(self, body: bytes, exc: StorageError, now_ns: int) -> None:
+        """Line protocol the database refused as bad data (4xx): kept here, not retried."""
+        text = body.decode("utf-8", "replace")
+        reason = DeadLetterReason.STORAGE_REJECTED
+        self.write([DeadLetter(reason, str(exc), "", None, None, text[:_REJECTED_BODY_CHARS])],
+                   now_ns)  # fmt: skip
 
     def _rotate(self) -> None:
         assert self.path is not None and self._fh is not None

@@ -28,7 +28,6 @@ form needs none.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -41,7 +40,10 @@ import numpy as np
 import orjson
 
 from riskwatch.catalog import SensorRegistry
+from riskwatch.config.engine import EngineConfig
 from riskwatch.errors import DeadLetterReason as R
+from riskwatch.ingest.columns import ColumnAccumulator as Columns
+from riskwatch.ingest.deadletter import DeadLetter
 from riskwatch.ingest.topics import TopicTemplate
 from riskwatch.model import Batch, Flags
 
@@ -49,29 +51,6 @@ __all__ = ["DeadLetter", "DecodedMessage", "Decoder"]
 
 _MS = 1_000_000
 _QUALITY = {None: 0, "ok": 0, "calibrating": int(Flags.CALIBRATING), "fault": int(Flags.FAULT)}
-
-
-@dataclass(slots=True)
-class DeadLetter:
-    """One rejected reading (``index`` into the message) or a whole message (index None)."""
-
-    reason: R
-    detail: str
-    topic: str
-    index: int | None = None
-    field: str | None = None
-    reading: Any = None
-
-    def to_json(self, received_ns: int) -> dict[str, Any]:
-        return {
-            "reason": self.reason.value,
-            "detail": self.detail,
-            "topic": self.topic,
-            "index": self.index,
-            "field": self.field,
-            "reading": self.reading,
-            "received": received_ns // _MS,
-        }
 
 
 @dataclass(slots=True)
@@ -114,6 +93,16 @@ class Decoder:
         # cached for good; a lookup then costs one dict get per reading and no key string
         self._id_cache: dict[str, dict[str, int]] = {}
 
+    @classmethod
+    def from_config(cls, cfg: EngineConfig, registry: SensorRegistry) -> Decoder:
+        """The decoder of ``mqtt.topic_template``, ``mqtt.max_payload_bytes`` and the
+        ``ingest`` limits (``min_time``, ``max_future_s``, ``late_after_s``)."""
+        return cls(
+            registry, TopicTemplate(cfg.mqtt.topic_template),
+            max_payload_bytes=cfg.mqtt.max_payload_bytes, min_time_ns=cfg.ingest.min_time_ns,
+            max_future_s=cfg.ingest.max_future_s, late_after_s=cfg.ingest.late_after_s,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ entry points
     def decode(self, topic: str, payload: bytes, received_ns: int) -> DecodedMessage:
         """Decode one message."""
@@ -126,7 +115,7 @@ class Decoder:
         interning and flagging then runs once over the columns of every message, which
         is what makes small messages (one reading each) cheap.
         """
-        acc = _Acc()
+        acc = Columns()
         dls: list[tuple[int, DeadLetter]] = []  # (message position, dead letter)
         for pos, (topic, payload, received) in enumerate(msgs):
             acc.pos = pos
@@ -137,7 +126,9 @@ class Decoder:
             return DecodedMessage(Batch.empty(), [d for _, d in dls], 0)
         return self._finish(acc, dls)
 
-    def _parse_one(self, topic: str, payload: bytes, received: int, acc: _Acc) -> DeadLetter | None:
+    def _parse_one(
+        self, topic: str, payload: bytes, received: int, acc: Columns
+    ) -> DeadLetter | None:
         if len(payload) > self.max_payload_bytes:
             return DeadLetter(
                 R.TOO_LARGE, f"{len(payload)} bytes > limit {self.max_payload_bytes}", topic
@@ -183,7 +174,7 @@ class Decoder:
         )
 
     # ------------------------------------------------------------------ shared
-    def _finish(self, acc: _Acc, dls: list[tuple[int, DeadLetter]]) -> DecodedMessage:
+    def _finish(self, acc: Columns, dls: list[tuple[int, DeadLetter]]) -> DecodedMessage:
         sensors, values, ts = acc.sensors, acc.values, acc.ts
         n = len(values)
         reason = np.zeros(n, dtype=np.int16)  # 0 = ok, else _REASON_CODE
@@ -284,7 +275,7 @@ class Decoder:
         dls.sort(key=lambda x: x[0])  # stable: message order, then reading order
         return DecodedMessage(batch, [d for _, d in dls], n)
 
-    def _lookup(self, acc: _Acc, sensors: list[Any]) -> np.ndarray:
+    def _lookup(self, acc: Columns, sensors: list[Any]) -> np.ndarray:
         """Sensor ids (-1 = unknown) for the readings of every message in ``acc``."""
         n = len(sensors)
         counts = acc.msg_count
@@ -311,7 +302,9 @@ class Decoder:
             self._cache_ids(acc, sensors, miss, got)
         return ids
 
-    def _cache_ids(self, acc: _Acc, sensors: list[Any], rows: np.ndarray, ids: np.ndarray) -> None:
+    def _cache_ids(
+        self, acc: Columns, sensors: list[Any], rows: np.ndarray, ids: np.ndarray
+    ) -> None:
         """Remember known ids of ``rows`` (rare: first sightings only)."""
         msg_of = np.searchsorted(np.cumsum(acc.msg_count), rows, side="right").tolist()
         for m, i, sid in zip(msg_of, rows.tolist(), ids.tolist(), strict=True):
@@ -346,7 +339,7 @@ class Decoder:
                 bad[i] = True
         return out, bad
 
-    def _intern_new(self, acc: _Acc, sensors: list[Any], todo: np.ndarray) -> np.ndarray:
+    def _intern_new(self, acc: Columns, sensors: list[Any], todo: np.ndarray) -> np.ndarray:
         """Register first-seen sensors (or -1 in strict mode); rare, so a loop is fine.
 
         One registry call per run of readings from the same enterprise/site/gateway (in
@@ -377,170 +370,6 @@ class Decoder:
 
 def _is_name(s: Any) -> bool:
     return type(s) is str and s != ""
-
-
-class _Acc:
-    """Columns accumulated over the messages of one decode call."""
-
-    __slots__ = (
-        "bad_rows",
-        "kinds",
-        "msg_count",
-        "msg_pos",
-        "msg_prefix",
-        "msg_received",
-        "msg_rows",
-        "msg_tags",
-        "msg_topic",
-        "pos",
-        "quality",
-        "sensors",
-        "ts",
-        "units",
-        "values",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self.sensors: list[Any] = []
-        self.values: list[Any] = []
-        self.ts: list[Any] = []
-        self.msg_prefix: list[str] = []  # "enterprise/site/", the registry key prefix
-        self.kinds: list[Any] | None = None
-        self.units: list[Any] | None = None
-        self.quality: list[Any] | None = None
-        self.bad_rows: list[int] = []
-        self.msg_count: list[int] = []
-        self.msg_received: list[int] = []
-        self.msg_topic: list[str] = []
-        self.msg_rows: list[Any] = []
-        self.msg_tags: list[tuple[str, str, str]] = []
-        self.msg_pos: list[int] = []
-        self.pos = 0
-
-    def _meta(self, name: str, vals: list[Any] | None, n: int, base: int) -> None:
-        lst = getattr(self, name)
-        if vals is None:
-            if lst is not None:
-                lst.extend([None] * n)
-            return
-        if lst is None:
-            lst = [None] * base
-            setattr(self, name, lst)
-        lst.extend(vals)
-
-    def _message(
-        self, n: int, rows: Any, topic: str, ent: str, site: str, gw: str, received: int
-    ) -> None:
-        self.msg_prefix.append(f"{ent}/{site}/")
-        self.msg_count.append(n)
-        self.msg_received.append(received)
-        self.msg_topic.append(topic)
-        self.msg_rows.append(rows)
-        self.msg_tags.append((ent, site, gw))
-        self.msg_pos.append(self.pos)
-
-    def add_rows(
-        self,
-        rs: list[Any],
-        env_ts: Any,
-        payload: bytes,
-        topic: str,
-        ent: str,
-        site: str,
-        gw: str,
-        received: int,
-    ) -> None:
-        n = len(rs)
-        if n == 0:
-            return
-        base = len(self.values)
-        ts: list[Any] | None = None
-        try:
-            sensors = [r["sensor"] for r in rs]
-            values = [r["value"] for r in rs]
-            get_rs = rs
-            # Common shapes, told apart by key counts alone (a C-level pass): every
-            # reading is {sensor, value} (ts from the envelope) or {sensor, value, ts}.
-            # Then there is no kind/unit/quality to look for either.
-            n_keys = set(map(len, rs))
-            if n_keys == {2}:
-                ts = [env_ts] * n
-            elif n_keys == {3}:
-                with contextlib.suppress(KeyError):
-                    ts = [r["ts"] for r in rs]
-        except (KeyError, TypeError, IndexError):
-            get_rs = [r if type(r) is dict else {} for r in rs]
-            self.bad_rows.extend(base + i for i, r in enumerate(rs) if type(r) is not dict)
-            sensors = [r.get("sensor") for r in get_rs]
-            values = [r.get("value") for r in get_rs]
-        plain = ts is not None
-        if ts is None:
-            if b'"ts"' in payload:
-                try:  # a subscript is several times cheaper than .get
-                    ts = [r["ts"] for r in get_rs]
-                except KeyError:
-                    if env_ts is None:
-                        ts = [r.get("ts") for r in get_rs]
-                    else:
-                        ts = [r.get("ts", env_ts) for r in get_rs]
-            else:
-                ts = [None] * n
-        self.sensors.extend(sensors)
-        self.values.extend(values)
-        self.ts.extend(ts)
-        for name, key in (("kinds", b'"kind"'), ("units", b'"unit"'), ("quality", b'"quality"')):
-            if plain or key not in payload:
-                self._meta(name, None, n, base)
-            else:
-                field_name = key.decode().strip('"')
-                self._meta(name, [r.get(field_name) for r in get_rs], n, base)
-        self._message(n, payload, topic, ent, site, gw, received)
-
-    def add_columns(
-        self,
-        obj: dict[str, Any],
-        payload: bytes,
-        topic: str,
-        ent: str,
-        site: str,
-        gw: str,
-        received: int,
-    ) -> DeadLetter | None:
-        sensors = obj.get("sensor")
-        values = obj.get("value")
-        if type(sensors) is not list or type(values) is not list:
-            return DeadLetter(R.BAD_SHAPE, "columns need 'sensor' and 'value' lists", topic)
-        n = len(values)
-        if len(sensors) != n:
-            return DeadLetter(
-                R.BAD_SHAPE, f"column 'sensor' has {len(sensors)} rows, 'value' has {n}",
-                topic, None, "sensor",
-            )  # fmt: skip
-        cols: dict[str, list[Any] | None] = {}
-        for name in ("ts", "kind", "unit", "quality"):
-            v = obj.get(name)
-            if type(v) is list:
-                if len(v) != n:
-                    return DeadLetter(
-                        R.BAD_SHAPE, f"column '{name}' has {len(v)} rows, 'value' has {n}",
-                        topic, None, name,
-                    )  # fmt: skip
-                cols[name] = v
-            elif v is None:
-                cols[name] = None
-            else:
-                cols[name] = [v] * n
-        if n == 0:
-            return None
-        base = len(self.values)
-        self.sensors.extend(sensors)
-        self.values.extend(values)
-        self.ts.extend(cols["ts"] if cols["ts"] is not None else [None] * n)
-        self._meta("kinds", cols["kind"], n, base)
-        self._meta("units", cols["unit"], n, base)
-        self._meta("quality", cols["quality"], n, base)
-        self._message(n, payload, topic, ent, site, gw, received)
-        return None
 
 
 def _to_float(values: list[Any]) -> np.ndarray | None:

@@ -19,7 +19,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from riskwatch.catalog import SensorRegistry
+from riskwatch.config.engine import StorageConfig
 from riskwatch.errors import SpoolFullError, StorageError
 from riskwatch.metrics import StorageMetrics
 from riskwatch.model import Batch
@@ -84,6 +87,25 @@ class StorageRunner:
                     "spool %s holds %d segments (%d bytes) from before; replaying",
                     spool.dir, len(spool), spool.bytes,
                 )  # fmt: skip
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: StorageConfig,
+        writer: Writer | None,
+        registry: SensorRegistry,
+        metrics: StorageMetrics,
+        *,
+        spool_dir: Path,
+        on_reject: RejectHandler | None = None,
+    ) -> StorageRunner:
+        """The runner the ``storage:`` section describes, spooling to ``spool_dir``."""
+        return cls(
+            writer, LineEncoder(registry), Spool(spool_dir, cfg.spool_max_bytes), metrics,
+            queue_max_batches=cfg.queue_max_batches, write_max_points=cfg.write_max_points,
+            retry_initial_s=cfg.retry_initial_s, retry_max_s=cfg.retry_max_s,
+            on_reject=on_reject,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ API
     def start(self) -> None:

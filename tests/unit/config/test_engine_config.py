@@ -43,6 +43,11 @@ CASES = [
     ),
     ("mqtt: [1, 2\n", "engine.yaml:2:1: invalid YAML"),
     ("mqtt:\n  qos: 1\n  qos: 2\n", "engine.yaml:3: mqtt.qos: duplicate key"),
+    (
+        "ingest:\n  min_time: last year\n",
+        "engine.yaml:2:13: ingest.min_time: must be an RFC 3339 time such as "
+        "2000-01-01T00:00:00Z, got 'last year'",
+    ),
 ]
 
 
@@ -86,3 +91,8 @@ def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("RW_TOKEN")
     with pytest.raises(ConfigErrors, match="environment variable RW_TOKEN is not set"):
         cfg.storage.influx.token()
+
+
+def test_min_time_is_epoch_ns_with_its_offset(tmp_path: Path) -> None:
+    cfg = load_engine_config(write(tmp_path, "ingest: {min_time: '2020-01-01T08:00:00+08:00'}\n"))
+    assert cfg.ingest.min_time_ns == 1_577_836_800 * 10**9

@@ -65,8 +65,12 @@ from riskwatch.spine import Spine
 from riskwatch.storage.influx import Writer, make_writer
 from riskwatch.storage.influx_query import series_reader
 from riskwatch.storage.runner import StorageRunner
+from riskwatch.threads import guarded
 
-__all__ = ["Engine", "SinkFactory"]
+__all__ = ["EXIT_FATAL", "Engine", "SinkFactory"]
+
+#: exit status of ``riskwatch run`` when an engine thread died (sysexits' EX_SOFTWARE)
+EXIT_FATAL = 70
 
 log = logging.getLogger("riskwatch.engine")
 
@@ -112,6 +116,9 @@ class Engine:
         self._sink_factory: SinkFactory = sink_factory or build_sink
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
+        self._fatal = threading.Event()
+        #: the name of the engine thread that died, if one did (the process must exit)
+        self.fatal: str | None = None
         self._thread: threading.Thread | None = None
         self._reloader: Reloader | None = None
         self._spine: Spine | None = None
@@ -183,6 +190,7 @@ class Engine:
         self.storage = StorageRunner.from_config(
             cfg.storage, writer, self.registry, self.storage_metrics,
             spool_dir=cfg.path(cfg.storage.spool_dir), on_reject=self._storage_rejected,
+            on_fatal=self._on_fatal,
         )  # fmt: skip
         self._build_stages()
         self.sink = self._sink_factory(
@@ -218,7 +226,10 @@ class Engine:
             reload_check_s=cfg.ingest.reload_check_s, stop=self._stop,
             reload_requested=self._reload_requested, monotonic=self._monotonic,
         )  # fmt: skip
-        self._thread = threading.Thread(target=loop.run, name="riskwatch-engine", daemon=True)
+        self._thread = threading.Thread(
+            target=guarded(loop.run, name="riskwatch-engine", on_fatal=self._on_fatal),
+            name="riskwatch-engine", daemon=True,
+        )  # fmt: skip
         self._thread.start()
         self.mqtt.start()
         log.info(
@@ -248,6 +259,7 @@ class Engine:
         assert self.mqtt is not None and self.storage is not None
         self.mqtt.stop_receiving()
         self._stop.set()
+        self.storage.begin_stop()  # a full spool must not keep the engine thread waiting
         self._thread.join(60)
         if self.console is not None:
             self.console.stop()
@@ -269,9 +281,17 @@ class Engine:
         """Reload rules, detectors and the catalogue at the next loop turn (as SIGHUP does)."""
         self._reload_requested.set()
 
-    def run_forever(self) -> None:
-        """Run until SIGTERM/SIGINT; SIGHUP reloads rules, detectors and the catalogue."""
-        done = threading.Event()
+    def _on_fatal(self, thread: str) -> None:
+        self.fatal = thread
+        self._fatal.set()
+
+    def run_forever(self) -> int:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads rules, detectors and the catalogue.
+
+        Returns the process exit code: 0 after a requested stop, :data:`EXIT_FATAL` when an
+        engine thread died (logged as CRITICAL): the supervisor should restart the engine.
+        """
+        done = self._fatal
 
         def on_term(signum: int, frame: Any) -> None:
             log.info("received %s", signal.Signals(signum).name)
@@ -287,6 +307,10 @@ class Engine:
                 pass
         finally:
             self.stop()
+        if self.fatal is not None:
+            log.critical("exiting with status %d: thread %s died", EXIT_FATAL, self.fatal)
+            return EXIT_FATAL
+        return 0
 
     # ------------------------------------------------------------------ receiver's thread
     def _on_connected(self, up: bool) -> None:

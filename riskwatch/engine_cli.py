@@ -39,5 +39,4 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.config}: OK ({n['sensors']} catalogued sensors, stages: {stages})")
         return 0
 
-    Engine(cfg).run_forever()
-    return 0
+    return Engine(cfg).run_forever()

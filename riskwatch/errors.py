@@ -116,6 +116,10 @@ class DeadLetterReason(StrEnum):
     TOO_LARGE = "too_large"
     BAD_QUALITY = "bad_quality"
     STORAGE_REJECTED = "storage_rejected"
+    TOO_DEEP = "too_deep"  # JSON nested deeper than any reading form needs
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"  # an integer no float64 can hold
+    BAD_TEXT = "bad_text"  # a string that is not valid UTF-8 (a lone surrogate)
+    DECODE_ERROR = "decode_error"  # the decoder failed on this message (a bug): kept, not lost
 
 
 class DecodeError(RiskwatchError):

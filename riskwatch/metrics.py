@@ -71,6 +71,12 @@ class IngestMetrics:
             "Messages received but not yet acknowledged (waiting for durable storage)",
             registry=registry,
         )
+        self.batch_errors = Counter(
+            "riskwatch_batch_errors_total",
+            "Micro-batches on which a stage failed (the readings are stored, the failure "
+            "logged with its traceback; the engine goes on)",
+            registry=registry,
+        )
         self.signals = Counter(
             "riskwatch_signals",
             "Signals emitted by rules and detectors",

@@ -5,7 +5,8 @@ into ``riskwatch_stage_seconds``), its signals to the signal sink (the alert lif
 its readings into the console's window when there is one, and the batch to storage with
 a callback that acknowledges its messages once they are durable. A tick runs the stages'
 timers and the sink's. ``now`` comes from the engine's clock, read once per batch and
-once per tick; a failing sink or stage timer is logged and never stops the spine.
+once per tick; a failing stage, sink or stage timer is logged and never stops the
+spine (the batch is still stored and acknowledged).
 
 >>> from types import SimpleNamespace
 >>> from prometheus_client import CollectorRegistry
@@ -116,7 +117,14 @@ class Spine:
             self.metrics.readings_in.inc(len(batch))
             self.metrics.batch_size.observe(len(batch))
             self.readings_total += len(batch)
-            batch, signals = self.pipeline.run(batch, ctx, on_stage=self._stage_took)
+            try:
+                batch, signals = self.pipeline.run(batch, ctx, on_stage=self._stage_took)
+            except Exception:  # one bad batch must not stop the engine: store it, say so
+                self.metrics.batch_errors.inc()
+                log.exception(
+                    "a stage failed on a batch of %d readings; they are stored, but rules and "
+                    "detectors did not see them", len(batch),
+                )  # fmt: skip
         if signals:
             self._emit(signals, ctx)
         if self.window is not None and len(batch):

@@ -29,7 +29,9 @@ form needs none.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,11 +47,19 @@ from riskwatch.errors import DeadLetterReason as R
 from riskwatch.ingest.columns import ColumnAccumulator as Columns
 from riskwatch.ingest.deadletter import DeadLetter
 from riskwatch.ingest.topics import TopicTemplate
-from riskwatch.model import Batch, Flags
+from riskwatch.model import Batch, Flags, concat_batches
 
 __all__ = ["DeadLetter", "DecodedMessage", "Decoder"]
 
+log = logging.getLogger(__name__)
+
 _MS = 1_000_000
+#: A reading's time must fit int64 nanoseconds (1677-09-21 .. 2262-04-11); outside, it is
+#: marked with this sentinel, below any ``min_time``, so it is dead-lettered as absurd.
+_OUT_OF_RANGE_NS = np.iinfo(np.int64).min
+_INT64_NS_MAX = np.iinfo(np.int64).max
+#: a \uD800-\uDFFF escape: the only way a lone surrogate gets past the stdlib parser
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _QUALITY = {None: 0, "ok": 0, "calibrating": int(Flags.CALIBRATING), "fault": int(Flags.FAULT)}
 
 
@@ -67,7 +77,8 @@ def _parse_rfc3339(s: str) -> int | None:
         return None
     if dt.tzinfo is None:  # RFC 3339 requires an offset
         return None
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    ns = int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    return ns if -_INT64_NS_MAX <= ns <= _INT64_NS_MAX else _OUT_OF_RANGE_NS
 
 
 class Decoder:
@@ -115,6 +126,24 @@ class Decoder:
         interning and flagging then runs once over the columns of every message, which
         is what makes small messages (one reading each) cheap.
         """
+        try:
+            return self._decode_many(msgs)
+        except Exception:  # a decoder bug must not stop ingest: find the message, keep it
+            if len(msgs) == 1:
+                topic, payload, _ = msgs[0]
+                log.exception("decoding a message on %s failed; dead-lettered", topic)
+                return DecodedMessage(Batch.empty(), [DeadLetter(
+                    R.DECODE_ERROR, "the decoder failed on this message (see the engine log)",
+                    topic, None, None, _preview(payload),
+                )], 0)  # fmt: skip
+        parts = [self.decode_many([m]) for m in msgs]  # one by one: only the culprit is lost
+        return DecodedMessage(
+            concat_batches([p.batch for p in parts]),
+            [d for p in parts for d in p.deadletters],
+            sum(p.n_readings for p in parts),
+        )
+
+    def _decode_many(self, msgs: Sequence[tuple[str, bytes, int]]) -> DecodedMessage:
         acc = Columns()
         dls: list[tuple[int, DeadLetter]] = []  # (message position, dead letter)
         for pos, (topic, payload, received) in enumerate(msgs):
@@ -141,12 +170,24 @@ class Decoder:
         try:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            # orjson refuses NaN/Infinity, which many gateways emit: let the stdlib parse
-            # them so the non-finite reading alone is dead-lettered, not the whole message.
+            if str(exc).startswith("depth limit"):
+                return DeadLetter(R.TOO_DEEP, "JSON nested deeper than 1024 levels", topic,
+                                  None, None, _preview(payload))  # fmt: skip
+            # orjson refuses NaN/Infinity, which many gateways emit, and integers beyond 64
+            # bits: let the stdlib parse them so the bad reading alone is dead-lettered, not
+            # the whole message. The stdlib is laxer about text, so that is checked here.
             try:
-                obj = json.loads(payload)
+                obj = json.loads(payload.decode("utf-8"))
+            except RecursionError:
+                return DeadLetter(R.TOO_DEEP, "JSON nested too deeply", topic, None, None,
+                                  _preview(payload))  # fmt: skip
             except (ValueError, UnicodeDecodeError):
                 return DeadLetter(R.INVALID_JSON, str(exc), topic, None, None, _preview(payload))
+            if _SURROGATE_ESCAPE.search(payload):
+                where = _bad_text(obj)
+                if where is not None:
+                    return DeadLetter(R.BAD_TEXT, "text with a lone UTF-16 surrogate (not "
+                                      "valid UTF-8)", topic, None, where, _preview(payload))
         enterprise = tags.get("enterprise", "")
         site = tags.get("site", "")
         gateway = tags.get("gateway", "")
@@ -205,9 +246,13 @@ class Decoder:
             val = np.empty(n, dtype=np.float64)
             missing = np.zeros(n, dtype=bool)
             nonnum = np.zeros(n, dtype=bool)
+            big = np.zeros(n, dtype=bool)
             for i, v in enumerate(values):
                 t = type(v)
-                if t is float or t is int or t is bool:
+                if t is int and not -(2**1023) < v < 2**1023:
+                    big[i] = True
+                    val[i] = math.nan
+                elif t is float or t is int or t is bool:
                     val[i] = v
                 elif v is None:
                     missing[i] = True
@@ -217,6 +262,7 @@ class Decoder:
                     val[i] = math.nan
             mark(missing, R.MISSING_VALUE)
             mark(nonnum, R.NON_NUMERIC_VALUE)
+            mark(big, R.NUMBER_OUT_OF_RANGE)
         finite = np.isfinite(val)
         if not finite.all():
             mark(~finite, R.NON_FINITE_VALUE)
@@ -323,12 +369,9 @@ class Decoder:
         for i, t in enumerate(ts):
             tt = type(t)
             if tt is int:
-                if -(2**62) // _MS < t < 2**62 // _MS:
-                    out[i] = t * _MS
-                else:
-                    bad[i] = True
-            elif tt is float and math.isfinite(t) and abs(t) < 2**62 / _MS:
-                out[i] = round(t * _MS)
+                out[i] = t * _MS if -(2**62) // _MS < t < 2**62 // _MS else _OUT_OF_RANGE_NS
+            elif tt is float and math.isfinite(t):
+                out[i] = round(t * _MS) if abs(t) < 2**62 / _MS else _OUT_OF_RANGE_NS
             elif tt is str:
                 v = _parse_rfc3339(t)
                 if v is None:
@@ -366,6 +409,29 @@ class Decoder:
             )  # fmt: skip
             j = k
         return out
+
+
+def _bad_text(obj: Any) -> str | None:
+    """Where the parsed JSON holds a string with a lone surrogate (key or value), or None.
+
+    Only run when the payload has a surrogate escape; the nesting is already bounded by
+    the parser."""
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        x, where = stack.pop()
+        if type(x) is str:
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "payload"
+        elif type(x) is dict:
+            for k, v in x.items():
+                at = f"{where}.{k}" if where else str(k)
+                stack.append((k, at))
+                stack.append((v, at))
+        elif type(x) is list:
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(x))
+    return None
 
 
 def _is_name(s: Any) -> bool:
@@ -444,6 +510,7 @@ _FIELD_OF: dict[R, str | None] = {
     R.ABSURD_TIMESTAMP: "ts",
     R.UNKNOWN_SENSOR: "sensor",
     R.BAD_QUALITY: "quality",
+    R.NUMBER_OUT_OF_RANGE: "value",
 }
 _DETAIL: dict[R, str] = {
     R.BAD_SHAPE: "reading is not a JSON object",
@@ -452,9 +519,11 @@ _DETAIL: dict[R, str] = {
     R.NON_FINITE_VALUE: "'value' is not finite",
     R.MISSING_SENSOR: "reading has no 'sensor' (non-empty string)",
     R.BAD_TIMESTAMP: "'ts' is neither epoch milliseconds nor RFC 3339 text with an offset",
-    R.ABSURD_TIMESTAMP: "'ts' is before ingest.min_time or too far in the future",
+    R.ABSURD_TIMESTAMP: "'ts' is before ingest.min_time, too far in the future, or outside "
+    "1677-2262 (int64 nanoseconds)",
     R.UNKNOWN_SENSOR: "sensor is not in the catalogue (ingest.strict is on)",
     R.BAD_QUALITY: "'quality' must be ok, calibrating or fault",
+    R.NUMBER_OUT_OF_RANGE: "'value' is an integer too large for a float64",
 }
 for _r in R:
     _FIELD_OF.setdefault(_r, None)

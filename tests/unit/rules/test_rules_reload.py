@@ -36,7 +36,7 @@ def batch(t: float, v: float) -> Batch:
     return Batch.from_arrays([round(t * S)], [0], [v])
 
 
-def test_unchanged_rules_keep_state_changed_start_fresh(tmp_path: Path, caplog) -> None:
+def test_unchanged_rules_keep_state_changed_take_over_active(tmp_path: Path, caplog) -> None:
     f = tmp_path / "r.yaml"
     f.write_text(V1)
     reg = registry({"sensor": "T", "kind": "t"})
@@ -47,15 +47,21 @@ def test_unchanged_rules_keep_state_changed_start_fresh(tmp_path: Path, caplog) 
     ]
     f.write_text(V2)
     with caplog.at_level(logging.INFO, logger="riskwatch.rules"):
-        st.reload(ctx(reg, 1))
+        result = st.reload(ctx(reg, 1))
     assert (
-        "rules reloaded: 1 unchanged (state kept), changed (state reset): change_me; "
-        "added: new_one; removed: none" in caplog.text
+        "rules reloaded: 1 unchanged (state kept), changed (active subjects taken over): "
+        "change_me; added: new_one; removed: none" in caplog.text
     )
-    # 25: keep_me stays latched (25 is not below its clear 20) so no signal; change_me was
-    # reset (no state) and 25 < 45; new_one fires
+    assert (result.added, result.changed, result.removed, result.kept, result.ended) == (
+        ("new_one",), ("change_me",), (), 1, ()
+    )
+    # 25: keep_me stays latched (25 is not below its clear 20) so no signal; change_me
+    # took over its latched red, and 25 is not below its (new) clear 20 either; new_one fires
     assert brief(st.process(batch(2, 25), ctx(reg, 2))) == [(2.0, "new_one", 0, "firing", "yellow")]
-    assert brief(st.process(batch(3, 15), ctx(reg, 3))) == [(3.0, "keep_me", 0, "resolved", None)]
+    assert brief(st.process(batch(3, 15), ctx(reg, 3))) == [
+        (3.0, "keep_me", 0, "resolved", None),
+        (3.0, "change_me", 0, "resolved", None),
+    ]
 
 
 def test_invalid_rule_set_is_rejected_and_running_set_kept(tmp_path: Path) -> None:

@@ -216,6 +216,10 @@ class DetectorStage:
                 prev.generation = -1
                 new.append(prev)
                 kept.append(s.name)
+                gone = self._outside(prev, prev.ensemble)
+                if len(gone):  # a narrowed match: those sensors' windows end here
+                    prev.ensemble.forget(gone)
+                    ended += [self._unwatched(s, int(sid), ctx.now_ns) for sid in gone.tolist()]
                 continue
             entry = _Entry(s, s.build(), np.zeros(0, dtype=bool))
             mask = self._mask(entry)
@@ -224,11 +228,10 @@ class DetectorStage:
                 added.append(s.name)
                 continue
             changed.append(s.name)
+            gone = self._outside(entry, prev.ensemble)
             was_open = prev.ensemble.open_ids()
-            inside = was_open < len(mask)
-            inside[inside] = mask[was_open[inside]]
-            entry.ensemble.adopt_windows(prev.ensemble, was_open[inside])
-            ended += [self._unwatched(s, int(sid), ctx.now_ns) for sid in was_open[~inside]]
+            entry.ensemble.adopt_windows(prev.ensemble, np.setdiff1d(was_open, gone))
+            ended += [self._unwatched(s, int(sid), ctx.now_ns) for sid in gone.tolist()]
         removed = sorted(set(old) - {s.name for s in specs})
         self.entries = new
         log.info(
@@ -240,6 +243,14 @@ class DetectorStage:
         return StageReload(self.name, SignalSource.DETECTOR, added=tuple(added),
                            changed=tuple(changed), removed=tuple(removed), kept=len(kept),
                            ended=tuple(ended))  # fmt: skip
+
+    def _outside(self, e: _Entry, old: Ensemble) -> np.ndarray:
+        """The sensors with a window open in ``old`` that entry ``e`` does not select."""
+        mask = self._mask(e)
+        was_open = old.open_ids()
+        inside = was_open < len(mask)
+        inside[inside] = mask[was_open[inside]]
+        return was_open[~inside]
 
     def _unwatched(self, spec: DetectorSpec, sid: int, now_ns: int) -> Signal:
         key = self.registry.key(sid) if sid < len(self.registry) else str(sid)

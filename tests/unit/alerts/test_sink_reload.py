@@ -65,7 +65,7 @@ def test_a_normal_resolve_carries_no_reason(tmp_path: Path) -> None:
     r = Rig(tmp_path)
     r.sig("firing", Level.ORANGE)
     r.sig("resolved")
-    (t1, t2) = r.sink.store.transitions(r.only().id)
+    (_, t2) = r.sink.store.transitions(r.only().id)
     assert (t2.action, t2.reason) == ("resolved", "")
     assert [m["reason"] for m in r.pub.alerts("al/")] == [None, None]
     r.sink.stop()

@@ -222,7 +222,7 @@ class DetectorStage:
                     ended += [self._unwatched(s, int(sid), ctx.now_ns) for sid in gone.tolist()]
                 continue
             entry = _Entry(s, s.build(), np.zeros(0, dtype=bool))
-            mask = self._mask(entry)
+            self._mask(entry)
             new.append(entry)
             if prev is None:
                 added.append(s.name)

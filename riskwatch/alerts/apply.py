@@ -51,8 +51,8 @@ Signal states map to lifecycle events through one table, :data:`SIGNAL_EVENTS`.
 >>> gone = removed_rule_signal(again.alert, 60)
 >>> _, ended = apply(again.alert, gone, Event.RESOLVED, 60, subject=subject,
 ...                  new_id=lambda: "a2", flapping=flapping)
->>> ended.alert.state.value, [(str(r.action), str(r.reason)) for r in ended.records]
-('resolved', [('resolved', 'rule_removed')])
+>>> ended.alert.state.value, [(str(r.action), r.who, r.note) for r in ended.records]
+('resolved', [('resolved', 'reload', 'ended by a reload: rule_removed')])
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ SIGNAL_EVENTS: Mapping[SignalState, Event] = MappingProxyType({
 
 CLEARED_WHILE_PENDING = "cleared while pending (never fired)"
 ENDED_WHILE_PENDING = "ended while pending (never fired): {reason}"
+ENDED = "ended by a reload: {reason}"
+#: who records an end with a reason: no reading, no operator, but a reload
+BY_RELOAD = "reload"
 
 
 class Subject(NamedTuple):
@@ -157,7 +160,10 @@ def apply(
     # or out-of-service alert) records the event itself
     action = Action.LEVEL if new.state == old.state and level_change else EVENT_ACTIONS[event]
     note = a.note if new.state is AlertState.CLOSED else None
-    records = [Record(action, old.state, level, s.value, note=note, ts_ns=s.time,
+    who = "engine"
+    if reason is not None:
+        who, note = BY_RELOAD, note or ENDED.format(reason=reason.value)
+    records = [Record(action, old.state, level, s.value, who=who, note=note, ts_ns=s.time,
                       reason=reason)]  # fmt: skip
     if started_flapping:
         records.append(Record(Action.FLAPPING, a.state, a.level, s.value, ts_ns=s.time))

@@ -117,8 +117,9 @@ def test_reload_ends_removed_rules_resolves_changed_and_loads_new_files(
         assert closed.returncode == 0, closed.stdout + closed.stderr
         assert json.loads(closed.stdout)["state"] == "closed"
         shown = json.loads(cli("--json", "show", gone).stdout)
-        assert [(h["action"], h["reason"]) for h in shown["history"]] == [
-            ("firing", ""), ("resolved", "rule_removed"), ("close", ""),
+        assert [(h["action"], h["reason"], h["who"]) for h in shown["history"]] == [
+            ("firing", "", "engine"), ("resolved", "rule_removed", "reload"),
+            ("close", "", "ops"),
         ]  # fmt: skip
         assert reloads("success") == 1.0
         send(65)  # below the new threshold 70: the changed rule resolves its alert

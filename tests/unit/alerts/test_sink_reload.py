@@ -42,10 +42,11 @@ def test_removed_rule_ends_its_alerts_then_they_close(tmp_path: Path) -> None:
     }
     a = first["CH4-01"]
     hist = r.sink.store.transitions(a.id)
-    assert [(t.action, t.from_state, t.to_state, t.reason, t.at_ns) for t in hist] == [
-        ("firing", None, "firing", "", T0),
-        ("resolved", "firing", "resolved", "rule_removed", T0 + 5 * S),
+    assert [(t.action, t.from_state, t.to_state, t.reason, t.who, t.at_ns) for t in hist] == [
+        ("firing", None, "firing", "", "engine", T0),
+        ("resolved", "firing", "resolved", "rule_removed", "reload", T0 + 5 * S),
     ]
+    assert hist[-1].note == "ended by a reload: rule_removed"
     assert hist[-1].value == 1.6  # the last value the rule saw
     ended = [m for m in r.pub.alerts("al/") if m["action"] == "resolved"]
     assert sorted((m["sensor"], m["state"], m["reason"]) for m in ended) == [

@@ -53,7 +53,11 @@ def test_unchanged_rules_keep_state_changed_take_over_active(tmp_path: Path, cap
         "change_me; added: new_one; removed: none" in caplog.text
     )
     assert (result.added, result.changed, result.removed, result.kept, result.ended) == (
-        ("new_one",), ("change_me",), (), 1, ()
+        ("new_one",),
+        ("change_me",),
+        (),
+        1,
+        (),
     )
     # 25: keep_me stays latched (25 is not below its clear 20) so no signal; change_me
     # took over its latched red, and 25 is not below its (new) clear 20 either; new_one fires
@@ -117,8 +121,7 @@ HOT = "rules:\n  - {name: hot, match: {kind: t}, level: red, above: ABOVE CLEAR}
         # still above the new threshold: stays firing, no signal
         (45, "", [(2, 50), (3, 44)], [(3.0, "hot", 0, "resolved", None)]),
         # the new restore value holds the latch (40 is above clear_below 30): safety first
-        (60, ", clear_below: 30", [(2, 40), (3, 35), (4, 25)],
-         [(4.0, "hot", 0, "resolved", None)]),
+        (60, ", clear_below: 30", [(2, 40), (3, 35), (4, 25)], [(4.0, "hot", 0, "resolved", None)]),
     ],
     ids=["raised-above-value", "still-holds", "new-restore-value-holds"],
 )

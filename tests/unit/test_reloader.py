@@ -285,3 +285,11 @@ def test_settings_that_need_a_restart_are_logged_and_not_applied(
     assert cfg is not None and cfg.mqtt.url == "mqtt://127.0.0.1:1883"
     assert cfg.metrics.listen == "127.0.0.1:9108" and cfg.storage.influx is not None
     assert rig.count("success") == 1.0
+
+
+def test_emptying_the_rules_list_removes_every_rule(tmp_path: Path) -> None:
+    rig = engine_rig(tmp_path, ["a.yaml", "b.yaml"])
+    edit(rig.engine, engine_text([]))
+    (result,) = rig.reloader.check(CTX, force=False)
+    assert (result.removed, result.kept) == (("hot_a", "hot_b"), 0)
+    assert rig.rules().names() == [] and rig.stages() == ["quality", "rules"]

@@ -55,7 +55,7 @@ from riskwatch.ingest.deadletter import DeadLetterSink
 from riskwatch.ingest.decode import Decoder
 from riskwatch.ingest.receiver import Message, Receiver
 from riskwatch.ingest.receivers import open_receiver
-from riskwatch.metrics import IngestMetrics, StorageMetrics, serve_metrics
+from riskwatch.metrics import IngestMetrics, ReloadMetrics, StorageMetrics, serve_metrics
 from riskwatch.model import Batch
 from riskwatch.pipeline import Pipeline, Stage, StageContext
 from riskwatch.quality import QualityStage
@@ -126,6 +126,7 @@ class Engine:
         self.storage: StorageRunner | None = None
         self.deadletter: DeadLetterSink | None = None
         self.pipeline = Pipeline([])
+        self._built: list[Stage | None] = []  # per STAGE_FACTORIES entry: its stage or None
         self.sink: Any = None
         self.api: ApiServer | None = None
         self.api_url: str | None = None
@@ -157,8 +158,10 @@ class Engine:
 
     def _build_stages(self) -> None:
         stages: list[Stage] = [QualityStage()]
+        self._built = []
         for build in STAGE_FACTORIES:
             stage = build(self.cfg, self.registry)
+            self._built.append(stage)
             if stage is not None:
                 stages.append(stage)
                 log.info("stage %s loaded", stage.name)
@@ -197,7 +200,11 @@ class Engine:
             self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock
         )
         self.sink.add_listener(storage_listener(self.storage))
-        self._reloader = Reloader(self.registry, self._catalog_files(), self.pipeline)
+        self._reloader = Reloader(
+            self.registry, self._catalog_files(), self.pipeline, config=cfg,
+            factories=STAGE_FACTORIES, built=self._built,
+            metrics=ReloadMetrics(self.metrics_registry),
+        )  # fmt: skip
         if cfg.metrics.listen:
             self._metrics_server, _, self.metrics_url = serve_metrics(
                 cfg.metrics.listen, self.metrics_registry
@@ -327,9 +334,9 @@ class Engine:
         return decoded.batch, decoded.n_readings
 
     def _reload(self, forced: bool) -> None:
-        assert self._reloader is not None
+        assert self._reloader is not None and self._spine is not None
         ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
-        self._reloader.check(ctx, force=forced)
+        self._spine.reloaded(self._reloader.check(ctx, force=forced))
 
     # ------------------------------------------------------------------ storage thread
     def _storage_rejected(self, body: bytes, exc: StorageError) -> None:

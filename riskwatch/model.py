@@ -28,6 +28,7 @@ import numpy as np
 __all__ = [
     "PROCESS_SKIP",
     "Batch",
+    "EndReason",
     "Flags",
     "Level",
     "Signal",
@@ -180,6 +181,21 @@ class SignalSource(StrEnum):
     DETECTOR = "detector"
 
 
+class EndReason(StrEnum):
+    """Why an alert's condition ended although no reading cleared it: the rule or
+    detector that watched it stopped watching. Rules and detectors say it (their reload
+    result), alerts record it (the ``reason`` of the ``resolved`` transition); a reading
+    never ends an alert with a reason.
+
+    - ``RULE_REMOVED``: a reload removed the rule (or detector entry) itself;
+    - ``UNWATCHED``: a reload changed the rule (or detector entry) so that it no longer
+      selects the alert's sensor or group.
+    """
+
+    RULE_REMOVED = "rule_removed"
+    UNWATCHED = "unwatched"
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A rule or detector decision for one sensor (or group) at one time.
@@ -194,6 +210,8 @@ class Signal:
     - ``value`` / ``threshold``: what was compared
     - ``message``: human text ("CH4 1.62 %  >= power-off 1.5 % for 0s")
     - ``source``: a :class:`SignalSource`; ``score`` for detectors
+    - ``reason``: an :class:`EndReason` on a ``resolved`` signal that no reading caused
+      (a reload stopped watching the subject); ``None`` for every reading's signal
     """
 
     rule: str
@@ -208,3 +226,4 @@ class Signal:
     group: str | None = None
     score: float | None = None
     extra: dict[str, Any] | None = None
+    reason: EndReason | None = None

@@ -4,9 +4,11 @@ A cut batch goes through the :class:`~riskwatch.pipeline.Pipeline` (each stage t
 into ``riskwatch_stage_seconds``), its signals to the signal sink (the alert lifecycle),
 its readings into the console's window when there is one, and the batch to storage with
 a callback that acknowledges its messages once they are durable. A tick runs the stages'
-timers and the sink's. ``now`` comes from the engine's clock, read once per batch and
-once per tick; a failing stage, sink or stage timer is logged and never stops the
-spine (the batch is still stored and acknowledged).
+timers and the sink's. What a reload changed (:class:`~riskwatch.pipeline.StageReload`)
+goes to the sink too, when it follows reloads (the alert sink ends the alerts of removed
+rules: :class:`~riskwatch.pipeline.ReloadListener`). ``now`` comes from the engine's
+clock, read once per batch and once per tick; a failing stage, sink or stage timer is
+logged and never stops the spine (the batch is still stored and acknowledged).
 
 >>> from types import SimpleNamespace
 >>> from prometheus_client import CollectorRegistry
@@ -53,7 +55,7 @@ from riskwatch.ingest.batcher import MicroBatch
 from riskwatch.ingest.receiver import Ack
 from riskwatch.metrics import IngestMetrics
 from riskwatch.model import Batch, Signal
-from riskwatch.pipeline import Pipeline, Stage, StageContext
+from riskwatch.pipeline import Pipeline, ReloadListener, Stage, StageContext, StageReload
 
 __all__ = ["Spine"]
 
@@ -147,6 +149,16 @@ class Spine:
             self.sink.tick(ctx)
         except Exception:
             log.exception("alert sink tick failed")
+
+    def reloaded(self, reloads: list[StageReload]) -> None:
+        """Hand what a reload changed to the sink (if it follows reloads), at ``now``."""
+        if not reloads or not isinstance(self.sink, ReloadListener):
+            return
+        ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
+        try:
+            self.sink.reloaded(reloads, ctx)
+        except Exception:
+            log.exception("alert sink failed on a reload")
 
     def _stage_took(self, stage: Stage, seconds: float) -> None:
         self.metrics.stage_seconds.labels(stage.name).observe(seconds)

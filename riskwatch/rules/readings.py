@@ -300,6 +300,46 @@ class ReadingRules:
             copy_state(old.slots, src[oi], s, dst[ni])
         s.refresh_band()
 
+    def adopt_state(self, states: Mapping[str, object]) -> None:
+        """Changed rules take over their predecessors' active slots (see
+        :meth:`~riskwatch.rules.conditions.base.Condition.adopt_state`): a firing slot
+        starts with the same colours latched (a colour the new rule lacks becomes its most
+        severe enabled one: when in doubt, alarm), a pending one pending, and both keep
+        the old status, so the next reading that evaluates another status signals it (a
+        resolve when the new clear condition holds). The last reading's time and value
+        carry over too (rate and frozen compare with it)."""
+        s = self.slots
+        for r in self.rules:
+            old = states.get(r.name)
+            if old is None:
+                continue
+            assert isinstance(old, ReadingState)
+            o = old.slots
+            src = np.flatnonzero(o.rule == old.rule_index)
+            dst = np.flatnonzero(s.rule == r.index)
+            _, oi, ni = np.intersect1d(
+                o.sensor[src], s.sensor[dst], assume_unique=True, return_indices=True
+            )
+            src, dst = src[oi], dst[ni]
+            s.last_time[dst] = o.last_time[src]
+            s.last_value[dst] = o.last_value[src]
+            status = o.status[src]
+            act = status > 0
+            src, dst, status = src[act], dst[act], status[act]
+            if not len(dst):
+                continue
+            enabled = s.enabled[dst]
+            latch = o.latch[src] & enabled
+            firing = (status < PENDING) & ~latch.any(axis=1)
+            if firing.any():  # its latched colours are gone: the most severe one left
+                first = np.argmax(enabled[firing], axis=1)
+                latch[np.flatnonzero(firing), first] = enabled[firing].any(axis=1)
+            latch[status > PENDING] = False
+            s.latch[dst] = latch
+            s.status[dst] = status
+            s.busy[dst] = True
+        s.refresh_band()
+
     def nbytes(self) -> tuple[int, int]:
         tables = sum(table.nbytes for _, ts in self.tables for table, _ in ts)
         return self.slots.nbytes_state(), self.slots.nbytes_params() + tables

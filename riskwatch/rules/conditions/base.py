@@ -70,13 +70,15 @@ class Phase(IntEnum):
 
 
 class ActiveAlert(NamedTuple):
-    """A pending or firing subject of a rule (``sensor`` is -1 for a group of its own)."""
+    """A pending or firing subject of a rule (``sensor`` is -1 for a group of its own).
+    ``group`` names the group of a per-group subject (its signals carry it), else None."""
 
     rule: str
     sensor: int
     subject: str  # the sensor key, or the group's name
     state: SignalState
     level: Level
+    group: str | None = None
 
 
 class RuleEnv(Protocol):
@@ -138,6 +140,14 @@ class Condition(Protocol):
 
     def import_state(self, states: Mapping[str, object]) -> None:
         """Take over the states of its rules that ``states`` names (unchanged rules)."""
+        ...
+
+    def adopt_state(self, states: Mapping[str, object]) -> None:
+        """Take over what is active of its *changed* rules that ``states`` names (their
+        predecessors' exported state): each subject the old rule had firing or pending,
+        and the new one still watches, starts latched (firing) or pending, so the next
+        evaluation resolves it if the new condition does not hold, and keeps it if it
+        does. Nothing is raised here; timers (``for``, ``keep_firing_for``) start anew."""
         ...
 
     def nbytes(self) -> tuple[int, int]:

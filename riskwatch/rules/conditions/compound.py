@@ -225,6 +225,7 @@ rules:
                 self.names[g],
                 _STATES[int(self.status[g])],
                 self.level,
+                self.names[g],
             )
             for g in np.flatnonzero(self.status).tolist()
         ]
@@ -250,3 +251,8 @@ rules:
         for i, g in enumerate(self.names):
             if g in by_group:
                 self.status[i], self.since[i] = by_group[g]
+
+    def adopt_state(self, states: Mapping[str, object]) -> None:
+        """A changed compound rule keeps its groups' status: a firing group stays firing
+        until the new condition stops holding at an evaluation, then resolves."""
+        self.import_state(states)

@@ -255,7 +255,9 @@ rules:
                 for i in np.flatnonzero(self.fired)
             ]
         return [
-            ActiveAlert(name, -1, self.group_names[int(g)], firing, self.level)
+            ActiveAlert(
+                name, -1, self.group_names[int(g)], firing, self.level, self.group_names[int(g)]
+            )
             for g in np.flatnonzero(self.group_fired)
         ]
 
@@ -282,3 +284,15 @@ rules:
         self.fired[:n] = old.fired[:n]
         by_group = dict(zip(old.group_names, old.group_fired.tolist(), strict=False))
         self.group_fired = np.array([by_group.get(g, False) for g in self.group_names], bool)
+
+    def adopt_state(self, states: Mapping[str, object]) -> None:
+        """A changed no-data rule keeps the silence alarms of the sensors (groups) it still
+        watches: they resolve on the next reading, as before."""
+        self.import_state(states)
+        if self.nd.per == "sensor":
+            self.fired &= self.mask
+        else:
+            self.fired[:] = False  # per group: the sensor flags are not this rule's
+            watched = np.zeros(len(self.group_names), bool)
+            watched[self.group[self.mask]] = True
+            self.group_fired &= watched

@@ -72,6 +72,12 @@ class IngestMetrics:
             "Messages received but not yet acknowledged (waiting for durable storage)",
             registry=registry,
         )
+        self.deadletter_publish_failures = Counter(
+            "riskwatch_deadletter_publish_failures_total",
+            "Dead letters that could not be published on the dead-letter topic (they are "
+            "still in the dead-letter file)",
+            registry=registry,
+        )
         self.batch_errors = Counter(
             "riskwatch_batch_errors_total",
             "Micro-batches on which a stage failed (the readings are stored, the failure "

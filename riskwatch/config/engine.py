@@ -136,6 +136,10 @@ class DeadLetterConfig:
     topic: str | None = "rw-deadletter"
     file: str | None = "var/deadletter.jsonl"
     max_file_bytes: int = _pos(100 * 1024 * 1024)
+    #: readings of one message recorded one by one; the rest of that message's bad
+    #: readings become one summary record with their count by reason (a 1 MB message of
+    #: junk would otherwise make half a million records)
+    max_per_message: int = _pos(100)
 
 
 def _epoch_ns(text: str) -> int:

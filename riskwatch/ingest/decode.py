@@ -93,8 +93,10 @@ class Decoder:
         min_time_ns: int = 946_684_800_000_000_000,  # 2000-01-01
         max_future_s: float = 300.0,
         late_after_s: float = 120.0,
+        max_deadletters_per_message: int = 100,
     ) -> None:
         self.registry = registry
+        self.max_deadletters_per_message = max_deadletters_per_message
         self.template = template
         self.max_payload_bytes = max_payload_bytes
         self.min_time_ns = min_time_ns
@@ -112,6 +114,7 @@ class Decoder:
             registry, TopicTemplate(cfg.mqtt.topic_template),
             max_payload_bytes=cfg.mqtt.max_payload_bytes, min_time_ns=cfg.ingest.min_time_ns,
             max_future_s=cfg.ingest.max_future_s, late_after_s=cfg.ingest.late_after_s,
+            max_deadletters_per_message=cfg.ingest.deadletter.max_per_message,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ entry points
@@ -302,24 +305,47 @@ class Decoder:
                 mark(ids < 0, R.UNKNOWN_SENSOR)
         good = reason == 0
         if not good.all():
-            starts = np.cumsum([0, *acc.msg_count[:-1]])
-            rows_cache: dict[int, Any] = {}
-            for i in np.flatnonzero(~good).tolist():
-                r = _REASONS[reason[i] - 1]
-                m = int(np.searchsorted(starts, i, side="right")) - 1
-                src = rows_cache.get(m)
-                if src is None:
-                    src = rows_cache[m] = _rows_of(acc.msg_rows[m])
-                dls.append((acc.msg_pos[m], DeadLetter(
-                    r, _DETAIL[r], acc.msg_topic[m], i - int(starts[m]), _FIELD_OF[r],
-                    _jsonable(src[i - int(starts[m])]),
-                )))  # fmt: skip
+            self._deadletters(acc, reason, good, dls)
             idx = np.flatnonzero(good)
             batch = Batch(t_ns[idx], ids[idx], val[idx], flags[idx], received[idx])
         else:
             batch = Batch(t_ns, ids, val, flags, received)
         dls.sort(key=lambda x: x[0])  # stable: message order, then reading order
         return DecodedMessage(batch, [d for _, d in dls], n)
+
+    def _deadletters(
+        self, acc: Columns, reason: np.ndarray, good: np.ndarray,
+        dls: list[tuple[int, DeadLetter]],
+    ) -> None:  # fmt: skip
+        """One record per bad reading, up to the cap per message; then one summary record
+        per message with the count of the rest by reason (a loop over messages, not rows)."""
+        starts = np.cumsum([0, *acc.msg_count[:-1]])
+        bad = np.flatnonzero(~good)
+        msg_of = np.searchsorted(starts, bad, side="right") - 1
+        cap = self.max_deadletters_per_message
+        cuts = np.flatnonzero(np.diff(msg_of)) + 1  # bad rows are in message order
+        for rows in np.split(bad, cuts):
+            m = int(msg_of[np.searchsorted(bad, rows[0])])
+            src = _rows_of(acc.msg_rows[m])
+            base = int(starts[m])
+            for i in rows[:cap].tolist():
+                r = _REASONS[reason[i] - 1]
+                dls.append((acc.msg_pos[m], DeadLetter(
+                    r, _DETAIL[r], acc.msg_topic[m], i - base, _FIELD_OF[r],
+                    _jsonable(src[i - base]),
+                )))  # fmt: skip
+            rest = rows[cap:]
+            if len(rest):
+                codes = np.bincount(reason[rest], minlength=len(_REASONS) + 1)
+                top = int(codes.argmax())
+                by = ", ".join(f"{_REASONS[c - 1].value} {int(codes[c])}"
+                               for c in np.flatnonzero(codes).tolist())  # fmt: skip
+                dls.append((acc.msg_pos[m], DeadLetter(
+                    _REASONS[top - 1],
+                    f"and {len(rest)} more bad readings in this message, not recorded one by "
+                    f"one (ingest.deadletter.max_per_message = {cap}): {by}",
+                    acc.msg_topic[m], int(rest[0]) - base, None, None, len(rest),
+                )))  # fmt: skip
 
     def _lookup(self, acc: Columns, sensors: list[Any]) -> np.ndarray:
         """Sensor ids (-1 = unknown) for the readings of every message in ``acc``."""

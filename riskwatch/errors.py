@@ -119,6 +119,7 @@ class DeadLetterReason(StrEnum):
     TOO_DEEP = "too_deep"  # JSON nested deeper than any reading form needs
     NUMBER_OUT_OF_RANGE = "number_out_of_range"  # an integer no float64 can hold
     BAD_TEXT = "bad_text"  # a string that is not valid UTF-8 (a lone surrogate)
+    SENSOR_LIMIT = "sensor_limit"  # a new sensor over the per-enterprise or per-minute limit
     DECODE_ERROR = "decode_error"  # the decoder failed on this message (a bug): kept, not lost
 
 

@@ -78,6 +78,12 @@ class IngestMetrics:
             "still in the dead-letter file)",
             registry=registry,
         )
+        self.sensors = Gauge(
+            "riskwatch_registered_sensors",
+            "Sensors the engine knows (catalogued and first seen in telemetry); each costs "
+            "memory until a restart",
+            registry=registry,
+        )
         self.batch_errors = Counter(
             "riskwatch_batch_errors_total",
             "Micro-batches on which a stage failed (the readings are stored, the failure "

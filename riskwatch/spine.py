@@ -118,6 +118,7 @@ class Spine:
         if len(batch):
             self.metrics.readings_in.inc(len(batch))
             self.metrics.batch_size.observe(len(batch))
+            self.metrics.sensors.set(len(self.registry))
             self.readings_total += len(batch)
             try:
                 batch, signals = self.pipeline.run(batch, ctx, on_stage=self._stage_took)

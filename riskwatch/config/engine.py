@@ -163,7 +163,13 @@ class IngestConfig:
     # burst is stored and acknowledged at once instead of waiting out batch_max_wait_ms
     batch_idle_ms: int = field(default=20, metadata={"check": _non_negative})
     queue_max_messages: int = _pos(20_000)
+    # only catalogued sensors (the production default for catalogued plants); else new ids
+    # are registered as they come, within the two limits below
     strict: bool = False
+    # each registered sensor costs memory for good: a runaway gateway or a publisher that
+    # should not be one is stopped here (refused readings: dead letter `sensor_limit`)
+    max_sensors_per_enterprise: int = _pos(100_000)
+    max_new_sensors_per_minute: int = _pos(10_000)
     max_future_s: float = _pos(300.0)
     min_time: str = field(default="2000-01-01T00:00:00Z", metadata={"check": _rfc3339})
     late_after_s: float = _pos(120.0)

@@ -46,6 +46,7 @@ from riskwatch.config.engine import EngineConfig
 from riskwatch.errors import DeadLetterReason as R
 from riskwatch.ingest.columns import ColumnAccumulator as Columns
 from riskwatch.ingest.deadletter import DeadLetter
+from riskwatch.ingest.limits import SensorLimits
 from riskwatch.ingest.topics import TopicTemplate
 from riskwatch.model import Batch, Flags, concat_batches
 
@@ -58,6 +59,7 @@ _MS = 1_000_000
 #: marked with this sentinel, below any ``min_time``, so it is dead-lettered as absurd.
 _OUT_OF_RANGE_NS = np.iinfo(np.int64).min
 _INT64_NS_MAX = np.iinfo(np.int64).max
+_REFUSED = -2  # a new sensor the limits did not admit
 #: a \uD800-\uDFFF escape: the only way a lone surrogate gets past the stdlib parser
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _QUALITY = {None: 0, "ok": 0, "calibrating": int(Flags.CALIBRATING), "fault": int(Flags.FAULT)}
@@ -94,8 +96,10 @@ class Decoder:
         max_future_s: float = 300.0,
         late_after_s: float = 120.0,
         max_deadletters_per_message: int = 100,
+        limits: SensorLimits | None = None,
     ) -> None:
         self.registry = registry
+        self.limits = limits
         self.max_deadletters_per_message = max_deadletters_per_message
         self.template = template
         self.max_payload_bytes = max_payload_bytes
@@ -115,6 +119,8 @@ class Decoder:
             max_payload_bytes=cfg.mqtt.max_payload_bytes, min_time_ns=cfg.ingest.min_time_ns,
             max_future_s=cfg.ingest.max_future_s, late_after_s=cfg.ingest.late_after_s,
             max_deadletters_per_message=cfg.ingest.deadletter.max_per_message,
+            limits=SensorLimits(per_enterprise=cfg.ingest.max_sensors_per_enterprise,
+                                per_minute=cfg.ingest.max_new_sensors_per_minute),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ entry points
@@ -302,6 +308,10 @@ class Decoder:
             if len(todo):
                 ids[todo] = new_ids = self._intern_new(acc, sensors, todo)
                 self._cache_ids(acc, sensors, todo, new_ids)
+                refused = ids == _REFUSED
+                if refused.any():
+                    mark(refused, R.SENSOR_LIMIT)
+                    ids[refused] = -1
                 mark(ids < 0, R.UNKNOWN_SENSOR)
         good = reason == 0
         if not good.all():
@@ -425,16 +435,40 @@ class Decoder:
             while k < len(rows) and acc.msg_tags[msg_of[k]] == tags:
                 k += 1
             run = rows[j:k]
-            kinds = [acc.kinds[i] for i in run] if acc.kinds is not None else [None] * len(run)
-            units = [acc.units[i] for i in run] if acc.units is not None else [None] * len(run)
-            ent, site, gw = tags
-            out[j:k] = self.registry.intern(
-                ent, site, [sensors[i] for i in run],
-                kinds=[x if isinstance(x, str) else None for x in kinds],
-                units=[x if isinstance(x, str) else None for x in units], gateway=gw,
-            )  # fmt: skip
+            keep = self._admitted(tags[0], [sensors[i] for i in run], acc.msg_received[msg_of[j]])
+            if keep is None:
+                out[j:k] = self._intern_rows(acc, sensors, run, tags)
+            else:  # refused rows: -2, dead-lettered as sensor_limit
+                out[j:k][~keep] = _REFUSED
+                pos = np.flatnonzero(keep)
+                if len(pos):
+                    out[j + pos] = self._intern_rows(acc, sensors, [run[p] for p in pos], tags)
             j = k
         return out
+
+    def _admitted(self, enterprise: str, names: list[Any], now_ns: int) -> np.ndarray | None:
+        """Which of these new sensors' rows the limits admit (None: all of them)."""
+        if self.limits is None or self.registry.strict:
+            return None
+        new = list(dict.fromkeys(names))
+        ok = self.limits.admit(enterprise, len(new), now_ns=now_ns)
+        if ok == len(new):
+            return None
+        admitted = set(new[:ok])
+        return np.fromiter((n in admitted for n in names), bool, len(names))
+
+    def _intern_rows(
+        self, acc: Columns, sensors: list[Any], run: list[int], tags: tuple[str, str, str]
+    ) -> np.ndarray:
+        """Register the sensors of ``run`` (rows of one enterprise/site/gateway)."""
+        kinds = [acc.kinds[i] for i in run] if acc.kinds is not None else [None] * len(run)
+        units = [acc.units[i] for i in run] if acc.units is not None else [None] * len(run)
+        ent, site, gw = tags
+        return self.registry.intern(
+            ent, site, [sensors[i] for i in run],
+            kinds=[x if isinstance(x, str) else None for x in kinds],
+            units=[x if isinstance(x, str) else None for x in units], gateway=gw,
+        )  # fmt: skip
 
 
 def _bad_text(obj: Any) -> str | None:
@@ -537,6 +571,7 @@ _FIELD_OF: dict[R, str | None] = {
     R.UNKNOWN_SENSOR: "sensor",
     R.BAD_QUALITY: "quality",
     R.NUMBER_OUT_OF_RANGE: "value",
+    R.SENSOR_LIMIT: "sensor",
 }
 _DETAIL: dict[R, str] = {
     R.BAD_SHAPE: "reading is not a JSON object",
@@ -550,6 +585,8 @@ _DETAIL: dict[R, str] = {
     R.UNKNOWN_SENSOR: "sensor is not in the catalogue (ingest.strict is on)",
     R.BAD_QUALITY: "'quality' must be ok, calibrating or fault",
     R.NUMBER_OUT_OF_RANGE: "'value' is an integer too large for a float64",
+    R.SENSOR_LIMIT: "a new sensor over ingest.max_sensors_per_enterprise or "
+    "ingest.max_new_sensors_per_minute (not registered)",
 }
 for _r in R:
     _FIELD_OF.setdefault(_r, None)

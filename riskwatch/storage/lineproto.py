@@ -62,6 +62,7 @@ class LineEncoder:
         self.registry = registry
         self._prefixes = np.empty(0, dtype=object)
         self._gen = -1
+        self._meta_gen = -1
         self._lock = threading.Lock()
 
     def _prefix_array(self) -> np.ndarray:
@@ -69,10 +70,13 @@ class LineEncoder:
         if self._gen == reg.generation and len(self._prefixes) == len(reg):
             return self._prefixes
         with self._lock:
-            gen = reg.generation
+            gen, meta_gen = reg.generation, reg.meta_generation
             ent, site, sen, kind = (reg.column(c) for c in ("enterprise", "site", "sensor", "kind"))
+            # only sensors added since: build theirs (adding one sensor costs one prefix)
+            lo = len(self._prefixes) if meta_gen == self._meta_gen else 0
             pre = np.empty(len(ent), dtype=object)
-            for i in range(len(ent)):  # once per sensor per registry change, not per reading
+            pre[:lo] = self._prefixes[:lo]
+            for i in range(lo, len(ent)):  # once per sensor per metadata change
                 tags = [("enterprise", ent[i])]
                 if kind[i]:
                     tags.append(("kind", kind[i]))
@@ -84,7 +88,7 @@ class LineEncoder:
                     + " value="
                 ).encode()
             self._prefixes = pre
-            self._gen = gen
+            self._gen, self._meta_gen = gen, meta_gen
             return pre
 
     def encode(self, batch: Batch) -> bytes:
@@ -92,7 +96,7 @@ class LineEncoder:
             return b""
         pre = self._prefix_array()
         if int(batch.sensor.max()) >= len(pre):
-            self._gen = -1
+            self._gen = -1  # sensors added while this batch was decoded: extend
             pre = self._prefix_array()
         n = len(batch)
         value = np.ascontiguousarray(batch.value, dtype=np.float64)

@@ -282,3 +282,22 @@ def test_dead_letters_are_capped_per_message(reg: SensorRegistry) -> None:
     assert [(d.index, d.count) for d in m.deadletters] == [(0, 1), (1, 1), (2, 1), (3, 7)] * 2
     assert "7 more bad readings" in m.deadletters[3].detail
     assert sum(d.count for d in m.deadletters) == 20
+
+
+def test_new_sensors_over_the_limits_are_dead_lettered_and_not_registered(
+    reg: SensorRegistry,
+) -> None:
+    from riskwatch.ingest.limits import SensorLimits
+
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"),
+                  limits=SensorLimits(per_enterprise=5, per_minute=3))  # fmt: skip
+    msg = j([{"sensor": f"S{i % 4}", "ts": MS + i, "value": 1} for i in range(8)])
+    m = dec.decode_many([("rw/e/s/g", msg, NOW_NS)])
+    assert len(reg) == 3 and len(m.batch) == 6  # the bucket held 3 new sensors
+    assert [(d.reason, d.index, d.field) for d in m.deadletters] == [
+        (R.SENSOR_LIMIT, 3, "sensor"), (R.SENSOR_LIMIT, 7, "sensor")]  # fmt: skip
+    m = dec.decode_many([("rw/e/s/g", msg, NOW_NS + 60 * 10**9)])  # a minute later
+    assert len(reg) == 4 and len(m.batch) == 8 and m.deadletters == []
+    other = j([{"sensor": f"T{i}", "ts": MS, "value": 1} for i in range(3)])
+    m = dec.decode_many([("rw/e/s/g", other, NOW_NS + 120 * 10**9)])  # e holds 5 at most
+    assert len(m.batch) == 1 and [d.index for d in m.deadletters] == [1, 2]

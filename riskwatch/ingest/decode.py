@@ -209,6 +209,11 @@ class Decoder:
                     )
                 gw = obj.get("gateway")
                 if isinstance(gw, str) and gw:
+                    if gateway and gw != gateway:  # identity is the topic's (broker ACLs)
+                        return DeadLetter(
+                            R.TOPIC_MISMATCH, f"payload gateway {gw!r} contradicts the "
+                            f"topic's {gateway!r}", topic, None, "gateway",
+                        )  # fmt: skip
                     gateway = gw
                 acc.add_rows(rs, obj.get("ts"), payload, topic, enterprise, site, gateway, received)
                 return None

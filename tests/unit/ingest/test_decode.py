@@ -55,9 +55,20 @@ def test_envelope_takes_envelope_ts_and_gateway(dec: Decoder, reg: SensorRegistr
         "ts": MS,
         "readings": [{"sensor": "A", "value": 1}, {"sensor": "B", "value": 2, "ts": MS + 5}],
     }
-    m = dec.decode(TOPIC, j(payload), NOW_NS)
+    m = dec.decode("rw/mine1/face1/GW-9", j(payload), NOW_NS)
     assert m.batch.time.tolist() == [MS * 1_000_000, (MS + 5) * 1_000_000]
     assert reg.meta(int(m.batch.sensor[0]))["gateway"] == "GW-9"
+
+
+def test_envelope_gateway_contradicting_the_topic_is_refused(reg: SensorRegistry) -> None:
+    payload = j({"gateway": "GW-9", "ts": MS, "readings": [{"sensor": "A", "value": 1}]})
+    m = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}")).decode(
+        "rw/mine1/face1/GW-7", payload, NOW_NS)  # fmt: skip
+    assert len(m.batch) == 0
+    assert [(d.reason, d.field) for d in m.deadletters] == [(R.TOPIC_MISMATCH, "gateway")]
+    # a topic without a gateway level: the payload names it
+    m = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}")).decode("rw/m/f", payload, NOW_NS)
+    assert m.deadletters == [] and reg.meta(int(m.batch.sensor[0]))["gateway"] == "GW-9"
 
 
 def test_column_form_with_scalar_ts_and_kind(dec: Decoder, reg: SensorRegistry) -> None:

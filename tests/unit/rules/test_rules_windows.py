@@ -85,7 +85,7 @@ def test_a_fall_compares_with_the_highest_reading_in_the_window() -> None:
 def test_both_directions_in_one_change_rule_is_refused() -> None:
     from riskwatch.errors import ConfigErrors
 
-    with pytest.raises(ConfigErrors, match="rise .* or the fall"):
+    with pytest.raises(ConfigErrors, match=r"rise .* or the fall"):
         load_rules_text("""
 rules:
   - name: both

@@ -59,9 +59,7 @@ __all__ = ["CHANGE_MAX_KEPT", "ChangeColumns", "ChangeCondition", "change_entrie
 
 CHANGE_MAX_KEPT = 1 << 17  # deque entries per (rule, sensor): a 36 h window at 1 s
 ASSUMED_PERIOD_NS = 10**9  # reporting interval assumed where the catalogue gives none
-_EMPTY_I32 = np.zeros(0, np.int32)
-_EMPTY_I64 = np.zeros(0, np.int64)
-_EMPTY_F64 = np.zeros(0, np.float64)
+MIN_CAP = 4  # the smallest pool region of a deque
 
 
 def change_entries_needed(window_ns: int, period_ns: int) -> int:
@@ -74,23 +72,115 @@ def change_entries_needed(window_ns: int, period_ns: int) -> int:
     return int(window_ns // max(int(period_ns), 1)) + 1
 
 
+def _caps(counts: np.ndarray) -> np.ndarray:
+    """Region sizes for deques of ``counts`` entries: a power of two, at least twice the
+    count (appends then fit for a while) and at least :data:`MIN_CAP`."""
+    need = np.maximum(2 * counts.astype(np.int64), MIN_CAP)
+    return (1 << np.ceil(np.log2(need)).astype(np.int64)).astype(np.int64)
+
+
+def _ranges(lo: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The indices ``lo[i] .. lo[i] + n[i] - 1`` for every i, and each one's i."""
+    owner = np.repeat(np.arange(len(n)), n)
+    ends = np.cumsum(n)
+    return np.arange(int(ends[-1]) if len(n) else 0) - np.repeat(ends - n - lo, n), owner
+
+
 @dataclass
 class ChangeColumns:
     """Per slot the window and direction; per change slot (its *ring row*) a monotone
-    deque of kept readings, stored flat for all ring rows.
+    deque of kept readings in a region of a shared pool.
 
-    State (what a snapshot must keep): ``kept_row``, ``kept_time``, ``kept_value`` and
-    ``coarsened``. The flat entries are sorted by ring row, then time; within a ring row
-    the values (``sign * value``) strictly increase.
+    Ring row ``r`` holds its entries at ``pool_time/pool_value[head[r] : head[r] +
+    count[r]]``, in time order with strictly increasing values (``sign * value``), inside
+    its region ``[base[r], base[r] + cap[r])``. A batch drops entries at the front (out of
+    the window) and the back (undercut), and appends in place; a deque that outgrows its
+    region moves to a new one at the pool's end, and the pool is compacted once it is
+    more than four times the kept entries plus ``2 * MIN_CAP`` per ring row.
+
+    State (what a snapshot must keep): the six ring-row arrays ``base``, ``cap``,
+    ``head``, ``count``, ``coarsened`` and the pool (``pool_time``, ``pool_value``,
+    ``pool_used``); ``window_ns``, ``sign`` and ``ring_row`` are parameters.
     """
 
     window_ns: np.ndarray  # per slot
     sign: np.ndarray  # per slot: +1.0 (rise, above levels) or -1.0 (fall, below levels)
     ring_row: np.ndarray  # per slot: its deque's ring row, -1 for slots of other kinds
-    kept_row: np.ndarray  # per kept entry (int32): its ring row
-    kept_time: np.ndarray  # per kept entry (int64 ns)
-    kept_value: np.ndarray  # per kept entry: sign * value
+    base: np.ndarray  # per ring row (int64): start of its pool region
+    cap: np.ndarray  # per ring row (int64): size of its region
+    head: np.ndarray  # per ring row (int64): pool index of its first (oldest) entry
+    count: np.ndarray  # per ring row (int64): entries kept
     coarsened: np.ndarray  # per ring row (int64): entries merged away at CHANGE_MAX_KEPT
+    pool_time: np.ndarray  # int64 ns
+    pool_value: np.ndarray  # sign * value
+    pool_used: int = 0  # pool entries handed out to regions (the rest is free)
+
+    @classmethod
+    def empty(cls, n_slots: int, kind_slots: np.ndarray) -> ChangeColumns:
+        n = len(kind_slots)
+        ring_row = np.full(n_slots, -1, np.int32)
+        ring_row[kind_slots] = np.arange(n, dtype=np.int32)
+        cap = np.full(n, MIN_CAP, np.int64)
+        base = np.arange(n, dtype=np.int64) * MIN_CAP
+        return cls(
+            window_ns=np.zeros(n_slots, np.int64),
+            sign=np.ones(n_slots),
+            ring_row=ring_row,
+            base=base,
+            cap=cap,
+            head=base.copy(),
+            count=np.zeros(n, np.int64),
+            coarsened=np.zeros(n, np.int64),
+            pool_time=np.zeros(n * MIN_CAP, np.int64),
+            pool_value=np.zeros(n * MIN_CAP),
+            pool_used=n * MIN_CAP,
+        )
+
+    def entries(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Times and values (``sign * value``) kept by one ring row, oldest first."""
+        h, n = int(self.head[row]), int(self.count[row])
+        return self.pool_time[h : h + n].copy(), self.pool_value[h : h + n].copy()
+
+    def kept_counts(self) -> np.ndarray:
+        """Entries kept per ring row."""
+        return self.count.copy()
+
+    def relayout(
+        self, rows: np.ndarray, times: np.ndarray, values: np.ndarray, owner: np.ndarray
+    ) -> None:
+        """Give ``rows`` fresh regions at the pool's end holding ``times``/``values``
+        (grouped by ``owner``, an index into ``rows``, in time order)."""
+        counts = np.bincount(owner, minlength=len(rows)).astype(np.int64)
+        caps = _caps(counts)
+        bases = self.pool_used + np.cumsum(caps) - caps
+        self._reserve(int(caps.sum()))
+        self.base[rows], self.cap[rows], self.head[rows] = bases, caps, bases
+        self.count[rows] = counts
+        dst, _ = _ranges(bases, counts)
+        self.pool_time[dst], self.pool_value[dst] = times, values
+        self.pool_used += int(caps.sum())
+
+    def _reserve(self, extra: int) -> None:
+        need = self.pool_used + extra
+        if need > len(self.pool_time):
+            size = max(need, len(self.pool_time) * 3 // 2)
+            grow = size - len(self.pool_time)
+            self.pool_time = np.concatenate((self.pool_time, np.zeros(grow, np.int64)))
+            self.pool_value = np.concatenate((self.pool_value, np.zeros(grow)))
+
+    def compact_if_sparse(self) -> None:
+        """Rebuild the pool with fresh regions once it is mostly garbage or slack
+        (amortised: it runs after the pool grew by at least its live size)."""
+        n = len(self.count)
+        live = int(self.count.sum())
+        if self.pool_used <= 4 * live + 2 * MIN_CAP * n:
+            return
+        src, owner = _ranges(self.head, self.count)
+        times, values = self.pool_time[src], self.pool_value[src]
+        self.pool_time = np.zeros(0, np.int64)
+        self.pool_value = np.zeros(0)
+        self.pool_used = 0
+        self.relayout(np.arange(n), times, values, owner)
 
     def carry(self, old: SlotColumns | None, src: np.ndarray, dst: np.ndarray) -> None:
         if old is None:
@@ -101,51 +191,36 @@ class ChangeColumns:
         ok = (orr >= 0) & (nrr >= 0)
         # a reversed direction (a rule edit) keeps nothing: the deque holds the other extreme
         ok &= old.sign[src] == self.sign[dst]
-        remap = np.full(len(old.coarsened), -1, np.int32)
-        remap[orr[ok]] = nrr[ok]
-        if not len(old.kept_row):
+        orr, nrr = orr[ok].astype(np.int64), nrr[ok].astype(np.int64)
+        if not len(orr):
             return
-        new_row = remap[old.kept_row]
-        keep = new_row >= 0
-        order = np.argsort(new_row[keep], kind="stable")  # keeps time order per row
-        self.kept_row = new_row[keep][order]
-        self.kept_time = old.kept_time[keep][order]
-        self.kept_value = old.kept_value[keep][order]
-        self.coarsened[nrr[ok]] = old.coarsened[orr[ok]]
+        idx, owner = _ranges(old.head[orr], old.count[orr])
+        self.relayout(nrr, old.pool_time[idx], old.pool_value[idx], owner)
+        self.coarsened[nrr] = old.coarsened[orr]
+        self.compact_if_sparse()
 
     def nbytes_state(self) -> int:
-        return (
-            self.kept_row.nbytes
-            + self.kept_time.nbytes
-            + self.kept_value.nbytes
-            + self.coarsened.nbytes
-        )
+        per_ring = self.base.nbytes + self.cap.nbytes + self.head.nbytes + self.count.nbytes
+        return per_ring + self.coarsened.nbytes + self.pool_time.nbytes + self.pool_value.nbytes
 
     def nbytes_params(self) -> int:
         return self.window_ns.nbytes + self.sign.nbytes + self.ring_row.nbytes
 
-    def kept_counts(self) -> np.ndarray:
-        """Entries kept per ring row."""
-        return np.bincount(self.kept_row, minlength=len(self.coarsened))
 
-
-def _first_at_or_after(
-    seg: np.ndarray, key: np.ndarray, q_seg: np.ndarray, q_key: np.ndarray
-) -> np.ndarray:
-    """Per query, the index of the first element of its segment with ``key >= q_key``
-    (``seg`` non-decreasing, ``key`` sorted within each segment); the segment's end if
-    none. One lexsort over elements and queries together (queries sort first on ties)."""
-    n = len(seg)
-    s = np.concatenate((seg, q_seg))
-    k = np.concatenate((key, q_key))
-    is_el = np.concatenate((np.ones(n, np.int8), np.zeros(len(q_seg), np.int8)))
-    o = np.lexsort((is_el, k, s))
-    el = is_el[o].astype(np.intp)
-    before = np.cumsum(el) - el  # elements sorted before each entry
-    out = np.empty(len(q_seg), np.intp)
-    isq = el == 0
-    out[o[isq] - n] = before[isq]
-    return out
+def _search(key: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per query, the first index in ``[lo, hi)`` with ``key[index] >= q`` (``hi`` if
+    none), ``key`` sorted within each range: a binary search for all queries at once,
+    ``log2(longest range) + 1`` numpy steps."""
+    lo, hi = lo.copy(), hi.copy()
+    last = max(len(key) - 1, 0)
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            return lo
+        mid = (lo + hi) // 2
+        below = key[np.minimum(mid, last)] < q
+        lo = np.where(open_ & below, mid + 1, lo)
+        hi = np.where(open_ & ~below, mid, hi)
 
 
 class _RangeMin:
@@ -192,17 +267,7 @@ rules:
 
     @classmethod
     def new_columns(cls, n_slots: int, kind_slots: np.ndarray) -> ChangeColumns:
-        ring_row = np.full(n_slots, -1, np.int32)
-        ring_row[kind_slots] = np.arange(len(kind_slots), dtype=np.int32)
-        return ChangeColumns(
-            window_ns=np.zeros(n_slots, np.int64),
-            sign=np.ones(n_slots),
-            ring_row=ring_row,
-            kept_row=_EMPTY_I32,
-            kept_time=_EMPTY_I64,
-            kept_value=_EMPTY_F64,
-            coarsened=np.zeros(len(kind_slots), np.int64),
-        )
+        return ChangeColumns.empty(n_slots, kind_slots)
 
     def fill(
         self,
@@ -229,98 +294,108 @@ rules:
         sign = c.sign[rows.slot]
         u = sign * v  # the minimum of u over the window is the extreme the rule needs
         w = c.window_ns[rows.slot]
-        # segments: a slot's rows (contiguous, in time order)
+        # segments: a slot's rows (contiguous, in time order), one ring row each
         opens = np.ones(n, bool) if rows.first is None else rows.first
         starts = np.flatnonzero(opens)
         seg = np.cumsum(opens) - 1
         ends = np.append(starts[1:], n) - 1
-        ring_seg = c.ring_row[rows.slot[starts]]
-        # 1. kept entries of the segments' rings, gathered in segment order
-        lo_k = np.searchsorted(c.kept_row, ring_seg, "left")
-        cnt_k = np.searchsorted(c.kept_row, ring_seg, "right") - lo_k
-        tot = int(cnt_k.sum())
-        sub_end = np.cumsum(cnt_k)
-        sub_seg = np.repeat(np.arange(len(starts)), cnt_k)
-        gather = np.arange(tot) - np.repeat(sub_end - cnt_k - lo_k, cnt_k)
-        sub_t, sub_u = c.kept_time[gather], c.kept_value[gather]
-        # 2. per row: the kept deque's minimum within the window is its first entry inside
+        ring = c.ring_row[rows.slot[starts]].astype(np.int64)
+        head, count = c.head[ring], c.count[ring]
+        # 1. per row: the kept deque's minimum within the window is its first entry there
         lo_t = t - w
-        if tot:
-            first_in = _first_at_or_after(sub_seg, sub_t, seg, lo_t)
-            has = first_in < sub_end[seg]
-            kept_min = np.where(has, sub_u[np.minimum(first_in, tot - 1)], np.inf)
-        else:
-            kept_min = np.full(n, np.inf)
-        # 3. per row: the minimum over the batch's rows of its slot inside the window
+        first_in = _search(c.pool_time, head[seg], (head + count)[seg], lo_t)
+        has = first_in < (head + count)[seg]
+        kept_min = np.where(has, c.pool_value[np.minimum(first_in, len(c.pool_value) - 1)],
+                            np.inf)  # fmt: skip
+        # 2. per row: the minimum over the batch's rows of its slot inside the window
         longest = int((ends - starts).max()) + 1
+        idx = np.arange(n)
         if longest == 1:
-            row_min = u
             rmq = None
-        else:
-            lo_r = _first_at_or_after(seg, t, seg, lo_t)
-            rmq = _RangeMin(u, longest)
-            row_min = rmq.query(lo_r, np.arange(n))
-        x = v - sign * np.minimum(kept_min, row_min)
-        # 4. the new deques: entries inside the window of the slot's newest reading that
-        # no later entry of the slot undercuts (equal values: the later one stays)
-        t_last, w_seg = t[ends], w[starts]
-        if rmq is None:
+            row_min = u
             seg_min = u
             later_min = np.full(n, np.inf)
         else:
+            lo_r = _search(t, starts[seg], idx + 1, lo_t)
+            rmq = _RangeMin(u, longest)
+            row_min = rmq.query(lo_r, idx)
             seg_min = rmq.query(starts, ends)
-            idx = np.arange(n)
-            inner = idx < ends[seg]
             later_min = np.full(n, np.inf)
+            inner = idx < ends[seg]
             later_min[inner] = rmq.query(idx[inner] + 1, ends[seg][inner])
-        keep_row = (u < later_min) & (t >= t_last[seg] - w_seg[seg])
-        keep_sub = (sub_u < seg_min[sub_seg]) & (sub_t >= (t_last - w_seg)[sub_seg])
-        new_seg = np.concatenate((sub_seg[keep_sub], seg[keep_row]))
-        new_t = np.concatenate((sub_t[keep_sub], t[keep_row]))
-        new_u = np.concatenate((sub_u[keep_sub], u[keep_row]))
-        src = np.concatenate((np.zeros(int(keep_sub.sum()), np.int8),
-                              np.ones(int(keep_row.sum()), np.int8)))  # fmt: skip
-        o = np.lexsort((src, new_t, new_seg))
-        new_seg, new_t, new_u = new_seg[o], new_t[o], new_u[o]
-        new_seg, new_t, new_u = cls._bound(c, ring_seg, new_seg, new_t, new_u)
-        # 5. replace the segments' rings in the flat store (kept sorted by ring row)
-        retain = np.ones(len(c.kept_row), bool)
-        retain[gather] = False
-        r_row = c.kept_row[retain]
-        new_row = ring_seg[new_seg].astype(np.int32)
-        # segments are in row order, not ring order: sort the new entries by ring row
-        o = np.argsort(new_row, kind="stable")
-        new_row, new_t, new_u = new_row[o], new_t[o], new_u[o]
-        pos = np.searchsorted(r_row, new_row)
-        c.kept_row = np.insert(r_row, pos, new_row)
-        c.kept_time = np.insert(c.kept_time[retain], pos, new_t)
-        c.kept_value = np.insert(c.kept_value[retain], pos, new_u)
+        x = v - sign * np.minimum(kept_min, row_min)
+        # 3. the new deques: entries inside the window of the slot's newest reading that
+        # no later entry of the slot undercuts (equal values: the later one stays). Old
+        # entries left are one run [new_lo, new_hi) (values increase along the deque).
+        edge = t[ends] - w[starts]
+        new_lo = _search(c.pool_time, head, head + count, edge)
+        new_hi = _search(c.pool_value, new_lo, head + count, seg_min)
+        keep_row = (u < later_min) & (t >= edge[seg])
+        add = np.bincount(seg[keep_row], minlength=len(starts)).astype(np.int64)
+        live = new_hi - new_lo
+        base, cap = c.base[ring], c.cap[ring]
+        fits = (new_hi + add <= base + cap) & (live + add <= CHANGE_MAX_KEPT)
+        # 3a. in place: append after the run that is left
+        at = np.flatnonzero(fits)
+        k_rows = np.flatnonzero(keep_row & fits[seg])
+        if len(k_rows):
+            rank = np.arange(len(k_rows)) - np.searchsorted(k_rows, starts[seg[k_rows]])
+            dst = new_hi[seg[k_rows]] + rank
+            c.pool_time[dst], c.pool_value[dst] = t[k_rows], u[k_rows]
+        c.head[ring[at]] = new_lo[at]
+        c.count[ring[at]] = live[at] + add[at]
+        # 3b. moved: the run that is left and the new entries, to the start of the own
+        # region when they fit there, else to a new region at the pool's end
+        mv = np.flatnonzero(~fits)
+        if len(mv):
+            o_idx, o_own = _ranges(new_lo[mv], live[mv])
+            m_rows = np.flatnonzero(keep_row & ~fits[seg])
+            pos_in_mv = np.searchsorted(mv, seg[m_rows])
+            own = np.concatenate((o_own, pos_in_mv))
+            tt = np.concatenate((c.pool_time[o_idx], t[m_rows]))
+            uu = np.concatenate((c.pool_value[o_idx], u[m_rows]))
+            o = np.argsort(own, kind="stable")  # old run first, then the batch's rows
+            own, tt, uu = own[o], tt[o], uu[o]
+            own, tt, uu = cls._bound(c, ring[mv], own, tt, uu)
+            n_mv = np.bincount(own, minlength=len(mv)).astype(np.int64)
+            stay = n_mv <= cap[mv]
+            st = np.flatnonzero(stay)
+            sel = stay[own]
+            dst, _ = _ranges(base[mv][st], n_mv[st])
+            c.pool_time[dst], c.pool_value[dst] = tt[sel], uu[sel]
+            c.head[ring[mv][st]] = base[mv][st]
+            c.count[ring[mv][st]] = n_mv[st]
+            go = np.flatnonzero(~stay)
+            if len(go):
+                remap = np.full(len(mv), -1, np.int64)
+                remap[go] = np.arange(len(go))
+                c.relayout(ring[mv][go], tt[~sel], uu[~sel], remap[own[~sel]])
+            c.compact_if_sparse()
         return x, t
 
     @staticmethod
     def _bound(
         c: ChangeColumns,
-        ring_seg: np.ndarray,
-        seg: np.ndarray,
+        rings: np.ndarray,
+        own: np.ndarray,
         t: np.ndarray,
         u: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hold each deque to :data:`CHANGE_MAX_KEPT` entries: a longer one keeps its
         first (lowest) entry, stamped with the time of the newest entry merged into it,
         and its newest ``CHANGE_MAX_KEPT - 1`` entries (over-estimates a rise, never
-        under-estimates one)."""
+        under-estimates one). ``own`` (sorted) says which of ``rings`` an entry is of."""
         cap = CHANGE_MAX_KEPT
-        n_seg = len(ring_seg)
-        counts = np.bincount(seg, minlength=n_seg)
+        counts = np.bincount(own, minlength=len(rings))
         if not len(counts) or counts.max() <= cap:
-            return seg, t, u
-        first = np.searchsorted(seg, np.arange(n_seg))
-        pos = np.arange(len(seg)) - first[seg]
-        over = counts[seg] > cap
-        drop = over & (pos >= 1) & (pos <= counts[seg] - cap)
-        heads = first[counts > cap]
+            return own, t, u
+        first = np.searchsorted(own, np.arange(len(rings)))
+        pos = np.arange(len(own)) - first[own]
+        drop = (counts[own] > cap) & (pos >= 1) & (pos <= counts[own] - cap)
+        big = counts > cap
+        heads = first[big]
         t = t.copy()
-        t[heads] = t[heads + counts[counts > cap] - cap]
-        np.add.at(c.coarsened, ring_seg[counts > cap], counts[counts > cap] - cap)
+        t[heads] = t[heads + counts[big] - cap]
+        np.add.at(c.coarsened, rings[big], counts[big] - cap)
         keep = ~drop
-        return seg[keep], t[keep], u[keep]
+        return own[keep], t[keep], u[keep]

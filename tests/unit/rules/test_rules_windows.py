@@ -66,7 +66,8 @@ def test_ramp_memory_is_the_window_and_a_flat_series_keeps_one_entry() -> None:
     assert isinstance(cols, ChangeColumns)
     # the rising sensor keeps every reading of the last hour (t = 1399 s .. 4999 s)
     assert cols.kept_counts().tolist() == [3601, 1]
-    assert int(cols.kept_time[cols.kept_row == 0].min()) == 1399 * S
+    assert int(cols.entries(0)[0][0]) == 1399 * S
+    assert cols.entries(1)[1].tolist() == [5.0]
 
 
 def test_a_fall_compares_with_the_highest_reading_in_the_window() -> None:
@@ -112,7 +113,9 @@ def test_a_deque_longer_than_the_bound_is_coarsened_on_the_alarm_side(monkeypatc
     assert cols.kept_counts().tolist() == [10]
     assert int(cols.coarsened[0]) == 10
     # the lowest value (0) is kept, stamped with the newest merged reading's time (10 s)
-    assert (cols.kept_time[0], cols.kept_value[0]) == (10 * S, 0.0)
+    times, values = cols.entries(0)
+    assert (times[0], values[0]) == (10 * S, 0.0)
+    assert (times[1:] // S).tolist() == list(range(11, 20))
     assert CHANGE_MAX_KEPT == 1 << 17  # the module constant, not the patched one
 
 
@@ -184,7 +187,12 @@ def test_kept_entries_stay_sorted_and_increasing_per_ring() -> None:
     _run(rs, rows, [*range(0, 3000, 211), 3000])
     cols = rs.readings.slots.columns[ConditionKind.CHANGE]
     assert isinstance(cols, ChangeColumns)
-    assert np.all(np.diff(cols.kept_row) >= 0)
-    same = np.diff(cols.kept_row) == 0
-    assert np.all(np.diff(cols.kept_time)[same] >= 0)
-    assert np.all(np.diff(cols.kept_value)[same] > 0)
+    for row in range(len(cols.count)):
+        times, values = cols.entries(row)
+        assert np.all(np.diff(times) >= 0)
+        assert np.all(np.diff(values) > 0)
+        assert cols.base[row] <= cols.head[row]
+        assert cols.head[row] + cols.count[row] <= cols.base[row] + cols.cap[row]
+    # regions never overlap
+    order = np.argsort(cols.base)
+    assert np.all((cols.base + cols.cap)[order][:-1] <= cols.base[order][1:])

@@ -12,7 +12,8 @@ Catalogue files are CSV (header row) or YAML (a list of mappings, or ``sensors:`
 Columns ``enterprise, site, sensor, kind`` are required; ``unit, location, gateway,
 name, domain`` are text (``domain`` names the rule pack's domain a point belongs to:
 ``coal_mine``, ``hazchem``, ``tailings``, ``electricity``; empty when not given, and every
-registry has the column, so packs can select "this domain or none"); ``range_low, range_high, period_s`` are numbers; any other column is a
+registry has the column, so packs can select "this domain or none"); ``range_low,
+range_high, period_s`` are numbers; any other column is a
 setpoint if all its values are numbers (``alarm``, ``power_off``, ``restore``, ``high``,
 ``high_high`` ...) and a tag otherwise.
 

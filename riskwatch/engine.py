@@ -175,7 +175,7 @@ class Engine:
         if cfg.catalog:
             self.registry.load_catalog(self._catalog_files())
         self._build_stages()
-        findings = check_files([cfg.path(p) for p in cfg.rules], self._catalog_files())
+        findings = self._lint_rules()
         errors = [f for f in findings if f.severity == "error"]
         ConfigErrors.raise_if([ConfigError(f.key, f.message, file=f.file, line=f.line,
                                            col=f.col) for f in errors])  # fmt: skip
@@ -191,6 +191,10 @@ class Engine:
                                         format_path(path), msg)))  # fmt: skip
         return {"sensors": len(self.registry), "stages": self.pipeline.names(),
                 "warnings": warnings}  # fmt: skip
+
+    def _lint_rules(self) -> list[Finding]:
+        """``rules check`` of the rule files against the catalogue files."""
+        return check_files([self.cfg.path(p) for p in self.cfg.rules], self._catalog_files())
 
     def start(self) -> None:
         cfg = self.cfg
@@ -209,6 +213,10 @@ class Engine:
             spool_dir=cfg.path(cfg.storage.spool_dir), on_reject=self._storage_rejected,
         )  # fmt: skip
         self._build_stages()
+        # what --check refuses is logged, not fatal here: a monitor that does not start
+        # watches nothing (a misspelt setpoint still has its default or other levels)
+        for f in self._lint_rules():
+            (log.error if f.severity == "error" else log.warning)("rules check: %s", f)
         self.sink = self._sink_factory(
             self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock
         )

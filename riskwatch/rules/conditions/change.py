@@ -15,15 +15,17 @@ Only those can ever be the minimum of a future window, so the result equals a pl
 scan over every reading in the window (``riskwatch.rules.reference`` is that scan, and
 a hypothesis test compares both for windows from seconds to 24 h under random batch
 splits). A batch is evaluated for all slots at once: the kept readings answer with one
-segmented sorted search (a deque's first reading inside the window is its minimum), and
-the batch's own rows with a sparse table of range minima, ``log2(longest run of one
-slot in the batch) + 1`` numpy steps (at most 15 for a 20,000-reading batch); no Python
-loop over readings or slots.
+binary search over all deques at once (a deque's first reading inside the window is its
+minimum; ``log2(longest deque) + 1`` numpy steps, at most 18), and the batch's own rows
+with a sparse table of range minima (``log2(longest run of one slot in the batch) + 1``
+steps, at most 15 for a 20,000-reading batch); no Python loop over readings or slots.
 
 **Memory.** A deque holds at most the readings within one window: ``window / reporting
-interval + 1`` entries of 20 bytes, reached only by a series that rises reading after
-reading for a whole window; a noisy or flat series keeps a few. The hard bound is
-:data:`CHANGE_MAX_KEPT` entries per (rule, sensor) (2.6 MB). ``rules check`` refuses a
+interval + 1`` entries of 16 bytes, reached only by a series that rises reading after
+reading for a whole window; a noisy or flat series keeps a few. The deques share a pool
+of regions (see :class:`ChangeColumns`), at most four times the kept entries plus 8 per
+(rule, sensor). The hard bound is :data:`CHANGE_MAX_KEPT` entries per (rule, sensor)
+(2 MB). ``rules check`` refuses a
 window that could need more, at the catalogue's ``period_s`` (1 s where a sensor has
 none). Should a sensor still report faster than that, its oldest kept entries are merged
 into the lowest one, which then stays until the newest merged reading leaves the window:

@@ -326,9 +326,15 @@ rules:
             inner = idx < ends[seg]
             later_min[inner] = rmq.query(idx[inner] + 1, ends[seg][inner])
         x = v - sign * np.minimum(kept_min, row_min)
+        t_row = t
         # 3. the new deques: entries inside the window of the slot's newest reading that
         # no later entry of the slot undercuts (equal values: the later one stays). Old
         # entries left are one run [new_lo, new_hi) (values increase along the deque).
+        # A row older than the deque's newest entry (only if the quality stage lets an
+        # out-of-order reading through) is kept as of that newest time: it then stays
+        # longer, which can only make a later rise larger (alarm early, never late).
+        newest = np.where(count > 0, c.pool_time[np.maximum(head + count - 1, 0)], t[starts])
+        t = np.maximum(t, newest[seg])
         edge = t[ends] - w[starts]
         new_lo = _search(c.pool_time, head, head + count, edge)
         new_hi = _search(c.pool_value, new_lo, head + count, seg_min)
@@ -373,7 +379,7 @@ rules:
                 remap[go] = np.arange(len(go))
                 c.relayout(ring[mv][go], tt[~sel], uu[~sel], remap[own[~sel]])
             c.compact_if_sparse()
-        return x, t
+        return x, t_row
 
     @staticmethod
     def _bound(

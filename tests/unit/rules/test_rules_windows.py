@@ -196,3 +196,18 @@ def test_kept_entries_stay_sorted_and_increasing_per_ring() -> None:
     # regions never overlap
     order = np.argsort(cols.base)
     assert np.all((cols.base + cols.cap)[order][:-1] <= cols.base[order][1:])
+
+
+def test_an_older_reading_let_through_counts_from_the_newest_time() -> None:
+    # process rules skip out-of-order readings today; should one reach the window, it is
+    # kept as of the deque's newest time (it stays longer: a rise can only come early)
+    rs = _rs("rules: [{name: rise, match: {kind: g}, of: change, window: 1h, "
+             "level: yellow, above: 8}]")  # fmt: skip
+    _run(rs, [(0, 0, 0.0), (10 * S, 0, 5.0)], [0, 2])
+    _run(rs, [(5 * S, 0, -10.0)], [0, 1])
+    cols = rs.readings.slots.columns[ConditionKind.CHANGE]
+    assert isinstance(cols, ChangeColumns)
+    times, values = cols.entries(0)
+    assert (times.tolist(), values.tolist()) == ([10 * S], [-10.0])
+    sigs = _run(rs, [(20 * S, 0, 0.0)], [0, 1])
+    assert [(s.time // S, s.state.value, s.value) for s in sigs] == [(20, "firing", 10.0)]

@@ -295,6 +295,9 @@ rules:
             return np.zeros(0), t
         sign = c.sign[rows.slot]
         u = sign * v  # the minimum of u over the window is the extreme the rule needs
+        # ingest dead-letters non-finite values; through the API (replay) a NaN is never
+        # an extreme and never kept (its own x stays NaN: no trigger)
+        u = np.where(np.isnan(u), np.inf, u)
         w = c.window_ns[rows.slot]
         # segments: a slot's rows (contiguous, in time order), one ring row each
         opens = np.ones(n, bool) if rows.first is None else rows.first

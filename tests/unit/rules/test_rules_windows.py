@@ -211,3 +211,12 @@ def test_an_older_reading_let_through_counts_from_the_newest_time() -> None:
     assert (times.tolist(), values.tolist()) == ([10 * S], [-10.0])
     sigs = _run(rs, [(20 * S, 0, 0.0)], [0, 1])
     assert [(s.time // S, s.state.value, s.value) for s in sigs] == [(20, "firing", 10.0)]
+
+
+def test_a_nan_value_is_never_the_windows_extreme() -> None:
+    rs = _rs(RAMP_RULE.replace("above: 200", "above: 5"))
+    sigs = _run(rs, [(0, 0, 0.0), (S, 0, float("nan")), (2 * S, 0, 6.0)], [0, 3])
+    assert [(s.time // S, s.state.value, s.value) for s in sigs] == [(2, "firing", 6.0)]
+    cols = rs.readings.slots.columns[ConditionKind.CHANGE]
+    assert isinstance(cols, ChangeColumns)
+    assert cols.entries(0)[1].tolist() == [0.0, 6.0]

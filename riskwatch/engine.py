@@ -179,22 +179,28 @@ class Engine:
         errors = [f for f in findings if f.severity == "error"]
         ConfigErrors.raise_if([ConfigError(f.key, f.message, file=f.file, line=f.line,
                                            col=f.col) for f in errors])  # fmt: skip
-        warnings = [str(f) for f in findings]
-        known: set[str] = set()
-        for stage in self.pipeline.stages:
-            if isinstance(stage, (RuleStage, DetectorStage)):
-                known |= set(stage.names())
-        doc = YamlDoc.from_path(cfg.source) if cfg.source else None
-        for path, msg in unknown_rule_matchers(cfg.alerts, known):
-            line, col = doc.where(path) if doc is not None else (None, None)
-            warnings.append(str(Finding("warning", cfg.source or "<config>", line, col,
-                                        format_path(path), msg)))  # fmt: skip
+        warnings = [str(f) for f in [*findings, *self._matcher_findings()]]
         return {"sensors": len(self.registry), "stages": self.pipeline.names(),
                 "warnings": warnings}  # fmt: skip
 
     def _lint_rules(self) -> list[Finding]:
         """``rules check`` of the rule files against the catalogue files."""
         return check_files([self.cfg.path(p) for p in self.cfg.rules], self._catalog_files())
+
+    def _matcher_findings(self) -> list[Finding]:
+        """Alert matchers on ``rule`` names that no built stage defines (never match)."""
+        cfg = self.cfg
+        known: set[str] = set()
+        for stage in self.pipeline.stages:
+            if isinstance(stage, (RuleStage, DetectorStage)):
+                known |= set(stage.names())
+        doc = YamlDoc.from_path(cfg.source) if cfg.source else None
+        out = []
+        for path, msg in unknown_rule_matchers(cfg.alerts, known):
+            line, col = doc.where(path) if doc is not None else (None, None)
+            out.append(Finding("warning", cfg.source or "<config>", line, col,
+                               format_path(path), msg))  # fmt: skip
+        return out
 
     def start(self) -> None:
         cfg = self.cfg
@@ -215,7 +221,7 @@ class Engine:
         self._build_stages()
         # what --check refuses is logged, not fatal here: a monitor that does not start
         # watches nothing (a misspelt setpoint still has its default or other levels)
-        for f in self._lint_rules():
+        for f in [*self._lint_rules(), *self._matcher_findings()]:
             (log.error if f.severity == "error" else log.warning)("rules check: %s", f)
         self.sink = self._sink_factory(
             self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock

@@ -10,7 +10,10 @@ reloads.
 
 Catalogue files are CSV (header row) or YAML (a list of mappings, or ``sensors:`` list).
 Columns ``enterprise, site, sensor, kind`` are required; ``unit, location, gateway,
-name`` are text; ``range_low, range_high, period_s`` are numbers; any other column is a
+name, domain`` are text (``domain`` names the rule pack's domain a point belongs to:
+``coal_mine``, ``hazchem``, ``tailings``, ``electricity``; empty when not given, and every
+registry has the column, so packs can select "this domain or none"); ``range_low,
+range_high, period_s`` are numbers; any other column is a
 setpoint if all its values are numbers (``alarm``, ``power_off``, ``restore``, ``high``,
 ``high_high`` ...) and a tag otherwise.
 
@@ -43,7 +46,9 @@ from riskwatch.errors import ConfigError, ConfigErrors
 
 __all__ = ["CatalogEntry", "SensorRegistry", "load_catalog"]
 
-TEXT_COLUMNS = ("enterprise", "site", "sensor", "kind", "unit", "location", "gateway", "name")
+TEXT_COLUMNS = (
+    "enterprise", "site", "sensor", "kind", "unit", "location", "gateway", "name", "domain",
+)  # fmt: skip
 NUMBER_COLUMNS = ("range_low", "range_high", "period_s")
 REQUIRED = ("enterprise", "site", "sensor", "kind")
 
@@ -60,6 +65,7 @@ class CatalogEntry:
     location: str = ""
     gateway: str = ""
     name: str = ""
+    domain: str = ""
     range_low: float = math.nan
     range_high: float = math.nan
     period_s: float = math.nan
@@ -126,6 +132,7 @@ def _parse_rows(
             location=str(row.get("location") or ""),
             gateway=str(row.get("gateway") or ""),
             name=str(row.get("name") or ""),
+            domain=str(row.get("domain") or ""),
             setpoints=setpoints,
             tags=tags,
             file=file,
@@ -319,11 +326,15 @@ class SensorRegistry:
                 self._catalogued[sid] = True
                 for c in TEXT_COLUMNS[3:]:
                     self._cols[c][sid] = str(getattr(e, c))
+                if not e.domain and "domain" in e.tags:  # given as a tag (older tables)
+                    self._cols["domain"][sid] = str(e.tags["domain"])
                 for c in NUMBER_COLUMNS:
                     self._nums[c][sid] = float(getattr(e, c))
                 for k, v in e.setpoints.items():
                     self._setpoints.setdefault(k, {})[sid] = float(v)
                 for k, tag in e.tags.items():
+                    if k in self._cols:
+                        continue
                     self._tags.setdefault(k, {})[sid] = str(tag)
             self.generation += 1
             self.meta_generation += 1

@@ -22,7 +22,7 @@ context) and loop timing only through ``monotonic``; both are injected.
 >>> from riskwatch.config.engine import load_engine_config_text
 >>> eng = Engine(load_engine_config_text("storage: {influx: null}\\nmetrics: {listen: null}\\n"))
 >>> eng.registry.strict, eng.check()
-(False, {'sensors': 0, 'stages': ['quality']})
+(False, {'sensors': 0, 'stages': ['quality'], 'warnings': []})
 """
 
 from __future__ import annotations
@@ -43,12 +43,15 @@ from riskwatch.alerts.points import storage_listener
 from riskwatch.alerts.sink import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock, SystemClock
+from riskwatch.config.alerts import unknown_rule_matchers
 from riskwatch.config.engine import EngineConfig
+from riskwatch.config.yamldoc import YamlDoc, format_path
 from riskwatch.console.server import ConsoleServer
 from riskwatch.console.window import SeriesWindow
 from riskwatch.detectors import build_stage as build_detector_stage
+from riskwatch.detectors.stage import DetectorStage
 from riskwatch.engine_loop import EngineLoop
-from riskwatch.errors import StorageError
+from riskwatch.errors import ConfigError, ConfigErrors, StorageError
 from riskwatch.ingest.acks import AckLedger
 from riskwatch.ingest.batcher import MicroBatcher
 from riskwatch.ingest.deadletter import DeadLetterSink
@@ -61,6 +64,8 @@ from riskwatch.pipeline import Pipeline, Stage, StageContext
 from riskwatch.quality import QualityStage
 from riskwatch.reloader import Reloader
 from riskwatch.rules import build_stage as build_rule_stage
+from riskwatch.rules.lint import Finding, check_files
+from riskwatch.rules.stage import RuleStage
 from riskwatch.spine import Spine
 from riskwatch.storage.influx import Writer, make_writer
 from riskwatch.storage.influx_query import series_reader
@@ -171,12 +176,41 @@ class Engine:
         return [self.cfg.path(p) for p in self.cfg.catalog]
 
     def check(self) -> dict[str, Any]:
-        """Load the catalogue, rules and detectors without connecting anywhere; raises
-        :class:`ConfigErrors` naming file, line and key of every problem found."""
-        if self.cfg.catalog:
+        """Load the catalogue, rules and detectors without connecting anywhere, and lint
+        the rule files against the catalogue (``riskwatch rules check --catalog``); raises
+        :class:`ConfigErrors` naming file, line and key of every problem found. Returns
+        the counts and ``warnings`` (lint warnings, and alert matchers on rules that no
+        loaded rule file or detector defines: they would never match)."""
+        cfg = self.cfg
+        if cfg.catalog:
             self.registry.load_catalog(self._catalog_files())
         self._build_stages()
-        return {"sensors": len(self.registry), "stages": self.pipeline.names()}
+        findings = self._lint_rules()
+        errors = [f for f in findings if f.severity == "error"]
+        ConfigErrors.raise_if([ConfigError(f.key, f.message, file=f.file, line=f.line,
+                                           col=f.col) for f in errors])  # fmt: skip
+        warnings = [str(f) for f in [*findings, *self._matcher_findings()]]
+        return {"sensors": len(self.registry), "stages": self.pipeline.names(),
+                "warnings": warnings}  # fmt: skip
+
+    def _lint_rules(self) -> list[Finding]:
+        """``rules check`` of the rule files against the catalogue files."""
+        return check_files([self.cfg.path(p) for p in self.cfg.rules], self._catalog_files())
+
+    def _matcher_findings(self) -> list[Finding]:
+        """Alert matchers on ``rule`` names that no built stage defines (never match)."""
+        cfg = self.cfg
+        known: set[str] = set()
+        for stage in self.pipeline.stages:
+            if isinstance(stage, (RuleStage, DetectorStage)):
+                known |= set(stage.names())
+        doc = YamlDoc.from_path(cfg.source) if cfg.source else None
+        out = []
+        for path, msg in unknown_rule_matchers(cfg.alerts, known):
+            line, col = doc.where(path) if doc is not None else (None, None)
+            out.append(Finding("warning", cfg.source or "<config>", line, col,
+                               format_path(path), msg))  # fmt: skip
+        return out
 
     def start(self) -> None:
         cfg = self.cfg
@@ -196,6 +230,10 @@ class Engine:
             on_fatal=self._on_fatal,
         )  # fmt: skip
         self._build_stages()
+        # what --check refuses is logged, not fatal here: a monitor that does not start
+        # watches nothing (a misspelt setpoint still has its default or other levels)
+        for f in [*self._lint_rules(), *self._matcher_findings()]:
+            (log.error if f.severity == "error" else log.warning)("rules check: %s", f)
         self.sink = self._sink_factory(
             self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from riskwatch.config.engine import load_engine_config
 
@@ -19,12 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Subscribe to sensor telemetry over MQTT, evaluate rules and detectors, "
         "raise alerts and write every reading to InfluxDB. SIGTERM/SIGINT stop it after "
         "flushing; SIGHUP reloads rules, detectors and the sensor catalogue (files are also "
-        "watched for changes). Validate a config without running it with --check.",
+        "watched for changes). Validate a config without running it with --check: it also "
+        "lints the rule files against the catalogue (errors fail, as in 'rules check') and "
+        "warns about alert matchers on rules that no loaded file defines.",
         epilog="example: riskwatch run -c engine.yaml   "
         "(get an editable set with: riskwatch config init mycfg/)",
     )
     p.add_argument("-c", "--config", required=True, help="engine YAML file")
-    p.add_argument("--check", action="store_true", help="only validate the config and exit")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only validate the config (and lint the rules against the catalogue) and exit",
+    )
     p.set_defaults(func=_run)
 
 
@@ -36,7 +43,10 @@ def _run(args: argparse.Namespace) -> int:
         eng = Engine(cfg)
         n = eng.check()
         stages = ", ".join(n["stages"]) or "none"
-        print(f"{args.config}: OK ({n['sensors']} catalogued sensors, stages: {stages})")
+        for w in n["warnings"]:
+            print(w, file=sys.stderr)
+        print(f"{args.config}: OK ({n['sensors']} catalogued sensors, stages: {stages}; "
+              f"{len(n['warnings'])} warning(s))")  # fmt: skip
         return 0
 
     return Engine(cfg).run_forever()

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from riskwatch.config.alerts import AlertsConfig
-from riskwatch.config.schema import parse
+from riskwatch.config.schema import check_listen, parse
 from riskwatch.config.secrets import resolve_secret
 from riskwatch.config.yamldoc import YamlDoc
 
@@ -224,7 +224,7 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    listen: str | None = "127.0.0.1:9108"
+    listen: str | None = field(default="127.0.0.1:9108", metadata={"check": check_listen})
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ class ConsoleConfig:
     """The operator web console (riskwatch.console): ``listen`` (``host:port``, port 0 picks
     a free one) turns it on; ``users`` is the user file managed by ``riskwatch users``."""
 
-    listen: str | None = None
+    listen: str | None = field(default=None, metadata={"check": check_listen})
     users: str = "var/console-users.json"
     session_ttl_s: float = _pos(8 * 3600.0)
     window_readings: int = _pos(1_000_000)

@@ -25,7 +25,7 @@ from collections import deque
 from typing import Any
 
 from riskwatch.model import PROCESS_SKIP, Flags
-from riskwatch.rules.conditions import CHANGE_SAMPLES, ChangeColumns, RangeColumns, RateColumns
+from riskwatch.rules.conditions import ChangeColumns, RangeColumns, RateColumns
 from riskwatch.rules.evaluator import RuleSet
 from riskwatch.rules.kinds import ConditionKind
 from riskwatch.rules.slots import LEVEL_COLUMNS
@@ -57,6 +57,7 @@ class ScalarRules:
                 "kind": int(s.kind[i]),
                 "per": float(rate.per_ns[i]) if rate is not None else 1e9,
                 "window": int(change.window_ns[i]) if change is not None else 0,
+                "rises": bool(change.sign[i] > 0) if change is not None else True,
                 "low": float(rng.low[i]) if rng is not None else math.nan,
                 "high": float(rng.high[i]) if rng is not None else math.nan,
                 "n": int(s.count_n[i]),
@@ -78,7 +79,7 @@ class ScalarRules:
             }
 
             p.update(latch={}, trun={}, tsince={}, crun={}, csince={}, hist={}, status=0)
-            p.update(last_t=None, last_v=math.nan, ring=deque(maxlen=CHANGE_SAMPLES))
+            p.update(last_t=None, last_v=math.nan, window_readings=[])
             self.by_sensor.setdefault(int(s.sensor[i]), []).append(p)
 
     def feed(self, t: int, sensor: int, v: float, flags: int) -> list[tuple[Any, ...]]:
@@ -107,10 +108,12 @@ class ScalarRules:
             elif kind == K_CALIB:
                 x = 1.0 if flags & _CAL else 0.0
             elif kind == K_CHANGE:
-                ring = p["ring"]
-                ring.append((t, v))
-                ref = next(rv for rt, rv in ring if rt >= t - p["window"])
-                x = v - ref
+                # every reading of the window, kept as long as the window holds it
+                seen = p["window_readings"]
+                seen.append((t, v))
+                seen[:] = [(rt, rv) for rt, rv in seen if rt >= t - p["window"]]
+                vals = [rv for _, rv in seen]
+                x = v - (min(vals) if p["rises"] else max(vals))
             else:
                 x = v
             status = 0

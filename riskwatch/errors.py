@@ -140,9 +140,14 @@ class StorageError(RiskwatchError):
     4xx answer (the data itself is bad: dead-letter it, retrying cannot help).
     """
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, status: int | None = None,
+        dropped: int | None = None,
+    ) -> None:  # fmt: skip
         self.retryable = retryable
         self.status = status
+        #: a partial write: the database kept the other points and dropped this many
+        self.dropped = dropped
         super().__init__(message)
 
 

@@ -151,8 +151,9 @@ class DeadLetterSink:
         """Line protocol the database refused as bad data (4xx): kept here, not retried."""
         text = body.decode("utf-8", "replace")
         reason = DeadLetterReason.STORAGE_REJECTED
-        self.write([DeadLetter(reason, str(exc), "", None, None, text[:_REJECTED_BODY_CHARS])],
-                   now_ns)  # fmt: skip
+        count = exc.dropped if exc.dropped else 1  # a partial write: the dropped points
+        kept = text[:_REJECTED_BODY_CHARS] or None
+        self.write([DeadLetter(reason, str(exc), "", None, None, kept, count)], now_ns)
 
     def _rotate(self) -> None:
         assert self.path is not None and self._fh is not None

@@ -51,6 +51,11 @@ class _Item:
 _STOP = object()
 
 
+def _lines_in(body: bytes) -> int:
+    """Points in a line-protocol body (one per line)."""
+    return body.count(b"\n") + 1 if body else 0
+
+
 class _NotDurable(Exception):
     """Stopping while the spool is full and the database down: the batch stays
     unacknowledged (the broker redelivers it), so stopping never waits on the disk."""
@@ -328,6 +333,13 @@ class StorageRunner:
 
     def _reject(self, body: bytes, exc: StorageError) -> None:
         self.metrics.write_errors.labels("rejected").inc()
+        if exc.dropped is not None:  # a partial write: the rest of the batch is stored
+            self.metrics.points_written.inc(max(0, _lines_in(body) - exc.dropped))
+            log.error("InfluxDB dropped %d points of a batch as bad data; the error sent to "
+                      "dead-letter: %s", exc.dropped, exc)  # fmt: skip
+            if self.on_reject is not None:
+                self.on_reject(b"", exc)  # the batch itself is written: keep the error only
+            return
         log.error("InfluxDB rejected a batch as bad data; sent to dead-letter: %s", exc)
         if self.on_reject is not None:
             self.on_reject(body, exc)

@@ -11,7 +11,7 @@ against ~0.7 µs for one ``%`` format per point and ~1.0 µs for one ``str.forma
 formatting in Python's ``repr`` was 40 % of the instructions of the latter).
 
 >>> from riskwatch.catalog import SensorRegistry
->>> from riskwatch.model import Batch
+>>> from riskwatch.model import Batch, Flags
 >>> reg = SensorRegistry()
 >>> sid = int(reg.intern("mine 1", "face,3", ["CH4=1"], kinds=["ch4"])[0])
 >>> enc = LineEncoder(reg)
@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import Batch
+from riskwatch.model import Batch, Flags
 
 __all__ = ["LineEncoder", "escape_field_string", "escape_tag"]
 
@@ -106,7 +106,10 @@ class LineEncoder:
             out[1::5] = orjson.dumps(value, option=_NUMPY)[1:-1].split(b",")
         else:  # orjson writes null for these; keep Python's text (InfluxDB rejects it)
             out[1::5] = [repr(v).encode() for v in value.tolist()]
-        out[2::5] = map(_FLAGS.__getitem__, batch.flags.tolist())
+        # a redelivered or repeated reading overwrites its own point in InfluxDB (same
+        # series and time): the stored copy is the only one, so it is not "a duplicate"
+        stored = batch.flags & np.uint8(0xFF ^ int(Flags.DUPLICATE))
+        out[2::5] = map(_FLAGS.__getitem__, stored.tolist())
         t = np.ascontiguousarray(batch.time, dtype=np.int64)
         out[3::5] = orjson.dumps(t, option=_NUMPY)[1:-1].split(b",")
         out.pop()  # no newline after the last line

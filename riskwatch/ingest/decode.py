@@ -44,6 +44,7 @@ import orjson
 from riskwatch.catalog import SensorRegistry
 from riskwatch.config.engine import EngineConfig
 from riskwatch.errors import DeadLetterReason as R
+from riskwatch.ingest.columns import BadText
 from riskwatch.ingest.columns import ColumnAccumulator as Columns
 from riskwatch.ingest.deadletter import DeadLetter
 from riskwatch.ingest.limits import SensorLimits
@@ -193,7 +194,7 @@ class Decoder:
             except (ValueError, UnicodeDecodeError):
                 return DeadLetter(R.INVALID_JSON, str(exc), topic, None, None, _preview(payload))
             if _SURROGATE_ESCAPE.search(payload):
-                where = _bad_text(obj)
+                where = _mark_bad_text(obj)
                 if where is not None:
                     return DeadLetter(R.BAD_TEXT, "text with a lone UTF-16 surrogate (not "
                                       "valid UTF-8)", topic, None, where, _preview(payload))
@@ -239,6 +240,10 @@ class Decoder:
             if m.any():
                 reason[m] = _REASON_CODE[r]
 
+        if acc.bad_text_rows:
+            bad = np.zeros(n, dtype=bool)
+            bad[acc.bad_text_rows] = True
+            mark(bad, R.BAD_TEXT)
         if acc.bad_rows:
             bad = np.zeros(n, dtype=bool)
             bad[acc.bad_rows] = True
@@ -346,7 +351,8 @@ class Decoder:
             for i in rows[:cap].tolist():
                 r = _REASONS[reason[i] - 1]
                 dls.append((acc.msg_pos[m], DeadLetter(
-                    r, _DETAIL[r], acc.msg_topic[m], i - base, _FIELD_OF[r],
+                    r, _DETAIL[r], acc.msg_topic[m], i - base,
+                    _bad_text(src[i - base]) if r is R.BAD_TEXT else _FIELD_OF[r],
                     _jsonable(src[i - base]),
                 )))  # fmt: skip
             rest = rows[cap:]
@@ -476,6 +482,25 @@ class Decoder:
         )  # fmt: skip
 
 
+def _mark_bad_text(obj: Any) -> str | None:
+    """Readings of a list or envelope whose text is not UTF-8 are replaced, in place, by a
+    :class:`BadText` (dead-lettered alone); returns where the message itself has such text
+    outside its readings (the whole message is then dead-lettered), else None."""
+    rows = obj if type(obj) is list else None
+    rest: Any = obj
+    if type(obj) is dict and type(obj.get("readings")) is list:
+        rows = obj["readings"]
+        rest = {k: v for k, v in obj.items() if k != "readings"}
+    elif rows is not None:
+        rest = None
+    if rows is not None:
+        for i, r in enumerate(rows):
+            where = _bad_text(r)
+            if where is not None:
+                rows[i] = BadText(where)
+    return _bad_text(rest) if rest is not None else None
+
+
 def _bad_text(obj: Any) -> str | None:
     """Where the parsed JSON holds a string with a lone surrogate (key or value), or None.
 
@@ -580,6 +605,7 @@ _FIELD_OF: dict[R, str | None] = {
 }
 _DETAIL: dict[R, str] = {
     R.BAD_SHAPE: "reading is not a JSON object",
+    R.BAD_TEXT: "reading has text with a lone UTF-16 surrogate (not valid UTF-8)",
     R.MISSING_VALUE: "reading has no 'value'",
     R.NON_NUMERIC_VALUE: "'value' is not a JSON number",
     R.NON_FINITE_VALUE: "'value' is not finite",

@@ -248,8 +248,8 @@ GOOD = b'{"sensor":"A","ts":1795880000000,"value":0.4}'
         (b'{"sensor":"A","ts":99999999999999999999,"value":1}', R.ABSURD_TIMESTAMP, "ts"),
         (b'{"sensor":"A","ts":1e300,"value":1}', R.ABSURD_TIMESTAMP, "ts"),
         (b'{"sensor":"X\\ud800","ts":1795880000000,"value":1}', R.BAD_TEXT, "sensor"),
-        (b'[{"sensor":"A","ts":1795880000000,"value":NaN,"unit":"\\udc00"}]', R.BAD_TEXT,
-         "[0].unit"),
+        (b'[{"sensor":"A","ts":1795880000000,"value":NaN,"unit":"\\udc00"}]', R.BAD_TEXT, "unit"),
+        (b'{"gateway":"gw\\udc00","readings":[{"sensor":"A","value":1}]}', R.BAD_TEXT, "gateway"),
     ],
 )  # fmt: skip
 def test_poison_is_dead_lettered_with_its_reason_and_the_next_message_passes(
@@ -312,3 +312,14 @@ def test_new_sensors_over_the_limits_are_dead_lettered_and_not_registered(
     other = j([{"sensor": f"T{i}", "ts": MS, "value": 1} for i in range(3)])
     m = dec.decode_many([("rw/e/s/g", other, NOW_NS + 120 * 10**9)])  # e holds 5 at most
     assert len(m.batch) == 1 and [d.index for d in m.deadletters] == [1, 2]
+
+
+def test_bad_text_in_one_reading_of_a_list_loses_only_that_reading(reg: SensorRegistry) -> None:
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"))
+    payload = (b'[{"sensor":"A","ts":1795880000000,"value":1},'
+               b'{"sensor":"B\\ud800","ts":1795880000000,"value":2},'
+               b'{"sensor":"C","ts":1795880000000,"value":NaN}]')  # fmt: skip
+    m = dec.decode("rw/m1/f1/gw", payload, NOW_NS)
+    assert m.batch.value.tolist() == [1.0]
+    assert [(d.reason, d.index, d.field) for d in m.deadletters] == [
+        (R.BAD_TEXT, 1, "sensor"), (R.NON_FINITE_VALUE, 2, "value")]  # fmt: skip

@@ -22,7 +22,7 @@ context) and loop timing only through ``monotonic``; both are injected.
 >>> from riskwatch.config.engine import load_engine_config_text
 >>> eng = Engine(load_engine_config_text("storage: {influx: null}\\nmetrics: {listen: null}\\n"))
 >>> eng.registry.strict, eng.check()
-(False, {'sensors': 0, 'stages': ['quality']})
+(False, {'sensors': 0, 'stages': ['quality', 'gateway_clock']})
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from riskwatch.ingest.receivers import open_receiver
 from riskwatch.metrics import IngestMetrics, StorageMetrics, serve_metrics
 from riskwatch.model import Batch
 from riskwatch.pipeline import Pipeline, Stage, StageContext
+from riskwatch.gateway_clock import GatewayClockStage
 from riskwatch.quality import QualityStage
 from riskwatch.reloader import Reloader
 from riskwatch.rules import build_stage as build_rule_stage
@@ -149,7 +150,11 @@ class Engine:
         return make_writer(self.cfg.storage.influx)
 
     def _build_stages(self) -> None:
-        stages: list[Stage] = [QualityStage()]
+        skew = self.cfg.ingest.max_clock_skew_s
+        stages: list[Stage] = [
+            QualityStage(skew),
+            GatewayClockStage(skew, self.metrics_registry),
+        ]
         for build in STAGE_FACTORIES:
             stage = build(self.cfg, self.registry)
             if stage is not None:

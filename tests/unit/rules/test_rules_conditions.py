@@ -206,11 +206,17 @@ def test_calibrating_readings_never_raise_and_never_clear() -> None:
     assert got == [(3.0, "ch4", 0, "firing", "orange"), (5.0, "ch4", 0, "resolved", None)]
 
 
-def test_duplicate_and_out_of_order_readings_are_not_evaluated_again() -> None:
+def test_duplicates_are_not_evaluated_again_and_out_of_order_readings_only_raise() -> None:
     rs = ruleset(CH4, ch4_reg())
     d, o = int(Flags.DUPLICATE), int(Flags.OUT_OF_ORDER)
     got = series(rs, 0, [0.5, 2.0, 1.2, 0.3, 0.3], flags=[0, o, 0, d, 0])
-    assert got == [(2.0, "ch4", 0, "firing", "orange"), (4.0, "ch4", 0, "resolved", None)]
+    # in order: 1.2 raises orange, the redelivered 0.3 counts once, the next 0.3 clears;
+    # then the out-of-order 2.0 raises red (after the in-order readings: raise-only)
+    assert got == [
+        (2.0, "ch4", 0, "firing", "orange"),
+        (4.0, "ch4", 0, "resolved", None),
+        (1.0, "ch4", 0, "firing", "red"),
+    ]
 
 
 def test_calibration_overrun() -> None:

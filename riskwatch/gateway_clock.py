@@ -171,6 +171,3 @@ class GatewayClockStage:
             group=group,
             extra={"enterprise": parts[0], "site": parts[1] if len(parts) > 1 else ""},
         )
-
-    def tick(self, ctx: StageContext) -> list[Signal]:
-        return []  # only readings move a gateway's clock state

@@ -92,20 +92,23 @@ class QualityStage:
         # 2. against the watermark from before the batch
         prev = self.watermark[s]
         flags[t < prev] |= int(Flags.OUT_OF_ORDER)
-        dup = t == prev
-        conflict = dup & (v != self.watermark_value[s])
+        at_mark = t == prev
         # 3. repeats inside the batch: same (sensor, time) as the row before in
         # (sensor, time) order (lexsort is stable: arrival order within a repeat)
         order = np.lexsort((t, s))
-        ss, ts, vs = s[order], t[order], v[order]
+        ss, ts = s[order], t[order]
         same = np.zeros(len(s), dtype=bool)
         same[1:] = (ss[1:] == ss[:-1]) & (ts[1:] == ts[:-1])
+        dup = at_mark.copy()
         dup[order[same]] = True
-        differs = np.zeros(len(s), dtype=bool)
-        differs[1:] = same[1:] & (vs[1:] != vs[:-1])
-        conflict[order[differs]] = True
         flags[dup] |= int(Flags.DUPLICATE)
-        flags[conflict & dup] |= int(Flags.CONFLICTING)
+        # conflicting: another value than the first one seen for that (sensor, time), the
+        # watermark's or the first row's of the batch (so A, B, A flags only B)
+        run_start = np.maximum.accumulate(np.where(~same, np.arange(len(s)), 0))
+        first_value = np.empty(len(s))
+        first_value[order] = v[order[run_start]]
+        first_value = np.where(at_mark, self.watermark_value[s], first_value)
+        flags[dup & (v != first_value)] |= int(Flags.CONFLICTING)
         # 4. advance the watermark over the readings taken in order (never a skewed one):
         # per sensor the newest time, and the value of its first reading at that time
         keep = ~skewed[order]

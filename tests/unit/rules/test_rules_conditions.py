@@ -249,8 +249,11 @@ def test_latched_alert_survives_data_loss_and_deadman_fires() -> None:
     assert brief(rs.tick(100 * S)) == []  # no repeats
     assert ("ch4", 0, "firing", rs.active()[0][3]) in rs.active()
     # data again: the deadman resolves, but 1.2 is not below restore 1.0, so red stays latched
-    got = brief(feed(rs, [(100, 0, 1.2)], now=100))
-    assert got == [(100.0, "ch4_nodata", 0, "resolved", None)]
+    sig = feed(rs, [(100, 0, 1.2)], now=100)
+    assert brief(sig) == [(100.0, "ch4_nodata", 0, "resolved", None)]
+    # the resolution says how long data was missing: from the last reading (0 s) to 100 s
+    assert sig[0].message == "m1/s1/CH4-T1: data again after 100 s without data [ch4_nodata, resolved]"
+    assert sig[0].value == 100.0
 
 
 def test_deadman_for_catalogued_sensor_that_never_reported() -> None:
@@ -299,6 +302,19 @@ rules:
     assert sig[0].extra == {"enterprise": "m1", "site": "s1"}
     sig = feed(rs, [(112, 1, 1.0)], now=112)
     assert [(s.group, s.state) for s in sig] == [("m1/s1", "resolved")]
+    assert sig[0].message == "m1/s1: data again after 112 s without data [site_nd, resolved]"
+
+
+def test_deadman_resolution_on_the_event_clock_counts_event_time() -> None:
+    text = """
+rules:
+  - {name: nd_event, match: {kind: x}, no_data: {after: 60s, clock: event}}
+"""
+    rs = ruleset(text, registry({"sensor": "A", "kind": "x"}))
+    feed(rs, [(10, 0, 1.0)])
+    assert brief(rs.tick(75 * S)) == [(75.0, "nd_event", 0, "firing", "yellow")]
+    sig = feed(rs, [(95, 0, 1.0)], now=96)
+    assert sig[0].message == "m1/s1/A: data again after 85 s without data [nd_event, resolved]"
 
 
 def test_feed_anomaly_compound() -> None:

@@ -49,6 +49,7 @@ from riskwatch.console.window import SeriesWindow
 from riskwatch.detectors import build_stage as build_detector_stage
 from riskwatch.engine_loop import EngineLoop
 from riskwatch.errors import StorageError
+from riskwatch.gateway_clock import GatewayClockStage
 from riskwatch.ingest.acks import AckLedger
 from riskwatch.ingest.batcher import MicroBatcher
 from riskwatch.ingest.deadletter import DeadLetterSink
@@ -58,7 +59,6 @@ from riskwatch.ingest.receivers import open_receiver
 from riskwatch.metrics import IngestMetrics, StorageMetrics, serve_metrics
 from riskwatch.model import Batch
 from riskwatch.pipeline import Pipeline, Stage, StageContext
-from riskwatch.gateway_clock import GatewayClockStage
 from riskwatch.quality import QualityStage
 from riskwatch.reloader import Reloader
 from riskwatch.rules import build_stage as build_rule_stage

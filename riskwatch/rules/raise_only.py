@@ -155,8 +155,8 @@ def evaluate_raise_only(
     fire[has] = np.bitwise_or.reduceat(((latch0 | set_event).astype(np.uint8) << column),
                                        starts[has])  # fmt: skip
     pend[has] = np.bitwise_or.reduceat((pend_event.astype(np.uint8) << column), starts[has])
-    status = np.where(fire > 0, _LOWEST_BIT[fire],
-                      np.where(pend > 0, _LOWEST_BIT[pend] + PENDING, 0)).astype(np.uint8)  # fmt: skip
+    pending = np.where(pend > 0, _LOWEST_BIT[pend] + PENDING, 0)
+    status = np.where(fire > 0, _LOWEST_BIT[fire], pending).astype(np.uint8)
     # 6. per slot, its most severe row (the earliest of equals); it counts only if it is
     # more severe than the slot's status after the in-order pass
     order = np.lexsort((batch.time[reading], _rank(status), slot))

@@ -58,14 +58,14 @@ def test_raised_while_skewed_resolved_once_not() -> None:
 
 
 def test_sensors_without_a_gateway_count_under_their_site() -> None:
-    reg, metrics, st = rig()
+    reg, _metrics, st = rig()
     ctx = StageContext(now_ns=0, registry=reg)
     b = Batch.from_arrays([100 * S], [3], [20.0], [K], received=[10 * S])
     assert [s.group for s in st.process(b, ctx)] == ["m1/f3"]
 
 
 def test_a_new_sensor_keeps_the_gateways_state() -> None:
-    reg, metrics, st = rig()
+    reg, _metrics, st = rig()
     ctx = StageContext(now_ns=0, registry=reg)
     st.process(Batch.from_arrays([100 * S], [0], [0.3], [K], received=[10 * S]), ctx)
     new = int(reg.intern("m1", "f2", ["CH4-T9"], gateway="gw1")[0])
@@ -74,7 +74,7 @@ def test_a_new_sensor_keeps_the_gateways_state() -> None:
 
 
 def test_behind_the_quality_stage() -> None:
-    reg, metrics, st = rig()
+    reg, _metrics, st = rig()
     ctx = StageContext(now_ns=0, registry=reg)
     q = QualityStage(2.0)
     b = q.process(Batch.from_arrays([13 * S], [0], [0.3], received=[10 * S]), ctx)

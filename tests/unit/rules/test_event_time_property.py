@@ -7,6 +7,7 @@ front of the rule stage with the bundled coal pack, with random batch splits.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -42,7 +43,7 @@ def run(p: Pipeline, reg: object, rows: list[tuple[int, int, float, int]],
     """Feed (stamped time, sensor, value, arrival) rows in arrival order, cut at ``cuts``."""
     out: list[Signal] = []
     bounds = sorted({0, len(rows), *(c % (len(rows) + 1) for c in cuts)})
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         part = rows[a:b]
         batch = Batch.from_arrays([r[0] for r in part], [r[1] for r in part],
                                   [r[2] for r in part], received=[r[3] for r in part])  # fmt: skip
@@ -105,10 +106,10 @@ def alarm_then_bad_readings(draw: st.DrawFn):
         kind = draw(st.sampled_from(["late", "skewed", "in_order_danger"]))
         if kind == "late":  # a low reading stamped before the sensor's newest one
             stamp = T0 + draw(st.integers(-3600, 0)) * S
-            rows.append((stamp, 0, draw(st.sampled_from(SAFE + [1.2])), t))
+            rows.append((stamp, 0, draw(st.sampled_from([*SAFE, 1.2])), t))
         elif kind == "skewed":  # a low reading from a fast clock (more than 2 s ahead)
             stamp = t + draw(st.integers(3, 290)) * S
-            rows.append((stamp, 0, draw(st.sampled_from(SAFE + [1.2])), t))
+            rows.append((stamp, 0, draw(st.sampled_from([*SAFE, 1.2])), t))
         else:
             rows.append((t, 0, 2.0, t))
     # the alarm is raised by a batch of its own (inside one batch, readings are taken in

@@ -252,7 +252,9 @@ def test_latched_alert_survives_data_loss_and_deadman_fires() -> None:
     sig = feed(rs, [(100, 0, 1.2)], now=100)
     assert brief(sig) == [(100.0, "ch4_nodata", 0, "resolved", None)]
     # the resolution says how long data was missing: from the last reading (0 s) to 100 s
-    assert sig[0].message == "m1/s1/CH4-T1: data again after 100 s without data [ch4_nodata, resolved]"
+    assert (
+        sig[0].message == "m1/s1/CH4-T1: data again after 100 s without data [ch4_nodata, resolved]"
+    )
     assert sig[0].value == 100.0
 
 

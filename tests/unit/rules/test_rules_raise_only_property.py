@@ -15,14 +15,15 @@ from test_rules_property import VALUES, S, fresh
 from riskwatch.model import Batch, Flags
 from riskwatch.rules.reference import ScalarRules
 
-O, K = int(Flags.OUT_OF_ORDER), int(Flags.CLOCK_SKEW)
+OOO, K = int(Flags.OUT_OF_ORDER), int(Flags.CLOCK_SKEW)
 D, C = int(Flags.DUPLICATE), int(Flags.CONFLICTING)
 CAL, F = int(Flags.CALIBRATING), int(Flags.FAULT)
-FLAGS = [0, 0, 0, 0, 0, CAL, F, O, O, K, D, D | C, O | F, O | CAL, K | O]
+FLAGS = [0, 0, 0, 0, 0, CAL, F, OOO, OOO, K, D, D | C, OOO | F, OOO | CAL, K | OOO]
 
 readings = st.lists(
-    st.tuples(st.integers(0, 4), st.integers(0, 2), st.sampled_from(VALUES),
-              st.sampled_from(FLAGS)),  # fmt: skip
+    st.tuples(
+        st.integers(0, 4), st.integers(0, 2), st.sampled_from(VALUES), st.sampled_from(FLAGS)
+    ),
     min_size=1,
     max_size=60,
 )

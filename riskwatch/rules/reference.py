@@ -205,7 +205,7 @@ class ScalarRules:
                 trig = xs > T or (not strict and xs == T)
                 if p["m"]:
                     h = list(p["hist"].get(k, ()))
-                    before = h[len(h) - (p["m"] - 1):] if p["m"] > 1 else []
+                    before = h[max(0, len(h) - (p["m"] - 1)) :] if p["m"] > 1 else []
                     trig = trig and sum(before) + 1 >= p["n"]
                 if not trig or p["latch"].get(k):
                     continue

@@ -22,7 +22,7 @@ context) and loop timing only through ``monotonic``; both are injected.
 >>> from riskwatch.config.engine import load_engine_config_text
 >>> eng = Engine(load_engine_config_text("storage: {influx: null}\\nmetrics: {listen: null}\\n"))
 >>> eng.registry.strict, eng.check()
-(False, {'sensors': 0, 'stages': ['quality'], 'warnings': []})
+(False, {'sensors': 0, 'stages': ['quality', 'gateway_clock'], 'warnings': []})
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ from riskwatch.detectors import build_stage as build_detector_stage
 from riskwatch.detectors.stage import DetectorStage
 from riskwatch.engine_loop import EngineLoop
 from riskwatch.errors import ConfigError, ConfigErrors, StorageError
+from riskwatch.gateway_clock import RULE as GATEWAY_CLOCK_RULE
+from riskwatch.gateway_clock import GatewayClockStage
 from riskwatch.ingest.acks import AckLedger
 from riskwatch.ingest.batcher import MicroBatcher
 from riskwatch.ingest.deadletter import DeadLetterSink
@@ -162,7 +164,11 @@ class Engine:
         return make_writer(self.cfg.storage.influx)
 
     def _build_stages(self) -> None:
-        stages: list[Stage] = [QualityStage()]
+        skew = self.cfg.ingest.max_clock_skew_s
+        stages: list[Stage] = [
+            QualityStage(skew),
+            GatewayClockStage(skew, self.metrics_registry),
+        ]
         self._built = []
         for build in STAGE_FACTORIES:
             stage = build(self.cfg, self.registry)
@@ -200,7 +206,7 @@ class Engine:
     def _matcher_findings(self) -> list[Finding]:
         """Alert matchers on ``rule`` names that no built stage defines (never match)."""
         cfg = self.cfg
-        known: set[str] = set()
+        known: set[str] = {GATEWAY_CLOCK_RULE}  # the engine's own health signal
         for stage in self.pipeline.stages:
             if isinstance(stage, (RuleStage, DetectorStage)):
                 known |= set(stage.names())

@@ -170,7 +170,11 @@ class IngestConfig:
     # should not be one is stopped here (refused readings: dead letter `sensor_limit`)
     max_sensors_per_enterprise: int = _pos(100_000)
     max_new_sensors_per_minute: int = _pos(10_000)
+    # absurd: further ahead of arrival than this is dead-lettered (a broken clock)
     max_future_s: float = _pos(300.0)
+    # a fast clock: further ahead than this (but not absurd) is flagged clock_skew, stored
+    # and evaluated raise-only, and never advances the sensor's watermark (docs/rules.md)
+    max_clock_skew_s: float = field(default=2.0, metadata={"check": _non_negative})
     min_time: str = field(default="2000-01-01T00:00:00Z", metadata={"check": _rfc3339})
     late_after_s: float = _pos(120.0)
     tick_ms: int = _pos(500)
@@ -179,6 +183,11 @@ class IngestConfig:
     receiver: Literal["process", "thread"] = "process"
     reload_check_s: float = _pos(2.0)
     deadletter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
+
+    def validate(self) -> list[tuple[tuple[str, ...], str]]:
+        if self.max_clock_skew_s >= self.max_future_s:
+            return [(("max_clock_skew_s",), "must be < max_future_s (the absurd limit)")]
+        return []
 
     @property
     def min_time_ns(self) -> int:

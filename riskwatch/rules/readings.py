@@ -17,16 +17,20 @@ sensors (the ``# n.`` comments in the code follow them):
 7. Signals: only rows whose status changed become :class:`~riskwatch.model.Signal` s
    (:class:`~riskwatch.rules.messages.SignalWriter`), in reading order and then slot
    order, which is the order the same readings fed one at a time give.
+8. Raise-only: readings flagged out of order, clock-skewed or conflicting skipped steps
+   1-7; they are evaluated now against the state the batch left, and may only raise or
+   escalate (:mod:`~riskwatch.rules.raise_only`). Their signals follow the in-order ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from riskwatch.model import Batch, Signal
+from riskwatch.model import Batch, Flags, Signal
 from riskwatch.rules.compile import select
 from riskwatch.rules.conditions.base import (
     ActiveAlert,
@@ -43,6 +47,7 @@ from riskwatch.rules.levels import (
     status_state,
 )
 from riskwatch.rules.messages import SignalWriter
+from riskwatch.rules.raise_only import evaluate_raise_only
 from riskwatch.rules.rows import active_rows
 from riskwatch.rules.segments import run_ends, shift_in_segments
 from riskwatch.rules.sensor_memory import Needs
@@ -135,9 +140,33 @@ class ReadingRules:
         return []  # only readings move per-reading rules
 
     def on_batch(self, env: RuleEnv, batch: Batch, now_ns: int) -> list[Signal]:
-        s = self.slots
-        if not s.n:
+        if not self.slots.n:
             return []
+        out = self._in_order(env, batch)
+        # 8. out-of-order, clock-skewed and conflicting readings: raise-only, against the
+        # state the in-order readings left (riskwatch.rules.raise_only)
+        if batch.flags.any():
+            out += self._raise_only(env, batch)
+        return out
+
+    def _raise_only(self, env: RuleEnv, batch: Batch) -> list[Signal]:
+        moved = evaluate_raise_only(
+            batch, self.slots, self.tables, self.kinds,
+            lambda slot, t: self._calendar_off(env, slot, t),
+        )  # fmt: skip
+        if moved is None:
+            return []
+        # the signal's time: the arrival for a clock-skewed reading (its stamp is wrong)
+        t = np.minimum(batch.time.take(moved.reading), batch.received.take(moved.reading))
+        changed = np.lexsort((moved.slot, t))
+        signals = self._signals(env, changed, moved.slot, t, batch.value.take(moved.reading),
+                                moved.x, moved.status, moved.prev)  # fmt: skip
+        why = batch.flags.take(moved.reading[changed])
+        return [_noted(sig, int(f)) for sig, f in zip(signals, why.tolist(), strict=True)]
+
+    def _in_order(self, env: RuleEnv, batch: Batch) -> list[Signal]:
+        """Steps 1-7: the readings taken in event-time order."""
+        s = self.slots
         # 1.-4. the rows of every kind that are not quiet (see riskwatch.rules.rows)
         rows = active_rows(batch, s, self.tables, self.kinds, self._mark)
         if rows is None:
@@ -343,3 +372,16 @@ class ReadingRules:
     def nbytes(self) -> tuple[int, int]:
         tables = sum(table.nbytes for _, ts in self.tables for table, _ in ts)
         return self.slots.nbytes_state(), self.slots.nbytes_params() + tables
+
+
+def _noted(sig: Signal, flags: int) -> Signal:
+    """The signal of a raise-only reading, its message saying why the reading was odd."""
+    if flags & Flags.CLOCK_SKEW:
+        why = "clock-skewed reading"
+    elif flags & Flags.OUT_OF_ORDER:
+        why = "out-of-order reading"
+    else:
+        why = "conflicting reading"
+    body, sep, tail = sig.message.rpartition(" [")
+    msg = f"{body} ({why}){sep}{tail}" if sep else f"{sig.message} ({why})"
+    return replace(sig, message=msg)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, NamedTuple, Protocol, TypeV
 import numpy as np
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import PROCESS_SKIP, Batch, Level, Signal, SignalState
+from riskwatch.model import PROCESS_SKIP, Batch, Flags, Level, Signal, SignalState
 from riskwatch.rules.kinds import ConditionKind
 from riskwatch.rules.levels import LEVELS
 from riskwatch.rules.parse import RuleSpec
@@ -207,6 +207,11 @@ class ReadingCondition(Generic[C]):
     #: readings with any of these flags never reach the kind (health kinds still see
     #: readings a gateway flagged faulty)
     skip_flags: ClassVar[int] = int(PROCESS_SKIP)
+    #: the kind's quantity is the reading alone (pure), so out-of-order, clock-skewed and
+    #: conflicting readings go through the raise-only pass (riskwatch.rules.raise_only)
+    raise_only: ClassVar[bool] = False
+    #: readings kept out of the raise-only pass too
+    raise_only_never: ClassVar[int] = int(Flags.CALIBRATING | Flags.FAULT)
     #: a triggered colour waiting for `for` is reported as pending
     pends: ClassVar[bool] = True
     #: a resolved signal quotes the clear value (else the trigger)

@@ -20,7 +20,7 @@ never reported counts from the start of the rule set.
 >>> [s.message for s in rs.tick(29 * S) + rs.tick(30 * S)]
 ['m1/s1/CH4-1: no data for 30 s (limit 30 s, arrival time) [ch4_silent, firing]']
 >>> [s.message for s in rs.process(Batch.from_arrays([40 * S], [0], [0.3]), 40 * S)]
-['m1/s1/CH4-1: data again after 0 s [ch4_silent, resolved]']
+['m1/s1/CH4-1: data again after 40 s without data [ch4_silent, resolved]']
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ class NoDataState(NamedTuple):
     fired: np.ndarray  # per sensor
     group_names: list[str]
     group_fired: np.ndarray  # per group
+    #: per sensor / per group: the last data time (per ``clock``) before the silence
+    #: that fired, so the resolution can say how long data was missing (None: unknown)
+    since: np.ndarray | None = None
+    group_since: np.ndarray | None = None
 
 
 class NoDataCondition:
@@ -72,9 +76,11 @@ rules:
         self.mask = np.zeros(0, bool)  # watched sensors
         self.after = np.zeros(0, np.int64)  # limit per sensor, ns
         self.fired = np.zeros(0, bool)  # per sensor (per: sensor)
+        self.since = np.zeros(0, np.int64)  # last data time before the silence that fired
         self.group = np.zeros(0, np.int64)  # group of each sensor (per: site / gateway)
         self.group_names: list[str] = []
         self.group_fired = np.zeros(0, bool)
+        self.group_since = np.zeros(0, np.int64)
 
     @property
     def name(self) -> str:
@@ -85,7 +91,8 @@ rules:
 
     def nbytes(self) -> tuple[int, int]:
         # all per-sensor, counted as rule state (as the benchmark reports it)
-        return self.mask.nbytes + self.after.nbytes + self.fired.nbytes + self.group.nbytes, 0
+        per_sensor = self.mask.nbytes + self.after.nbytes + self.fired.nbytes + self.since.nbytes
+        return per_sensor + self.group.nbytes + self.group_since.nbytes, 0
 
     def rebuild(self, env: RuleEnv) -> None:
         reg = env.registry
@@ -101,6 +108,9 @@ rules:
         fired = np.zeros(n, bool)
         fired[: len(self.fired)] = self.fired[:n]
         self.fired = fired
+        since = np.full(n, NEVER, np.int64)
+        since[: len(self.since)] = self.since[:n]
+        self.since = since
         if self.nd.per != "sensor":
             cols = ["enterprise", "site"] + (["gateway"] if self.nd.per == "gateway" else [])
             keys = reg.column(cols[0]).astype(str)
@@ -113,9 +123,13 @@ rules:
                 else (np.zeros(0, str), np.zeros(0, np.int64))
             )
             old = dict(zip(self.group_names, self.group_fired.tolist(), strict=False))
+            old_since = dict(zip(self.group_names, self.group_since.tolist(), strict=False))
             self.group_names = names.tolist()
             self.group = inv.astype(np.int64)
             self.group_fired = np.array([old.get(g, False) for g in self.group_names], bool)
+            self.group_since = np.array(
+                [old_since.get(g, NEVER) for g in self.group_names], np.int64
+            )
 
     def _seen(self, env: RuleEnv) -> np.ndarray:
         mem = env.sensors
@@ -141,7 +155,7 @@ rules:
                 f"(limit {after / 1e9:.0f} s, {self.nd.clock} time)"
             )
         else:
-            msg = f"{who}: data again after {age / 1e9:.0f} s"
+            msg = f"{who}: data again after {age / 1e9:.0f} s without data"
         extra = None
         if group is not None:
             parts = group.split("/")
@@ -170,6 +184,7 @@ rules:
             silent = self.mask & (age >= self.after) & (seen != NEVER)
             new = np.flatnonzero(silent & ~self.fired)
             self.fired |= silent
+            self.since[new] = seen[new]
             for i in new.tolist():
                 out.append(
                     self._signal(
@@ -187,6 +202,7 @@ rules:
         watched[self.group[m]] = True
         silent = watched & (now_ns - group_seen >= group_after) & (group_seen != NEVER)
         for g in np.flatnonzero(silent & ~self.group_fired).tolist():
+            self.group_since[g] = group_seen[g]
             out.append(
                 self._signal(
                     env,
@@ -214,6 +230,7 @@ rules:
                 return out
             idx = np.flatnonzero(hit)
             sens, first = np.unique(batch.sensor[idx], return_index=True)
+            back = self._data_time(batch)
             for sid, i in zip(sens.tolist(), idx[first].tolist(), strict=True):
                 self.fired[sid] = False
                 out.append(
@@ -222,7 +239,7 @@ rules:
                         sid,
                         int(batch.time[i]),
                         SignalState.RESOLVED,
-                        0,
+                        _gap(int(back[i]), int(self.since[sid])),
                         None,
                         int(self.after[sid]),
                     )
@@ -237,14 +254,20 @@ rules:
             return out
         idx = np.flatnonzero(hit)
         groups, first = np.unique(g[idx], return_index=True)
+        back = self._data_time(batch)
         for gi, i in zip(groups.tolist(), idx[first].tolist(), strict=True):
             self.group_fired[gi] = False
+            gap = _gap(int(back[i]), int(self.group_since[gi]))
             out.append(
                 self._signal(
-                    env, -1, int(batch.time[i]), SignalState.RESOLVED, 0, self.group_names[gi], 0
+                    env, -1, int(batch.time[i]), SignalState.RESOLVED, gap, self.group_names[gi], 0
                 )
             )
         return out
+
+    def _data_time(self, batch: Batch) -> np.ndarray:
+        """When each reading's data came, on the rule's clock."""
+        return batch.received if self.nd.clock == "arrival" else batch.time
 
     def active(self, env: RuleEnv) -> list[ActiveAlert]:
         name, firing = self.spec.name, SignalState.FIRING
@@ -273,7 +296,11 @@ rules:
         return self.mask.copy() if rule_name == self.spec.name else None
 
     def export_state(self) -> dict[str, object]:
-        return {self.spec.name: NoDataState(self.fired, self.group_names, self.group_fired)}
+        return {
+            self.spec.name: NoDataState(
+                self.fired, self.group_names, self.group_fired, self.since, self.group_since
+            )
+        }
 
     def import_state(self, states: Mapping[str, object]) -> None:
         old = states.get(self.spec.name)
@@ -282,8 +309,14 @@ rules:
         assert isinstance(old, NoDataState)
         n = min(len(old.fired), len(self.fired))
         self.fired[:n] = old.fired[:n]
+        if old.since is not None:
+            m = min(len(old.since), len(self.since))
+            self.since[:m] = old.since[:m]
         by_group = dict(zip(old.group_names, old.group_fired.tolist(), strict=False))
         self.group_fired = np.array([by_group.get(g, False) for g in self.group_names], bool)
+        if old.group_since is not None:
+            since = dict(zip(old.group_names, old.group_since.tolist(), strict=False))
+            self.group_since = np.array([since.get(g, NEVER) for g in self.group_names], np.int64)
 
     def adopt_state(self, states: Mapping[str, object]) -> None:
         """A changed no-data rule keeps the silence alarms of the sensors (groups) it still
@@ -296,3 +329,9 @@ rules:
             watched = np.zeros(len(self.group_names), bool)
             watched[self.group[self.mask]] = True
             self.group_fired &= watched
+
+
+def _gap(back_ns: int, since_ns: int) -> int:
+    """How long data was missing: from the last data before the silence to the reading
+    that ended it (0 when the start is unknown, e.g. state from an older version)."""
+    return max(0, back_ns - since_ns) if since_ns != NEVER else 0

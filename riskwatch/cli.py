@@ -75,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.getLevelNamesMapping()[args.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("httpx", "httpcore"):  # one INFO line per webhook POST drowns the log
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.func is None:
         parser.print_help()
         return 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -51,6 +52,8 @@ class MqttClient:
         self._subscribe = subscribe
         self.connected = threading.Event()
         self._was_connected = False  # a later connect is a reconnect
+        self._failed_connects = 0
+        self._fail_logged = 0.0
         v5 = cfg.protocol == "5"
         self._v5 = v5
         cid = client_id or cfg.client_id
@@ -88,6 +91,7 @@ class MqttClient:
             if tls and tls.insecure:
                 self.client.tls_insecure_set(True)
         self.client.on_connect = self._handle_connect
+        self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
         self.client.on_subscribe = self._handle_subscribe
@@ -143,10 +147,28 @@ class MqttClient:
                 "mqtt.session_expiry_s passed)", self.cfg.url, self.cfg.client_id,
             )  # fmt: skip
         self._was_connected = True
+        if self._failed_connects:
+            log.info("MQTT broker %s answers after %d failed attempts", self.cfg.url,
+                     self._failed_connects)  # fmt: skip
+            self._failed_connects = 0
         if self._subscribe and self.cfg.topics:
             client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics])
         else:
             self._ready()
+
+    def _handle_connect_fail(self, client, userdata) -> None:  # type: ignore[no-untyped-def]
+        """A connection attempt failed (nothing listens, DNS, TLS): say so, not only a
+        notifier's retry line; once, then once a minute while it lasts."""
+        self._failed_connects += 1
+        now = time.monotonic()
+        if self._failed_connects == 1 or now - self._fail_logged >= 60:
+            self._fail_logged = now
+            log.error(
+                "cannot connect to MQTT broker %s (%d attempts so far): nothing readable from "
+                "gateways until it answers; retrying every %d-%d s", self.cfg.url,
+                self._failed_connects, max(1, round(self.cfg.reconnect_min_s)),
+                max(1, round(self.cfg.reconnect_max_s)),
+            )  # fmt: skip
 
     def _ready(self) -> None:
         self.connected.set()

@@ -492,6 +492,7 @@ def run_demo(args: argparse.Namespace) -> int:
         # the summary lines are the demo's output; the engine's log stays in --verbose
         logging.getLogger().setLevel(logging.WARNING)
         logging.getLogger("riskwatch.ingest.deadletter").setLevel(logging.ERROR)
+        logging.getLogger("riskwatch.alerts").setLevel(logging.ERROR)  # the summary says it
     demo = Demo(args)
     old = signal.signal(signal.SIGINT, lambda s, f: demo.stop.set())
     old_term = signal.signal(signal.SIGTERM, lambda s, f: demo.stop.set())

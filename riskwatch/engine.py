@@ -41,6 +41,7 @@ from riskwatch.alerts import build_sink
 from riskwatch.alerts.api import ApiServer
 from riskwatch.alerts.points import storage_listener
 from riskwatch.alerts.sink import AlertSink
+from riskwatch.alerts.transition_log import log_listener
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock, SystemClock
 from riskwatch.config.alerts import unknown_rule_matchers
@@ -244,6 +245,8 @@ class Engine:
             self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock
         )
         self.sink.add_listener(storage_listener(self.storage))
+        if isinstance(self.sink, AlertSink):  # every transition in the log, as operators expect
+            self.sink.add_listener(log_listener(logging.getLogger("riskwatch.alerts")))
         self._reloader = Reloader(
             self.registry, self._catalog_files(), self.pipeline, config=cfg,
             factories=STAGE_FACTORIES, built=self._built,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from riskwatch.config.secrets import resolve_secret
+from riskwatch.config.servertls import ServerTlsConfig
 
 __all__ = [
     "AlertsApiConfig",
@@ -162,8 +163,12 @@ class ApiToken:
 
 @dataclass(frozen=True)
 class AlertsApiConfig:
+    """``listen`` (``host:port``) turns the API on; ``tls`` (``cert_file``, ``key_file``)
+    serves it over HTTPS."""
+
     listen: str | None = None
     tokens: list[ApiToken] = field(default_factory=list)
+    tls: ServerTlsConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """HTTP JSON API for operators and integrators (FastAPI; OpenAPI at ``/openapi.json``,
 interactive docs at ``/docs``, both behind a token too).
 
-Every call but the liveness probe ``/healthz`` (which answers ``{"status": "ok"}`` and
-nothing else) needs ``Authorization: Bearer <token>``. Tokens are named in
-``alerts.api.tokens`` with their secret in an environment variable or file, the
-enterprises they may see (``["*"]`` for all) and a role: ``read`` (list, show, health),
+Every call but the probe ``/healthz`` (which answers ``{"status": "ok"}`` or, with 503,
+``{"status": "not ok"}``, and nothing else) needs ``Authorization: Bearer <token>``.
+Tokens are named in ``alerts.api.tokens`` with their secret in an environment variable
+or file, the enterprises they may see (``["*"]`` for all) and a role: ``read`` (list, show, health),
 ``operate`` (also acknowledge, shelve, out-of-service, close, silences) or ``admin``.
 A scoped token sees nothing of other enterprises: an alert or silence out of its scope
 answers exactly as an unknown id does (404, same body), lists and the health answer
@@ -29,7 +29,7 @@ POST        /api/v1/alerts/{id}/close                close a resolved alert with
 GET/POST    /api/v1/silences                         list / create (matchers, duration, reason)
 DELETE      /api/v1/silences/{id}                    expire now
 GET         /api/v1/health                           alarm-system health (ISA-18.2 / EEMUA 191)
-GET         /healthz                                 liveness, no token: ok, nothing else
+GET         /healthz                                 probe, no token: ok / not ok, nothing else
 GET         /openapi.json, /docs                     the API's description (token)
 ==========  =======================================  ==========================================
 """
@@ -57,7 +57,7 @@ from riskwatch.errors import AlertNotFound, AlertStoreError, NotOwned
 from riskwatch.model import Level
 from riskwatch.webserver import SecurityHeaders, ThreadedServer
 
-__all__ = ["API_CSP", "ApiServer", "Principal", "create_app", "scoped_health"]
+__all__ = ["API_CSP", "DOCS_CSP", "ApiServer", "Principal", "create_app", "scoped_health"]
 
 log = logging.getLogger(__name__)
 ROLES = {"read": 0, "operate": 1, "admin": 2}
@@ -327,11 +327,12 @@ def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.get("/healthz", tags=["meta"])
-    def healthz() -> dict[str, str]:
-        """Liveness for a supervisor or load balancer: no token, and it says nothing but
-        that the API answers and the alert sink with it."""
-        sink.open_count()
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        """The probe for a supervisor or load balancer: no token, and nothing but ``ok``
+        (200: the API answers and the engine's MQTT connection, which its notifiers
+        publish on, is up) or ``not ok`` (503)."""
+        ok = all(n.ready() for n in sink.mqtt_notifiers())
+        return JSONResponse({"status": "ok" if ok else "not ok"}, status_code=200 if ok else 503)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(_: Who) -> JSONResponse:

@@ -32,12 +32,11 @@ def redact_url(url: str) -> str:
     their secrets), fit for a log line."""
     try:
         s = urlsplit(url)
-        host = s.hostname or ""
-        port = f":{s.port}" if s.port else ""
     except ValueError:
         return "<webhook URL>"
+    host = s.netloc.rpartition("@")[2]  # without user:password@
     tail = "?…" if s.query or s.fragment else ""
-    return f"{s.scheme}://{host}{port}{s.path}{tail}"
+    return f"{s.scheme}://{host}{s.path}{tail}"
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -62,6 +61,9 @@ class WebhookNotifier:
             text = str(exc).replace(self.url, self.shown)
             msg = f"webhook {self.shown}: {type(exc).__name__}: {text}"
             raise NotifyError(msg, retryable=True) from exc
+        except (httpx.InvalidURL, ValueError) as exc:  # a broken URL: retrying cannot help
+            text = str(exc).replace(self.url, self.shown)
+            raise NotifyError(f"webhook {self.shown}: {text}", retryable=False) from exc
         if r.status_code < 300:
             return
         retry = r.status_code >= 500 or r.status_code in (408, 429)

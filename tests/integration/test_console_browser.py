@@ -243,6 +243,9 @@ def test_scoped_user_never_sees_another_enterprise(rig: Rig) -> None:
 
 def test_sensor_view_alert_page_and_overview(rig: Rig, output_dir: Path) -> None:
     c, p = rig.login("op1")
+    blocked: list[str] = []  # what the Content-Security-Policy refused, if anything
+    p.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text
+         else None)  # fmt: skip
     try:
         vals = (0.6, 0.7, 0.65, 0.8, 0.9, 1.1, 1.3, 1.2, 1.6, 1.7, 1.65, 1.55)
         for i, v in enumerate(vals):
@@ -251,7 +254,9 @@ def test_sensor_view_alert_page_and_overview(rig: Rig, output_dir: Path) -> None
         expect(r).to_have_class("lv-red unacked")
         aid = r.get_attribute("data-id")
         # deep link to the alert, then to its sensor view
-        p.goto(f"/alert/{aid}")
+        resp = p.goto(f"/alert/{aid}")
+        assert resp is not None and "frame-ancestors 'none'" in resp.headers[
+            "content-security-policy"]  # fmt: skip
         expect(p.locator("#history tbody tr").first).to_contain_text("engine")
         p.locator("a", has_text="Sensor view").click()
         expect(p).to_have_url(f"{rig.url}/sensor/mine2/face1/CH4-B?alert={aid}")
@@ -272,6 +277,7 @@ def test_sensor_view_alert_page_and_overview(rig: Rig, output_dir: Path) -> None
         expect(p.locator("#res tr[data-id]").first).to_be_visible()
         csv = c.request.get("/api/alerts.csv?enterprise=mine2&level=red").text()
         assert aid in csv and "mine1" not in csv
+        assert blocked == []  # the page runs under its policy: no inline script or style
     finally:
         c.close()
 

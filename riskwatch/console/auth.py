@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ class Sessions:
         self.clock = clock
         self.throttle = throttle or LoginThrottle()
         self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
 
     def _now(self) -> float:
         return self.clock.now_ns() / 1e9
@@ -70,7 +72,8 @@ class Sessions:
         (with ``Retry-After``) while ``name`` or ``client`` (the caller's address) must
         wait after wrong passwords; the password is then not even checked."""
         now = self._now()
-        wait = self.throttle.wait_s(name, client, now)
+        with self._lock:  # uvicorn runs log-ins in a thread pool
+            wait = self.throttle.attempt(name, client, now)  # counted before the check
         if wait > 0:
             raise HTTPException(
                 429, f"too many wrong passwords; try again in {math.ceil(wait)} s",
@@ -78,19 +81,20 @@ class Sessions:
             )  # fmt: skip
         user = self.users.check(name, password)
         if user is None:
-            self.throttle.failed(name, client, now)
             raise HTTPException(401, "wrong user name or password")
         now = self._now()  # checking the password takes a while
-        self.throttle.succeeded(name, client, now)
-        for k in [k for k, s in self._sessions.items() if s.expires < now]:
-            self._sessions.pop(k, None)
         sid = secrets.token_urlsafe(32)
         session = Session(user.name, secrets.token_urlsafe(24), now + self.ttl_s)
-        self._sessions[sid] = session
+        with self._lock:
+            self.throttle.succeeded(name, client, now, counted=True)
+            for k in [k for k, s in self._sessions.items() if s.expires < now]:
+                self._sessions.pop(k, None)
+            self._sessions[sid] = session
         return sid, session, user
 
     def logout(self, sid: str) -> None:
-        self._sessions.pop(sid, None)
+        with self._lock:
+            self._sessions.pop(sid, None)
 
     def current(self, sid: str) -> User | None:
         """The user behind session ``sid`` as the user file has it now, or None when the

@@ -17,8 +17,10 @@ from its last failure before its next attempt is even checked:
 A *usual client* of a user is an address they logged in from successfully (the last
 ``known_per_user``, kept in memory). So a correct password from the user's usual client
 works even while an attacker elsewhere hammers their name, and an attacker's sweep from
-their own address never delays anyone else. A refused (throttled) attempt is not
-counted, so retrying early does not lengthen the wait; keys are forgotten ``forget_s``
+their own address never delays anyone else. An attempt is counted as it starts
+(:meth:`LoginThrottle.attempt`), before the slow password check, so guesses sent in
+parallel see each other, and taken back when the password was right. A refused
+(throttled) attempt is not counted, so retrying early does not lengthen the wait; keys are forgotten ``forget_s``
 after their last failure and the table never holds more than ``max_keys`` (the oldest
 go first), so a flood of names cannot grow memory without bound. Times are seconds
 passed in by the caller (the engine's clock).
@@ -108,6 +110,16 @@ class LoginThrottle:
                 wait = max(wait, c.last + self._delay(key[0], c.n) - now)
         return wait
 
+    def attempt(self, user: str, client: str, now: float) -> float:
+        """:meth:`wait_s`, and when it is 0 count the attempt as failed at once, before
+        the (slow) password check: parallel guesses then see each other instead of all
+        passing the check before the first failure is recorded. A right password is then
+        reported with ``succeeded(..., counted=True)``, which takes the count back."""
+        wait = self.wait_s(user, client, now)
+        if wait == 0:
+            self.failed(user, client, now)
+        return wait
+
     def failed(self, user: str, client: str, now: float) -> None:
         """A wrong password (or an unknown name) for ``user`` from ``client``: every key
         counts it, the usual-client exemption notwithstanding."""
@@ -118,11 +130,19 @@ class LoginThrottle:
             self._counts[key] = c  # to the end: the table stays ordered by last failure
         self._prune(now)
 
-    def succeeded(self, user: str, client: str, now: float) -> None:
+    def succeeded(self, user: str, client: str, now: float, *, counted: bool = False) -> None:
         """The right password: forget this pair's failures and make ``client`` one of the
         user's usual clients. The ``client`` and ``user`` counts stay (a guesser who owns
-        one account must not wipe its own record by logging in)."""
+        one account must not wipe its own record by logging in), less this attempt's own
+        count when :meth:`attempt` made one (``counted``)."""
         self._counts.pop(("pair", user, client), None)
+        if counted:
+            for key in (("client", client), ("user", user)):
+                c = self._counts.get(key)
+                if c is not None:
+                    c.n -= 1
+                    if c.n <= 0:
+                        del self._counts[key]
         known = self._known.setdefault(user, OrderedDict())
         known.pop(client, None)
         known[client] = None

@@ -122,3 +122,32 @@ def test_current_sees_logout_removal_and_changes_at_once(tmp_path: Path) -> None
     clock.advance(61)
     assert auth.current(sid) is None  # expired
     assert auth.current("never-issued") is None
+
+
+def test_parallel_guesses_see_each_other(users: UserStore) -> None:
+    """Twelve wrong passwords sent at once for one name from one address: each attempt is
+    counted before its (slow, GIL-free) scrypt check, so only the three free ones reach
+    the check; the others wait. The right password afterwards from li's own console still
+    works, and a right one does not leave a count behind on the client."""
+    import threading
+
+    clock = ManualClock(T0)
+    auth = Sessions(users, ttl_s=60, clock=clock)
+    auth.login("li", "pw-123456", "10.0.0.1")
+    codes: list[int] = []
+    go = threading.Barrier(12)
+
+    def guess() -> None:
+        go.wait()
+        codes.append(status(auth.login, "li", "wrong", "10.6.6.6"))
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [401] * 3 + [429] * 9
+    auth.login("li", "pw-123456", "10.0.0.1")
+    for _ in range(20):  # twenty right log-ins of a new user from one address ...
+        auth.login("wang", "pw-654321", "10.0.0.5")
+    assert auth.throttle.wait_s("zhang", "10.0.0.5", T0 / 1e9) == 0  # ... count nothing there

@@ -340,7 +340,9 @@ def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def docs(_: Who) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="riskwatch alerts")
+        # the spec inline: the page's own fetch of /openapi.json would carry no token
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="riskwatch alerts",
+                                   swagger_ui_parameters={"spec": app.openapi()})  # fmt: skip
 
     @app.get("/api/v1/alerts", response_model=AlertList, tags=["alerts"])
     def list_alerts(

@@ -20,10 +20,10 @@ works even while an attacker elsewhere hammers their name, and an attacker's swe
 their own address never delays anyone else. An attempt is counted as it starts
 (:meth:`LoginThrottle.attempt`), before the slow password check, so guesses sent in
 parallel see each other, and taken back when the password was right. A refused
-(throttled) attempt is not counted, so retrying early does not lengthen the wait; keys are forgotten ``forget_s``
-after their last failure and the table never holds more than ``max_keys`` (the oldest
-go first), so a flood of names cannot grow memory without bound. Times are seconds
-passed in by the caller (the engine's clock).
+(throttled) attempt is not counted, so retrying early does not lengthen the wait; keys
+are forgotten ``forget_s`` after their last failure and the table never holds more than
+``max_keys`` (the oldest go first), so a flood of names cannot grow memory without
+bound. Times are seconds passed in by the caller (the engine's clock).
 
 >>> t = LoginThrottle(pair_free=2, base_s=1, cap_s=8)
 >>> for now in (0, 1):

@@ -27,7 +27,9 @@ from urllib.parse import urlsplit
 from riskwatch.config.alerts import AlertsConfig
 from riskwatch.config.schema import check_listen, parse
 from riskwatch.config.secrets import resolve_secret
+from riskwatch.config.servertls import ServerTlsConfig, check_server_tls
 from riskwatch.config.yamldoc import YamlDoc
+from riskwatch.errors import ConfigErrors
 
 __all__ = [
     "AlertsConfig",
@@ -38,6 +40,7 @@ __all__ = [
     "IngestConfig",
     "MetricsConfig",
     "MqttConfig",
+    "ServerTlsConfig",
     "StorageConfig",
     "TlsConfig",
     "load_engine_config",
@@ -245,6 +248,9 @@ class ConsoleConfig:
     users: str = "var/console-users.json"
     session_ttl_s: float = _pos(8 * 3600.0)
     window_readings: int = _pos(1_000_000)
+    #: HTTPS for the console (``cert_file``, ``key_file``); the session cookie is then
+    #: ``Secure`` and answers carry ``Strict-Transport-Security``
+    tls: ServerTlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -272,11 +278,28 @@ class EngineConfig:
 
 def load_engine_config_text(text: str, file: str = "<string>") -> EngineConfig:
     doc = YamlDoc.from_text(text, file=file)
-    return parse(EngineConfig, doc)
+    cfg = parse(EngineConfig, doc)
+    _check_tls(cfg, doc)
+    return cfg
 
 
 def load_engine_config(path: str | Path) -> EngineConfig:
     """Load and validate an engine YAML file; raises :class:`ConfigErrors`."""
     doc = YamlDoc.from_path(path)
-    cfg = parse(EngineConfig, doc)
-    return replace(cfg, source=str(path))
+    cfg = replace(parse(EngineConfig, doc), source=str(path))
+    _check_tls(cfg, doc)
+    return cfg
+
+
+def _check_tls(cfg: EngineConfig, doc: YamlDoc) -> None:
+    """Load each server's certificate and key now: a bad pair fails the load, not the start."""
+    servers = (
+        (("console", "tls"), cfg.console.tls),
+        (("alerts", "api", "tls"), cfg.alerts.api.tls),
+    )
+    errors = []
+    for key, tls in servers:
+        why = check_server_tls(tls, cfg.path) if tls is not None else None
+        if why:
+            errors.append(doc.error(key, why))
+    ConfigErrors.raise_if(errors)

@@ -254,7 +254,7 @@ class Engine:
         )  # fmt: skip
         if cfg.metrics.listen:
             self._metrics_server, _, self.metrics_url = serve_metrics(
-                cfg.metrics.listen, self.metrics_registry
+                cfg.metrics.listen, self.metrics_registry, token=cfg.metrics.token()
             )
             log.info("metrics at %s", self.metrics_url)
         if writer is None:

@@ -236,7 +236,16 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
+    """``/metrics`` for Prometheus on ``listen``. Its figures span every enterprise: keep it
+    on loopback or the scraper's network, or require a bearer token (``token_env`` or
+    ``token_file``; Prometheus' scrape config sets ``authorization: {credentials: ...}``)."""
+
     listen: str | None = field(default="127.0.0.1:9108", metadata={"check": check_listen})
+    token_env: str | None = None
+    token_file: str | None = None
+
+    def token(self) -> str | None:
+        return resolve_secret(self.token_env, self.token_file, what="metrics.token")
 
 
 @dataclass(frozen=True)

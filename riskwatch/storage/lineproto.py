@@ -60,7 +60,7 @@ _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 class LineEncoder:
-    """Encodes batches of the ``reading`` measurement (DESIGN.md storage schema)."""
+    """Encodes batches of the ``reading`` measurement (README, "Storage schema")."""
 
     measurement = "reading"
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -65,7 +66,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in COMMANDS:
         register(sub)
+    for p in _all_parsers(parser):
+        _plain_help(p)
     return parser
+
+
+#: reStructuredText roles (``:class:`~riskwatch.engine.Engine```) in docstrings used as help
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
+
+
+def plain(text: str) -> str:
+    """Help text without the docstring markup it was written in (verbs reuse their module
+    docstrings, which Sphinx-style roles and double backticks make hard to read in a
+    terminal).
+
+    >>> plain("the engine (:class:`~riskwatch.engine.Engine`) and ``--duration 90s``")
+    'the engine (Engine) and --duration 90s'
+    """
+    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    return text.replace("``", "")
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    out = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases map to one parser
+                out += _all_parsers(child)
+            for choice in action._choices_actions:  # the verbs' one-line help
+                choice.help = plain(choice.help) if choice.help else choice.help
+    return out
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    if parser.description:
+        parser.description = plain(parser.description)
+    if parser.epilog:
+        parser.epilog = plain(parser.epilog)
+    for action in parser._actions:
+        if isinstance(action.help, str):
+            action.help = plain(action.help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

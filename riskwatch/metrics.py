@@ -127,6 +127,10 @@ class StorageMetrics:
         self.spool_bytes = Gauge(
             "riskwatch_spool_bytes", "Bytes in the on-disk spool", registry=registry
         )
+        # the bound (storage.spool_max_bytes), so an alert rule can say "spool 80 % full"
+        self.spool_max_bytes = Gauge(
+            "riskwatch_spool_max_bytes", "Bound of the on-disk spool", registry=registry
+        )
         self.spool_full = Counter(
             "riskwatch_spool_full",
             "Times the spool was full and ingest had to wait",

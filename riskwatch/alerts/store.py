@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from riskwatch.alerts.state import Alert, AlertState, Transition
 from riskwatch.errors import AlertStoreError
+from riskwatch.extras import require
 
 __all__ = ["AlertStore", "Delivery", "Silence", "alert_row"]
 
@@ -174,6 +175,8 @@ class AlertStore:
                 )
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             else:
+                if url.startswith("postgresql+psycopg"):
+                    require("psycopg", "postgres", "PostgreSQL alert store")
                 self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4)
             self.md = sa.MetaData()
             self.t = _tables(self.md, prefix)

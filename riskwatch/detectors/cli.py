@@ -17,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from riskwatch.detectors.config import DetectorSpec, load_detector_file
 from riskwatch.detectors.ensemble import Ensemble
 from riskwatch.detectors.registry import DETECTORS
 from riskwatch.errors import RiskwatchError
+from riskwatch.extras import require
 
 __all__ = ["default_config_path", "register", "score_frame", "select_spec"]
 
@@ -91,6 +91,9 @@ def score_frame(
 
 
 def _score(args: argparse.Namespace) -> int:
+    require("pandas", "offline", "riskwatch score")
+    import pandas as pd
+
     spec = select_spec(args.config, args.detector)
     df = pd.read_csv(args.input)
     tcol = "timestamp" if "timestamp" in df.columns else df.columns[0]

@@ -38,11 +38,13 @@ from typing import Any, Literal
 import numpy as np
 
 from riskwatch.detectors.base import Detector, check
+from riskwatch.extras import require
 
 __all__ = ["RiverAssetHST", "RiverDrift", "RiverHST"]
 
 
 def _hst(n_trees: int, height: int, window_size: int, seed: int) -> Any:
+    require("river", "river", "the river_* detectors")
     from river import anomaly, preprocessing
 
     return preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(
@@ -319,6 +321,7 @@ class RiverDrift(_PerKey):
         self.window_size, self.seed = window_size, seed
 
     def _new(self) -> Any:
+        require("river", "river", "the river_drift detector")
         from river import drift
 
         if self.model == "adwin":

@@ -1,4 +1,4 @@
-"""Decode MQTT payloads (the four forms of DESIGN.md) into columnar batches.
+"""Decode MQTT payloads (the four forms of the README's MQTT contract) into columnar batches.
 
 1. one reading ``{"sensor": "CH4-0101", "ts": 1795880000123, "value": 0.42}``
 2. a list of readings ``[{...}, {...}]``

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import pandas as pd
 
 from riskwatch.catalog import SensorRegistry
 from riskwatch.errors import ConfigError, ConfigErrors
+from riskwatch.extras import require
 from riskwatch.model import Batch, Flags, Signal
 from riskwatch.rules.evaluator import RuleSet
 
@@ -38,6 +38,9 @@ _QUALITY = {"": 0, "ok": 0, "calibrating": int(Flags.CALIBRATING), "fault": int(
 
 def load_history(src: str | Path | IO[str], registry: SensorRegistry) -> Batch:
     """Read a history CSV into one time-sorted batch (sensors interned in ``registry``)."""
+    require("pandas", "offline", "riskwatch replay")
+    import pandas as pd
+
     name = str(src) if isinstance(src, (str, Path)) else "<history>"
     try:
         df = pd.read_csv(src, dtype={"enterprise": str, "site": str, "sensor": str})

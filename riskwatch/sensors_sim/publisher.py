@@ -1,4 +1,4 @@
-"""Encoding readings into the MQTT payload forms of DESIGN.md and publishing them.
+"""Encoding readings into the MQTT payload forms (README, "MQTT contract") and publishing them.
 
 - :class:`Encoder` groups one tick's readings by gateway (topic
   ``rw/{enterprise}/{site}/{gateway}``) and encodes them as ``single`` readings, a

@@ -22,6 +22,7 @@ import urllib3
 
 from riskwatch.config.engine import InfluxConfig
 from riskwatch.errors import StorageError
+from riskwatch.extras import require
 
 __all__ = ["InfluxV1Writer", "InfluxV2Writer", "Writer", "make_writer"]
 
@@ -116,6 +117,7 @@ _PARTIAL = re.compile(r"partial write.*?dropped=(\d+)", re.S)
 
 class InfluxV2Writer:
     def __init__(self, cfg: InfluxConfig) -> None:
+        require("influxdb_client", "influx2", "storage.influx.api: v2")
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 

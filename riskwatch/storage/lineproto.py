@@ -1,6 +1,7 @@
 r"""InfluxDB line protocol for a whole batch at once.
 
-Each sensor's series prefix (``reading,enterprise=..,kind=..,sensor=..,site=.. value=``)
+Each sensor's series prefix (``reading,enterprise=..,gateway=..,kind=..,location=..,sensor=..,
+site=..,unit=.. value=``, the catalogue's text columns; an empty one is left out)
 is built once and cached (UTF-8 bytes) by sensor id, and so is the ``,flags=Ni `` text of
 each of the 256 flag values. Values and timestamps are formatted by orjson over the whole
 numpy column at once (shortest round-trip floats, like ``repr``; ``1e-05`` is written
@@ -31,7 +32,12 @@ import orjson
 from riskwatch.catalog import SensorRegistry
 from riskwatch.model import Batch, Flags
 
-__all__ = ["LineEncoder", "escape_field_string", "escape_tag"]
+__all__ = ["SERIES_TAGS", "LineEncoder", "escape_field_string", "escape_tag"]
+
+#: the tags of a ``reading`` point, from the sensor catalogue, in key order: ``unit``,
+#: ``location`` and ``gateway`` let a dashboard chart "all upper-corner CH4" without the
+#: catalogue (an empty one is left out; the id triple enterprise/site/sensor is always there)
+SERIES_TAGS = ("enterprise", "gateway", "kind", "location", "sensor", "site", "unit")
 
 
 def escape_tag(s: str) -> str:
@@ -54,7 +60,7 @@ _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 class LineEncoder:
-    """Encodes batches of the ``reading`` measurement (DESIGN.md storage schema)."""
+    """Encodes batches of the ``reading`` measurement (README, "Storage schema")."""
 
     measurement = "reading"
 
@@ -71,16 +77,15 @@ class LineEncoder:
             return self._prefixes
         with self._lock:
             gen, meta_gen = reg.generation, reg.meta_generation
-            ent, site, sen, kind = (reg.column(c) for c in ("enterprise", "site", "sensor", "kind"))
+            cols = {c: reg.column(c) for c in SERIES_TAGS}
+            ent = cols["enterprise"]
             # only sensors added since: build theirs (adding one sensor costs one prefix)
             lo = len(self._prefixes) if meta_gen == self._meta_gen else 0
             pre = np.empty(len(ent), dtype=object)
             pre[:lo] = self._prefixes[:lo]
             for i in range(lo, len(ent)):  # once per sensor per metadata change
-                tags = [("enterprise", ent[i])]
-                if kind[i]:
-                    tags.append(("kind", kind[i]))
-                tags += [("sensor", sen[i]), ("site", site[i])]
+                # tags in key order (what InfluxDB sorts to anyway); empty ones left out
+                tags = [(c, cols[c][i]) for c in SERIES_TAGS if cols[c][i]]
                 pre[i] = (
                     self.measurement
                     + ","

@@ -97,6 +97,7 @@ class StorageRunner:
         self.idle = threading.Event()
         if spool is not None:
             metrics.spool_bytes.set(spool.bytes)
+            metrics.spool_max_bytes.set(spool.max_bytes)
             if len(spool):
                 log.warning(
                     "spool %s holds %d segments (%d bytes) from before; replaying",

@@ -1,7 +1,7 @@
 """Coal mine: working faces, heading faces and the main return (煤矿安全监控).
 
 Every area (a ``site``, served by one substation/gateway 分站) has methane sensors at
-its regulatory locations (DOMAIN.md §1.1: upper corner T0, face T1, return airway T2 at a
+its regulatory locations (docs/regulations.md §1.1: upper corner T0, face T1, return airway T2 at a
 longwall; heading face and heading return at a heading), CO, O2, temperature, wind speed
 and a feed (馈电) sensor whose ``controls`` tag names the face methane sensor whose
 power-off it checks. Values follow the shift pattern: two production shifts with
@@ -22,7 +22,7 @@ from riskwatch.sensors_sim.scenario import PlantSpec
 
 __all__ = ["build"]
 
-# DOMAIN.md §1.1 methane alarm / power-off / restore (% CH4) by location
+# docs/regulations.md §1.1 methane alarm / power-off / restore (% CH4) by location
 CH4_SETPOINTS = {
     "upper_corner": (1.0, 1.5, 1.0),
     "working_face": (1.0, 1.5, 1.0),
@@ -98,7 +98,7 @@ def _area(
 def build(spec: PlantSpec) -> TableBuilder:
     """Sensor rows of one mine: ``2 x scale`` longwall faces, ``scale`` headings, one main
     return; with ``group`` > 1, that many areas share a district site and substation.
-    KJ points report every 10 s unless ``period`` says otherwise (DOMAIN.md §1.3: polling
+    KJ points report every 10 s unless ``period`` says otherwise (docs/regulations.md §1.3: polling
     <= 10-25 s)."""
     period = spec.period.seconds if spec.period is not None else 10.0
     b = TableBuilder()

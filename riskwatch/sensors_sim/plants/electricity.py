@@ -1,4 +1,4 @@
-"""Work-safety electricity monitoring (安全生产电力监测, DOMAIN.md §4).
+"""Work-safety electricity monitoring (安全生产电力监测, docs/regulations.md §4).
 
 One 15-minute mean load meter (kW) per monitored enterprise, site ``power``. The load
 follows a day/night/weekday production curve scaled by the enterprise's rated capacity

@@ -1,4 +1,5 @@
-"""Hazardous-chemical major hazard source: tank farms (危险化学品重大危险源, DOMAIN.md §2).
+"""Hazardous-chemical major hazard source: tank farms (危险化学品重大危险源;
+docs/regulations.md §2).
 
 Each tank farm (a ``site`` with one gateway) has four tanks; each tank has a level,
 temperature and pressure transmitter with DCS limits (high / high-high / low / low-low),

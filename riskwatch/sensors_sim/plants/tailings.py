@@ -1,4 +1,4 @@
-"""Tailings pond online monitoring (尾矿库在线监测, GB 51108-2015, DOMAIN.md §3).
+"""Tailings pond online monitoring (尾矿库在线监测, GB 51108-2015, docs/regulations.md §3).
 
 Per pond (a ``site``): four phreatic-line piezometers (burial depth, m; red = minimum
 depth, orange = 1.1 x red), one dry-beach length gauge (m), one pond water level gauge

@@ -65,3 +65,35 @@ def test_the_stored_copy_of_a_redelivered_reading_is_not_flagged_duplicate() -> 
               flags, np.array([5, 5]))  # fmt: skip
     lines = LineEncoder(reg).encode(b).decode().splitlines()
     assert [x.split(",flags=")[1].split(" ")[0] for x in lines] == ["0i", f"{int(Flags.LATE)}i"]
+
+
+def test_catalogue_unit_location_and_gateway_are_tags(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cat = tmp_path / "site.csv"
+    cat.write_text(
+        "enterprise,site,sensor,kind,unit,location,gateway\n"
+        "m1,f1,CH4-1,ch4,%,upper corner,GW 7\n"
+        "m1,f1,T-1,temp,,,\n"
+    )
+    reg = SensorRegistry()
+    reg.load_catalog([cat])
+    a, b = (int(x) for x in reg.intern("m1", "f1", ["CH4-1", "T-1"]))
+    body = LineEncoder(reg).encode(Batch.from_arrays([5, 6], [a, b], [0.5, 20.0])).decode()
+    assert body.split("\n") == [
+        r"reading,enterprise=m1,gateway=GW\ 7,kind=ch4,location=upper\ corner,sensor=CH4-1,"
+        r"site=f1,unit=% value=0.5,flags=0i 5",
+        "reading,enterprise=m1,kind=temp,sensor=T-1,site=f1 value=20.0,flags=0i 6",
+    ]
+
+
+def test_a_resolved_or_closed_alert_point_no_longer_carries_its_level() -> None:
+    from riskwatch.storage.alert_points import AlertPoint, alert_lines
+
+    base = dict(enterprise="m1", site="f1", sensor="S", rule="r", level="red", value=2.0,
+                message="m", id="a1", time_ns=1)  # fmt: skip
+    lines = alert_lines(
+        AlertPoint(state=s, action=s, **base)  # type: ignore[arg-type]
+        for s in ("firing", "acknowledged", "shelved", "resolved", "closed")
+    )
+    levels = [ln.split(" ")[0].split("level=")[1].split(",")[0] for ln in lines]
+    assert levels == ["red", "red", "red", "none", "none"]
+    assert all(ln.split(" ")[1].endswith(',alert_level="red"') for ln in lines)

@@ -47,6 +47,7 @@ from riskwatch.config.engine import EngineConfig
 from riskwatch.console.server import ConsoleServer
 from riskwatch.console.window import SeriesWindow
 from riskwatch.detectors import build_stage as build_detector_stage
+from riskwatch.durability import EngineState
 from riskwatch.engine_loop import EngineLoop
 from riskwatch.errors import StorageError
 from riskwatch.ingest.acks import AckLedger
@@ -127,6 +128,7 @@ class Engine:
         self.window: SeriesWindow | None = None  # recent readings, when the console runs
         self.console: ConsoleServer | None = None
         self.console_url: str | None = None
+        self.state: EngineState | None = None  # durable engine state (state.dir)
         self.first_received_ns: int | None = None  # arrival of the first message (benchmarks)
         self.started = threading.Event()
 
@@ -190,6 +192,7 @@ class Engine:
         )
         self.sink.add_listener(storage_listener(self.storage))
         self._reloader = Reloader(self.registry, self._catalog_files(), self.pipeline)
+        self._restore_state()
         if cfg.metrics.listen:
             self._metrics_server, _, self.metrics_url = serve_metrics(
                 cfg.metrics.listen, self.metrics_registry
@@ -210,7 +213,7 @@ class Engine:
             self._start_console()
         self._spine = Spine(
             self.pipeline, self.sink, self.storage, self.mqtt, self.acks, self.metrics,
-            self.registry, self.clock, window=self.window,
+            self.registry, self.clock, window=self.window, journal=self.state,
         )  # fmt: skip
         loop = EngineLoop(
             self.mqtt, self.batcher, on_batch=self._spine.handle, on_tick=self._spine.tick,
@@ -227,6 +230,22 @@ class Engine:
             cfg.ingest.batch_max_wait_ms,
         )  # fmt: skip
         self.started.set()
+
+    def _restore_state(self) -> None:
+        """Durable engine state: load the snapshot and replay the journal into the stages
+        (and the replayed signals into the sink) before the first message is taken."""
+        folder = self.cfg.state_dir()
+        if folder is None:
+            log.warning(
+                "engine state is not kept (state.dir is null or the config has no "
+                "file to place it beside): a restart starts rules and detectors empty"
+            )
+            return
+        self.state = EngineState(
+            folder, self.pipeline, self.registry,
+            snapshot_every_ns=int(self.cfg.state.snapshot_every), fsync=self.cfg.state.fsync,
+        )  # fmt: skip
+        self.state.restore(self.clock.now_ns(), self.sink)
 
     def _start_console(self) -> None:
         cfg = self.cfg
@@ -255,6 +274,8 @@ class Engine:
             self.api.stop()
             self.api = None
         self.storage.stop()
+        if self.state is not None:
+            self.state.close(self.clock.now_ns())
         self.sink.stop()
         time.sleep(0.2)  # let paho send the last acks
         self.mqtt.stop()
@@ -305,7 +326,8 @@ class Engine:
     def _reload(self, forced: bool) -> None:
         assert self._reloader is not None
         ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
-        self._reloader.check(ctx, force=forced)
+        if self._reloader.check(ctx, force=forced) and self.state is not None:
+            self.state.checkpoint(ctx.now_ns)  # the journal never spans two rule sets
 
     # ------------------------------------------------------------------ storage thread
     def _storage_rejected(self, body: bytes, exc: StorageError) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from riskwatch.model import Batch, Flags
 from riskwatch.pipeline import StageContext
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["QualityStage"]
 
@@ -60,3 +61,16 @@ class QualityStage:
         flags[dup] |= int(Flags.DUPLICATE)
         np.maximum.at(self._last, s, t)
         return batch.with_flags(flags)
+
+    # -- durable state (riskwatch.state.Durable) -------------------------------------------
+    def dump_state(self) -> StateTree:
+        """The newest event time per sensor id (the watermarks)."""
+        return {"v": 1, "last": self._last.copy()}
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
+        """Take over the watermarks of the sensors that still exist (by key)."""
+        last = tree.get("last")
+        if not isinstance(last, np.ndarray) or last.dtype != np.int64:
+            return Restored(dropped=["quality: no watermarks in the snapshot"])
+        self._last = sensors.scatter(last, _NEVER)
+        return Restored({"sensors": int((self._last != _NEVER).sum())})

@@ -20,12 +20,16 @@ again, since a reloaded stage may watch other files (a rule pack naming a new ca
 >>> reloader = Reloader(SensorRegistry(), [], Pipeline([Stage()]))
 >>> ctx = StageContext(now_ns=7, registry=SensorRegistry())
 >>> reloader.check(ctx, force=False)  # nothing changed: nothing happens
+False
 >>> os.utime(rules, (1, 1))
 >>> reloader.check(ctx, force=False)
 reloaded at 7
+True
 >>> reloader.check(ctx, force=False)
+False
 >>> reloader.check(ctx, force=True)
 reloaded at 7
+True
 """
 
 from __future__ import annotations
@@ -74,11 +78,12 @@ class Reloader:
     def _take_watch(self) -> FileWatch:
         return FileWatch([*self.catalog_files, *self.pipeline.watched_files()])
 
-    def check(self, ctx: StageContext, *, force: bool) -> None:
-        """Reload if a watched file changed, or whatever changed when ``force``."""
+    def check(self, ctx: StageContext, *, force: bool) -> bool:
+        """Reload if a watched file changed, or whatever changed when ``force``; True
+        when it did (the engine then snapshots its state)."""
         changed = self._watch.changed()
         if not force and not changed:
-            return
+            return False
         log.info(
             "reloading (%s)", "SIGHUP" if force else "changed: " + ", ".join(map(str, changed))
         )
@@ -96,6 +101,7 @@ class Reloader:
             except ConfigErrors as exc:
                 log.error("reload of %s rejected, keeping the running set:\n%s", stage.name, exc)
         self._watch = self._take_watch()
+        return True
 
 
 def _mtime(p: Path) -> float:

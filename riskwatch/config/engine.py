@@ -28,6 +28,7 @@ from riskwatch.config.alerts import AlertsConfig
 from riskwatch.config.schema import parse
 from riskwatch.config.secrets import resolve_secret
 from riskwatch.config.yamldoc import YamlDoc
+from riskwatch.durations import Duration
 
 __all__ = [
     "AlertsConfig",
@@ -38,6 +39,7 @@ __all__ = [
     "IngestConfig",
     "MetricsConfig",
     "MqttConfig",
+    "StateConfig",
     "StorageConfig",
     "TlsConfig",
     "load_engine_config",
@@ -228,6 +230,24 @@ class ConsoleConfig:
     window_readings: int = _pos(1_000_000)
 
 
+def _positive_duration(v: Duration) -> str | None:
+    return None if int(v) > 0 else f"must be > 0, got {v}"
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Durable engine state (quality watermarks, rule and detector state): a snapshot
+    every ``snapshot_every`` and a journal of the batches since, fsynced before their
+    messages are acknowledged (``fsync: false`` survives a killed process but not a
+    power cut). ``dir`` is relative to this file; ``null`` switches it off."""
+
+    dir: str | None = "var/state"
+    snapshot_every: Duration = field(
+        default=Duration.parse("60s"), metadata={"check": _positive_duration}
+    )
+    fsync: bool = True
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """The whole engine file. ``source`` is the file it came from (for relative paths)."""
@@ -241,6 +261,7 @@ class EngineConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     source: str | None = field(default=None, metadata={"yaml": "__source__"})
 
     def path(self, p: str) -> Path:
@@ -249,6 +270,14 @@ class EngineConfig:
         if pp.is_absolute() or self.source is None:
             return pp
         return Path(self.source).resolve().parent / pp
+
+    def state_dir(self) -> Path | None:
+        """The state folder, or None when it is off or cannot be derived (a relative
+        folder of a config that came from no file)."""
+        d = self.state.dir
+        if d is None or (self.source is None and not Path(d).is_absolute()):
+            return None
+        return self.path(d)
 
 
 def load_engine_config_text(text: str, file: str = "<string>") -> EngineConfig:

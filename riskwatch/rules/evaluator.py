@@ -45,6 +45,7 @@ colour. Losing data never clears a latch: only real readings do.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from riskwatch.rules.conditions import CONDITIONS, CompileContext, Condition, Re
 from riskwatch.rules.parse import RuleFile, RuleSpec
 from riskwatch.rules.readings import ReadingRules
 from riskwatch.rules.sensor_memory import Needs, SensorMemory
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["RuleSet", "rule_fingerprint"]
 
@@ -238,3 +240,53 @@ class RuleSet:
         kept = {name: s for name, s in st["rules"].items() if name in keep}
         for m in self.members:
             m.import_state(kept)
+
+    # ------------------------------------------------------------------ durable state
+    def fingerprints(self) -> dict[str, str]:
+        """Each rule's identity (a digest of :func:`rule_fingerprint`): a snapshot's state
+        of a rule is taken over only by a rule of the same name and fingerprint."""
+        return {
+            r.name: hashlib.sha256(rule_fingerprint(r, self.calendars).encode()).hexdigest()[:24]
+            for r in self.specs
+        }
+
+    def dump_state(self) -> StateTree:
+        """A snapshot of every member's state, with the rules' fingerprints."""
+        if self.registry.generation != self.generation:
+            self._rebuild()
+        return {
+            "v": 1,
+            "fingerprints": self.fingerprints(),
+            "sensors": self.sensors.dump_state(),
+            "members": {"+".join(m.rule_names()): m.dump_state() for m in self.members},
+        }
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
+        """Take over a snapshot's state: rules by name and fingerprint (a changed rule
+        starts fresh, as on a reload), sensors by key."""
+        if self.registry.generation != self.generation:
+            self._rebuild()  # sensors the snapshot registered again
+        out = Restored()
+        old_fp = tree.get("fingerprints")
+        members = tree.get("members")
+        if not isinstance(old_fp, dict) or not isinstance(members, dict):
+            out.dropped.append("rules: no rule state in the snapshot")
+            return out
+        new_fp = self.fingerprints()
+        keep = {n for n, fp in new_fp.items() if old_fp.get(n) == fp}
+        changed = sorted(n for n in new_fp if n in old_fp and n not in keep)
+        if changed:
+            out.dropped.append("rules: changed since the snapshot (state reset): "
+                               + ", ".join(changed))  # fmt: skip
+        gone = sorted(set(old_fp) - set(new_fp))
+        if gone:
+            out.dropped.append("rules: no longer loaded: " + ", ".join(gone))
+        mem = tree.get("sensors")
+        if isinstance(mem, dict):
+            out.counts["sensors seen"] = self.sensors.load_state(mem, sensors)
+        for m in self.members:
+            st = members.get("+".join(m.rule_names()))
+            if isinstance(st, dict):
+                out.merge(m.load_state(st, sensors, keep))
+        out.counts["rules kept"] = len(keep)
+        return out

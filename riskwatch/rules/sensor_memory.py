@@ -22,6 +22,7 @@ import numpy as np
 
 from riskwatch.model import PROCESS_SKIP, Batch
 from riskwatch.rules.slots import NEVER
+from riskwatch.state.tree import SensorMap, StateTree
 
 __all__ = ["Needs", "SensorMemory", "SensorSnapshot"]
 
@@ -84,3 +85,33 @@ class SensorMemory:
         self.seen_arrival[:n] = snap.seen_arrival[:n]
         self.last_value[:n] = snap.last_value[:n]
         self.start_ns = snap.start_ns
+
+    def dump_state(self) -> StateTree:
+        return {
+            "v": 1,
+            "seen_event": self.seen_event.copy(),
+            "seen_arrival": self.seen_arrival.copy(),
+            "last_value": self.last_value.copy(),
+            "start_ns": self.start_ns,
+        }
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> int:
+        """Take over last-seen times and values by sensor key; returns how many sensors
+        had been seen."""
+        n = len(self.seen_event)
+
+        def column(name: str, dtype: type, fill: float) -> np.ndarray | None:
+            got = tree.get(name)
+            if not isinstance(got, np.ndarray) or got.ndim != 1:
+                return None
+            return sensors.scatter(got.astype(dtype), fill, n)
+
+        if (ev := column("seen_event", np.int64, NEVER)) is not None:
+            self.seen_event = ev
+        if (ar := column("seen_arrival", np.int64, NEVER)) is not None:
+            self.seen_arrival = ar
+        if (lv := column("last_value", np.float64, np.nan)) is not None:
+            self.last_value = lv
+        start = tree.get("start_ns")
+        self.start_ns = int(start) if isinstance(start, int) else self.start_ns
+        return int((self.seen_event != NEVER).sum())

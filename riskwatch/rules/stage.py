@@ -28,6 +28,7 @@ from riskwatch.model import Batch, Signal
 from riskwatch.pipeline import StageContext
 from riskwatch.rules.evaluator import RuleSet, rule_fingerprint
 from riskwatch.rules.parse import load_rules
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["RuleStage", "compile_files"]
 
@@ -73,6 +74,13 @@ class RuleStage:
         for c in self.ruleset.calendars.values():
             files += c.files()
         return files
+
+    def dump_state(self) -> StateTree:
+        """The rule set's state (:meth:`RuleSet.dump_state`), for the engine's snapshots."""
+        return self.ruleset.dump_state()
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
+        return self.ruleset.load_state(tree, sensors)
 
     def reload(self, ctx: StageContext) -> None:
         """Swap in the rule files' current content; raise ConfigErrors to keep the old set."""

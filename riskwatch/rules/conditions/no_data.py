@@ -36,6 +36,7 @@ from riskwatch.rules.conditions.base import ActiveAlert, CompileContext, Phase, 
 from riskwatch.rules.parse import RuleSpec, Setpoint
 from riskwatch.rules.sensor_memory import Needs
 from riskwatch.rules.slots import NEVER
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["NoDataCondition", "NoDataState"]
 
@@ -282,3 +283,19 @@ rules:
         self.fired[:n] = old.fired[:n]
         by_group = dict(zip(old.group_names, old.group_fired.tolist(), strict=False))
         self.group_fired = np.array([by_group.get(g, False) for g in self.group_names], bool)
+
+    def dump_state(self) -> StateTree:
+        """Which sensors (per sensor id) and groups (by name) have fired."""
+        fired_groups = [g for g, f in zip(self.group_names, self.group_fired.tolist(),
+                                          strict=True) if f]  # fmt: skip
+        return {"v": 1, "fired": self.fired.copy(), "fired_groups": fired_groups}
+
+    def load_state(self, tree: StateTree, sensors: SensorMap, keep: set[str]) -> Restored:
+        if self.spec.name not in keep:
+            return Restored()
+        fired = tree.get("fired")
+        if isinstance(fired, np.ndarray) and fired.dtype == bool:
+            self.fired = sensors.scatter(fired, False, len(self.fired)) & self.mask
+        groups = set(tree.get("fired_groups") or [])
+        self.group_fired = np.array([g in groups for g in self.group_names], bool)
+        return Restored({"fired": int(self.fired.sum()) + int(self.group_fired.sum())})

@@ -182,7 +182,7 @@ def test_kill_anywhere_then_restore_continues_exactly(tmp_path: Path, cut: int,
     assert rep.problems == [] and rep.restored.dropped == []
     assert same_tree(rule_trees(p2), partial)  # the state of the moment it died
     # what the replay re-emits is the tail of what was emitted before the crash
-    assert sink.got == before[len(before) - len(sink.got):]
+    assert sink.got == before[len(before) - len(sink.got) :]
     after = run(p2, reg2, STEPS[cut:], st2)
     assert before + after == want
     assert same_tree(rule_trees(p2), rule_trees(whole))

@@ -26,8 +26,14 @@ TREE = {
     "quality": {"v": 1, "last": np.array([5, -7, 2**62], np.int64)},
     "rules": {
         "fingerprints": {"a": "x1"},
-        "members": {"a": {"latch": np.array([[True, False]]), "names": ["g1", "g/2"],
-                          "nan": float("nan"), "none": None}},  # fmt: skip
+        "members": {
+            "a": {
+                "latch": np.array([[True, False]]),
+                "names": ["g1", "g/2"],
+                "nan": float("nan"),
+                "none": None,
+            }
+        },
     },
 }
 

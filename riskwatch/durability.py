@@ -96,6 +96,7 @@ class RestoreReport:
     signals: int = 0
     signals_skipped: int = 0
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per part of the start
     problems: list[str] = field(default_factory=list)
 
 
@@ -162,7 +163,9 @@ class EngineState:
         snap: Snapshot | None = None
         if self.snapshot_path.exists():
             try:
+                t = self._stopwatch()
                 snap = read_snapshot(self.snapshot_path)
+                rep.timings["read"] = self._stopwatch() - t
             except SnapshotError as exc:
                 rep.problems.append(f"snapshot ignored: {exc}")
                 self._set_aside(self.snapshot_path)
@@ -172,7 +175,9 @@ class EngineState:
             rep.snapshot = str(self.snapshot_path)
             rep.age_s = (now_ns - snap.written_ns) / 1e9
             rep.size_bytes = snap.size_bytes
+            t = self._stopwatch()
             sensors = snap.sensors.bind(self.registry)
+            rep.timings["sensors"] = self._stopwatch() - t
             if sensors.gone:
                 rep.restored.dropped.append(
                     f"{sensors.gone} sensor(s) of the snapshot no longer exist: their state dropped"
@@ -183,14 +188,18 @@ class EngineState:
                     rep.restored.dropped.append(f"{stage.name}: not in the snapshot (fresh)")
                     continue
                 try:
+                    t = self._stopwatch()
                     rep.restored.merge(stage.load_state(tree, sensors), f"{stage.name}: ")
+                    rep.timings[stage.name] = self._stopwatch() - t
                 except Exception as exc:  # a stage's bug must not stop the engine starting
                     log.exception("state: %s could not load its snapshot", stage.name)
                     rep.problems.append(f"{stage.name}: snapshot not loaded ({exc!r})")
         first = snap.journal_from if snap is not None else 0
         segments = [n for n in self.journal.segments() if n >= first]
+        t = self._stopwatch()
         for n in segments:
             self._replay_segment(n, rep, sink)
+        rep.timings["journal"] = self._stopwatch() - t
         rep.segments = len(segments)
         nxt = max([first - 1, *self.journal.segments()]) + 1
         self._tick_recorded = False
@@ -265,8 +274,9 @@ class EngineState:
             log.warning("state: %s", d)
         for p in rep.problems:
             log.warning("state: %s", p)
-        log.info("state: start took %.3f s; snapshots every %.0f s in %s", rep.seconds,
-                 self.snapshot_every_ns / 1e9, self.folder)  # fmt: skip
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in rep.timings.items())
+        log.info("state: start took %.3f s (%s); snapshots every %.0f s in %s", rep.seconds,
+                 parts, self.snapshot_every_ns / 1e9, self.folder)  # fmt: skip
 
     # ------------------------------------------------------------------ engine thread
     def record_batch(self, now_ns: int, batch: Batch) -> int:

@@ -65,7 +65,9 @@ class QualityStage:
     # -- durable state (riskwatch.state.Durable) -------------------------------------------
     def dump_state(self) -> StateTree:
         """The newest event time per sensor id (the watermarks)."""
-        return {"v": 1, "last": self._last.copy()}
+        seen = np.flatnonzero(self._last != _NEVER)
+        n = int(seen[-1]) + 1 if len(seen) else 0  # not the spare room of the doubling
+        return {"v": 1, "last": self._last[:n].copy()}
 
     def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
         """Take over the watermarks of the sensors that still exist (by key)."""

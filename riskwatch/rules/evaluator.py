@@ -250,6 +250,10 @@ class RuleSet:
             for r in self.specs
         }
 
+    def _state_key(self, m: Condition) -> str:
+        """A member's name in a snapshot: the per-reading rules share one slot table."""
+        return "readings" if m is self.readings else "+".join(m.rule_names())
+
     def dump_state(self) -> StateTree:
         """A snapshot of every member's state, with the rules' fingerprints."""
         if self.registry.generation != self.generation:
@@ -258,7 +262,7 @@ class RuleSet:
             "v": 1,
             "fingerprints": self.fingerprints(),
             "sensors": self.sensors.dump_state(),
-            "members": {"+".join(m.rule_names()): m.dump_state() for m in self.members},
+            "members": {self._state_key(m): m.dump_state() for m in self.members},
         }
 
     def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
@@ -285,7 +289,7 @@ class RuleSet:
         if isinstance(mem, dict):
             out.counts["sensors seen"] = self.sensors.load_state(mem, sensors)
         for m in self.members:
-            st = members.get("+".join(m.rule_names()))
+            st = members.get(self._state_key(m))
             if isinstance(st, dict):
                 out.merge(m.load_state(st, sensors, keep))
         out.counts["rules kept"] = len(keep)

@@ -378,7 +378,7 @@ class ReadingRules:
         s.refresh_band()
         kept_rules = {names[i] for i in np.unique(o_rule_old[src]).tolist()} if len(src) else set()
         out.counts = {
-            "rules": len(kept_rules),
+            "rules with slots": len(kept_rules),
             "slots": len(dst),
             "latched": int(s.latch[dst].any(axis=1).sum()),
         }

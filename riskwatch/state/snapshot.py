@@ -27,7 +27,6 @@ checks and is refused.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import zipfile
@@ -135,16 +134,15 @@ def write_snapshot(
 
 def read_snapshot(path: Path) -> Snapshot:
     """Read a snapshot; raises :class:`SnapshotError` for anything unusable (a missing
-    file included), never another error."""
+    file included), never another error. Each array is read straight from the file into
+    its own memory, and the zip checks each member's CRC as it reaches its end."""
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        f = open(path, "rb")
     except OSError as exc:
         raise SnapshotError(str(path), f"cannot read: {exc.strerror or exc}") from exc
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            bad = z.testzip()  # every member's CRC
-            if bad is not None:
-                raise SnapshotError(str(path), f"member {bad} is corrupt (CRC)")
+        with f, zipfile.ZipFile(f) as z:
             meta = json.loads(z.read("meta.json"))
             if not isinstance(meta, dict):
                 raise SnapshotError(str(path), "meta.json is not an object")
@@ -154,18 +152,20 @@ def read_snapshot(path: Path) -> Snapshot:
                     str(path), f"format {version!r}, this riskwatch reads {FORMAT_VERSION}"
                 )
             arrays = {}
-            for name in z.namelist():
-                if name.endswith(".npy"):
-                    with z.open(name) as member:
-                        arrays[name[:-4]] = np.lib.format.read_array(
-                            io.BytesIO(member.read()), allow_pickle=False
+            for info in z.infolist():
+                if info.filename.endswith(".npy"):
+                    with z.open(info) as member:
+                        arrays[info.filename[:-4]] = np.lib.format.read_array(
+                            member, allow_pickle=False
                         )
+                        if member.read(1):
+                            raise SnapshotError(str(path), f"{info.filename}: trailing bytes")
             return Snapshot(
                 written_ns=int(meta["written_ns"]),
                 journal_from=int(meta["journal_from"]),
                 sensors=SensorTable.from_json(meta["sensors"]),
                 stages=_unflatten(meta["stages"], arrays),
-                size_bytes=len(data),
+                size_bytes=size,
             )
     except SnapshotError:
         raise

@@ -275,4 +275,4 @@ rules:
             if g in by_group:
                 self.status[i], self.since[i] = by_group[g]
                 n += 1
-        return Restored({"groups": n})
+        return Restored({"compound groups": n})

@@ -298,4 +298,4 @@ rules:
             self.fired = sensors.scatter(fired, False, len(self.fired)) & self.mask
         groups = set(tree.get("fired_groups") or [])
         self.group_fired = np.array([g in groups for g in self.group_names], bool)
-        return Restored({"fired": int(self.fired.sum()) + int(self.group_fired.sum())})
+        return Restored({"no-data fired": int(self.fired.sum()) + int(self.group_fired.sum())})

@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Subscribe to sensor telemetry over MQTT, evaluate rules and detectors, "
         "raise alerts and write every reading to InfluxDB. SIGTERM/SIGINT stop it after "
         "flushing; SIGHUP reloads rules, detectors and the sensor catalogue (files are also "
-        "watched for changes). Validate a config without running it with --check.",
+        "watched for changes). Rule and detector state (latches, timers, baselines) and "
+        "the quality watermarks survive a stop or a crash in state.dir (default var/state "
+        "beside the config): a snapshot every state.snapshot_every and a journal of the "
+        "batches since, restored at start. Validate a config without running it with --check.",
         epilog="example: riskwatch run -c engine.yaml   "
         "(get an editable set with: riskwatch config init mycfg/)",
     )
@@ -36,7 +39,9 @@ def _run(args: argparse.Namespace) -> int:
         eng = Engine(cfg)
         n = eng.check()
         stages = ", ".join(n["stages"]) or "none"
-        print(f"{args.config}: OK ({n['sensors']} catalogued sensors, stages: {stages})")
+        state = cfg.state_dir()
+        print(f"{args.config}: OK ({n['sensors']} catalogued sensors, stages: {stages}; "
+              f"state: {state if state is not None else 'off'})")  # fmt: skip
         return 0
 
     Engine(cfg).run_forever()

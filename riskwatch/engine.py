@@ -192,7 +192,6 @@ class Engine:
         )
         self.sink.add_listener(storage_listener(self.storage))
         self._reloader = Reloader(self.registry, self._catalog_files(), self.pipeline)
-        self._restore_state()
         if cfg.metrics.listen:
             self._metrics_server, _, self.metrics_url = serve_metrics(
                 cfg.metrics.listen, self.metrics_registry
@@ -205,6 +204,7 @@ class Engine:
             log.info("writing readings to %s (api %s)", writer.url, api)
         self.storage.start()
         self.sink.start()
+        self._restore_state()  # before the first message, into a running sink
         if cfg.alerts.api.listen and isinstance(self.sink, AlertSink):
             self.api = ApiServer(self.sink, cfg.alerts.api)
             self.api.start()
@@ -275,7 +275,10 @@ class Engine:
             self.api = None
         self.storage.stop()
         if self.state is not None:
-            self.state.close(self.clock.now_ns())
+            try:
+                self.state.close(self.clock.now_ns())
+            except Exception:  # the journal stays: the next start replays it
+                log.exception("engine state: final snapshot failed")
         self.sink.stop()
         time.sleep(0.2)  # let paho send the last acks
         self.mqtt.stop()
@@ -327,7 +330,10 @@ class Engine:
         assert self._reloader is not None
         ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
         if self._reloader.check(ctx, force=forced) and self.state is not None:
-            self.state.checkpoint(ctx.now_ns)  # the journal never spans two rule sets
+            try:
+                self.state.checkpoint(ctx.now_ns)  # the journal never spans two rule sets
+            except Exception:
+                log.exception("engine state: snapshot after the reload failed")
 
     # ------------------------------------------------------------------ storage thread
     def _storage_rejected(self, body: bytes, exc: StorageError) -> None:

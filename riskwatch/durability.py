@@ -63,13 +63,16 @@ from riskwatch.model import Batch, Signal
 from riskwatch.pipeline import Pipeline, StageContext
 from riskwatch.state.journal import Journal, RecordKind, read_segment
 from riskwatch.state.snapshot import Snapshot, read_snapshot, write_snapshot
-from riskwatch.state.tree import Durable, Restored, SensorTable, StateTree
+from riskwatch.state.tree import Durable, Restored, Resumes, SensorTable, StateTree
 
 __all__ = ["EngineState", "ReplaysSignals", "RestoreReport"]
 
 log = logging.getLogger("riskwatch.state")
 
 SNAPSHOT_NAME = "state.snap"
+#: how often an idle engine marks the journal that it runs (bounds the downtime a restart
+#: measures to this; the downtime is not counted as arrival-clock silence)
+ALIVE_EVERY_NS = 1_000_000_000
 
 
 @runtime_checkable
@@ -131,6 +134,8 @@ class EngineState:
         self._table = SensorTable([])
         self._last_snapshot_ns: int | None = None
         self._tick_recorded = False  # the first tick of a segment is always recorded
+        self._last_record_ns: int | None = None  # now of the last journal record
+        self._stopped_ns: int | None = None  # at restore: the engine's last known now
         self._background = background
         self._jobs: queue.Queue[tuple[dict[str, StateTree], SensorTable, int, int] | None] = (
             queue.Queue(maxsize=1)
@@ -174,6 +179,7 @@ class EngineState:
         if snap is not None:
             rep.snapshot = str(self.snapshot_path)
             rep.age_s = (now_ns - snap.written_ns) / 1e9
+            self._stopped_ns = snap.written_ns
             rep.size_bytes = snap.size_bytes
             t = self._stopwatch()
             sensors = snap.sensors.bind(self.registry)
@@ -200,6 +206,10 @@ class EngineState:
         for n in segments:
             self._replay_segment(n, rep, sink)
         rep.timings["journal"] = self._stopwatch() - t
+        if self._stopped_ns is not None:
+            for stage in self._durable_stages():
+                if isinstance(stage, Resumes):
+                    stage.resume(self._stopped_ns, now_ns)
         rep.segments = len(segments)
         nxt = max([first - 1, *self.journal.segments()]) + 1
         self._tick_recorded = False
@@ -228,6 +238,9 @@ class EngineState:
             if rec.kind is RecordKind.KEYS:
                 assert rec.keys is not None
                 id_map = rec.keys.bind(self.registry, into=id_map).new_id
+                continue
+            self._stopped_ns = max(self._stopped_ns or rec.now_ns, rec.now_ns)
+            if rec.kind is RecordKind.ALIVE:
                 continue
             ctx = StageContext(now_ns=rec.now_ns, registry=self.registry)
             if rec.kind is RecordKind.BATCH:
@@ -286,13 +299,19 @@ class EngineState:
             table = self._table_now()
             extra = {i: m for i, m in table.extra.items() if i >= start}
             self.journal.append_keys(SensorTable(table.keys[start:], extra, start))
+        self._last_record_ns = now_ns
         return self.journal.append_batch(now_ns, batch)
 
     def record_tick(self, now_ns: int, changed: bool) -> None:
-        """Journal a timer tick that changed state (its signals); snapshot when due."""
+        """Journal a timer tick that changed state (its signals; replayed at start), else
+        at most once a second that the engine was alive at ``now_ns``; snapshot when due."""
         if changed or not self._tick_recorded:
             self.journal.append_tick(now_ns)
             self._tick_recorded = True
+            self._last_record_ns = now_ns
+        elif self._last_record_ns is None or now_ns - self._last_record_ns >= ALIVE_EVERY_NS:
+            self.journal.append_tick(now_ns, changed=False)
+            self._last_record_ns = now_ns
         last = self._last_snapshot_ns
         if last is None or now_ns - last >= self.snapshot_every_ns:
             self.checkpoint(now_ns)

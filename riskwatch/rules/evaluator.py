@@ -294,3 +294,8 @@ class RuleSet:
                 out.merge(m.load_state(st, sensors, keep))
         out.counts["rules kept"] = len(keep)
         return out
+
+    def resume(self, stopped_ns: int, now_ns: int) -> int:
+        """After a restore and its replay: arrival-clock silences resume where they stood
+        (:meth:`SensorMemory.resume`); returns the downtime skipped (ns)."""
+        return self.sensors.resume(stopped_ns, now_ns)

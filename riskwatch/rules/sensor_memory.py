@@ -63,6 +63,20 @@ class SensorMemory:
         if self.start_ns is None:
             self.start_ns = now_ns
 
+    def resume(self, stopped_ns: int, now_ns: int) -> int:
+        """After a restart: the engine's own downtime (``stopped_ns`` .. ``now_ns``) is not
+        a sensor's silence on the arrival clock (nothing was received, whatever the sensors
+        did: their readings wait in the broker), so arrival times and the start move on by
+        it. Returns the gap skipped (ns)."""
+        gap = now_ns - stopped_ns
+        if gap <= 0:
+            return 0
+        seen = self.seen_arrival != NEVER
+        self.seen_arrival[seen] += gap
+        if self.start_ns is not None:
+            self.start_ns += gap
+        return gap
+
     def observe(self, batch: Batch, needs: Needs) -> None:
         """Record a time-sorted batch (only what some rule needs)."""
         if needs & Needs.SEEN:

@@ -82,6 +82,12 @@ class RuleStage:
     def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
         return self.ruleset.load_state(tree, sensors)
 
+    def resume(self, stopped_ns: int, now_ns: int) -> None:
+        gap = self.ruleset.resume(stopped_ns, now_ns)
+        if gap:
+            log.info("rules: %.1f s of engine downtime not counted as sensor silence "
+                     "(no-data, arrival clock)", gap / 1e9)  # fmt: skip
+
     def reload(self, ctx: StageContext) -> None:
         """Swap in the rule files' current content; raise ConfigErrors to keep the old set."""
         new = compile_files(self.paths, self.registry)

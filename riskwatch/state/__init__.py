@@ -18,6 +18,7 @@ from riskwatch.state.snapshot import FORMAT_VERSION, Snapshot, read_snapshot, wr
 from riskwatch.state.tree import (
     Durable,
     Restored,
+    Resumes,
     SensorMap,
     SensorTable,
     StateTree,
@@ -32,6 +33,7 @@ __all__ = [
     "JournalRecord",
     "RecordKind",
     "Restored",
+    "Resumes",
     "SensorMap",
     "SensorTable",
     "Snapshot",

@@ -17,7 +17,9 @@ interval. A segment starts with ``RWJ`` and a version byte, then records::
   registered since, so a segment is read without anything else;
 - ``BATCH``: ``now_ns``, the row count, then the columns ``time`` int64, ``sensor``
   int32 (this segment's ids), ``value`` float64, ``flags`` uint8, ``received`` int64;
-- ``TICK``: ``now_ns`` of a timer tick that changed some state.
+- ``TICK``: ``now_ns`` of a timer tick that changed some state;
+- ``ALIVE``: ``now_ns`` of a tick that changed nothing, at most one a second: after a
+  crash it says until when the engine ran (its downtime is not the sensors' silence).
 
 Appends happen on the engine thread (one ``write`` per record); :meth:`Journal.sync`
 runs on the storage thread before a batch's acks and fsyncs everything appended so far
@@ -67,6 +69,7 @@ class RecordKind(IntEnum):
     KEYS = 1
     BATCH = 2
     TICK = 3
+    ALIVE = 4  # the engine ran at now_ns (no state changed): bounds the downtime
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,8 @@ def read_segment(path: Path) -> SegmentRead:
         try:
             if kind == RecordKind.BATCH:
                 out.records.append(_parse_batch(payload))
-            elif kind == RecordKind.TICK:
-                out.records.append(JournalRecord(RecordKind.TICK, _TICK.unpack(payload)[0]))
+            elif kind in (RecordKind.TICK, RecordKind.ALIVE):
+                out.records.append(JournalRecord(RecordKind(kind), _TICK.unpack(payload)[0]))
             elif kind == RecordKind.KEYS:
                 table = SensorTable.from_json(json.loads(payload))
                 out.records.append(JournalRecord(RecordKind.KEYS, keys=table))
@@ -251,8 +254,10 @@ class Journal:
         """Append a decoded batch; returns the mark to :meth:`sync` before its acks."""
         return self._write(_record(RecordKind.BATCH, _batch_payload(now_ns, batch)))
 
-    def append_tick(self, now_ns: int) -> int:
-        return self._write(_record(RecordKind.TICK, _TICK.pack(now_ns)))
+    def append_tick(self, now_ns: int, *, changed: bool = True) -> int:
+        """A tick that changed state (replayed), or else an ``ALIVE`` mark (not replayed)."""
+        kind = RecordKind.TICK if changed else RecordKind.ALIVE
+        return self._write(_record(kind, _TICK.pack(now_ns)))
 
     # -- durability (storage thread) -------------------------------------------------------
     def sync(self, mark: int) -> None:

@@ -36,6 +36,7 @@ from riskwatch.catalog import SensorRegistry
 __all__ = [
     "Durable",
     "Restored",
+    "Resumes",
     "SensorMap",
     "SensorTable",
     "StateTree",
@@ -77,6 +78,16 @@ class Durable(Protocol):
     def dump_state(self) -> StateTree: ...
 
     def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored: ...
+
+
+@runtime_checkable
+class Resumes(Protocol):
+    """A durable stage with clocks of the engine's own time: called once after the
+    restore and the journal replay with the last time the engine is known to have run
+    (``stopped_ns``) and its ``now``, so that the downtime between is not taken for
+    something the sensors did (rules: arrival-clock no-data)."""
+
+    def resume(self, stopped_ns: int, now_ns: int) -> None: ...
 
 
 @dataclass(frozen=True)

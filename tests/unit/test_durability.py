@@ -20,7 +20,7 @@ from riskwatch.model import Batch, Signal
 from riskwatch.pipeline import Pipeline, StageContext
 from riskwatch.quality import QualityStage
 from riskwatch.rules.stage import RuleStage
-from riskwatch.state import read_segment
+from riskwatch.state import RecordKind, read_segment
 
 CONFIG = Path(__file__).resolve().parents[2] / "riskwatch" / "config"
 CATALOG = CONFIG / "catalog" / "coal_mine.csv"
@@ -178,7 +178,7 @@ def test_kill_anywhere_then_restore_continues_exactly(tmp_path: Path, cut: int,
     p2 = engine(reg2)
     sink = Sink(reg2)
     st2 = EngineState(tmp_path, p2, reg2, snapshot_every_ns=every_s * S, background=False)
-    rep = st2.restore(STEPS[cut][1], sink=sink)
+    rep = st2.restore(STEPS[cut - 1][1], sink=sink)  # restarted at once
     assert rep.problems == [] and rep.restored.dropped == []
     assert same_tree(rule_trees(p2), partial)  # the state of the moment it died
     # what the replay re-emits is the tail of what was emitted before the crash
@@ -202,7 +202,14 @@ def test_clean_stop_leaves_one_snapshot_and_no_journal(tmp_path: Path) -> None:
         T0 + 260 * S, sink=None)  # fmt: skip
     assert rep.age_s == pytest.approx(60.0) and rep.batches == 0
     assert rep.restored.counts["rules: latched"] == 1  # the face's red power-off latch
-    assert same_tree(rule_trees(p2), rule_trees(p))
+    got, want = rule_trees(p2), rule_trees(p)
+    # the 60 s the engine was down are not counted as silence on the arrival clock
+    arrived, was = got["rules"]["sensors"]["seen_arrival"], want["rules"]["sensors"]["seen_arrival"]
+    assert (arrived - was).tolist() == [60 * S] * len(was)
+    assert got["rules"]["sensors"]["start_ns"] == want["rules"]["sensors"]["start_ns"] + 60 * S
+    for t in (got, want):
+        del t["rules"]["sensors"]["seen_arrival"], t["rules"]["sensors"]["start_ns"]
+    assert same_tree(got, want)
 
 
 def test_a_latched_red_stays_red_at_1_2_percent_after_restart(tmp_path: Path) -> None:
@@ -304,6 +311,46 @@ def test_a_torn_journal_tail_replays_up_to_the_last_whole_record(tmp_path: Path)
     reg2 = registry()
     rep = EngineState(tmp_path, engine(reg2), reg2, snapshot_every_ns=S,
                       background=False).restore(T0, None)  # fmt: skip
-    assert 1 + rep.batches + rep.ticks == len(whole) - 1  # all but the KEYS and the torn one
+    kept = [r.kind for r in whole[:-1]]  # all but the torn one
+    assert (rep.batches, rep.ticks) == (kept.count(RecordKind.BATCH), kept.count(RecordKind.TICK))
     assert len(rep.problems) == 1
     assert rep.problems[0].startswith(f"journal segment {seg}: torn or corrupt record at byte")
+
+
+def test_the_engines_downtime_is_not_a_sensors_silence_on_the_arrival_clock(
+    tmp_path: Path,
+) -> None:
+    """A sensor silent for 20 s of a 30 s no-data limit when the engine dies; the engine is
+    back 10 minutes later. Its readings of those minutes wait in the broker, so the
+    downtime does not count: the alarm comes 10 s after the restart if nothing arrives,
+    not at the first tick; a sensor that had already fired stays fired."""
+    rules = tmp_path / "nd.yaml"
+    rules.write_text("rules:\n  - {name: silent, match: {kind: ch4}, no_data: {after: 30s}}\n")
+    reg = registry()
+    p = Pipeline([QualityStage(), RuleStage([rules], reg)])
+    st = EngineState(tmp_path / "st", p, reg, snapshot_every_ns=10_000 * S, background=False)
+    st.restore(T0, None)
+    ch4 = [i for i in range(len(reg)) if reg.meta(i)["kind"] == "ch4"]
+    quiet, rest = ch4[0], ch4[1:]
+    b = Batch.from_arrays([T0] * len(ch4), ch4, [0.3] * len(ch4))
+    st.record_batch(T0, b)
+    p.run(b, StageContext(T0, reg))
+    b = Batch.from_arrays([T0 + 40 * S] * len(rest), rest, [0.3] * len(rest))
+    st.record_batch(T0 + 40 * S, b)  # all but one report again; the quiet one fires at 40 s
+    p.run(b, StageContext(T0 + 40 * S, reg))
+    fired = p.tick(StageContext(T0 + 40 * S, reg))
+    st.record_tick(T0 + 40 * S, bool(fired))
+    assert [(s.rule, reg.key(s.sensor)) for s in fired] == [("silent", reg.key(quiet))]
+    for t in (50, 60):  # quiet ticks: the journal marks that the engine ran
+        st.record_tick(T0 + t * S, bool(p.tick(StageContext(T0 + t * S, reg))))
+    # dies at 60 s (the others silent for 20 s); back at 660 s
+    reg2 = registry()
+    p2 = Pipeline([QualityStage(), RuleStage([rules], reg2)])
+    back = T0 + 660 * S
+    EngineState(tmp_path / "st", p2, reg2, snapshot_every_ns=10_000 * S,
+                background=False).restore(back, None)  # fmt: skip
+    assert p2.tick(StageContext(back, reg2)) == []
+    later = p2.tick(StageContext(back + 10 * S, reg2))
+    assert sorted(reg2.key(s.sensor) for s in later) == sorted(reg.key(i) for i in rest)
+    active = [a[1] for a in p2.stages[1].ruleset.active_subjects()]  # type: ignore[attr-defined]
+    assert reg.key(quiet) in active

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskwatch.catalog import SensorRegistry
 from riskwatch.detectors.stage import DetectorStage
@@ -354,3 +356,62 @@ def test_the_engines_downtime_is_not_a_sensors_silence_on_the_arrival_clock(
     assert sorted(reg2.key(s.sensor) for s in later) == sorted(reg.key(i) for i in rest)
     active = [a[1] for a in p2.stages[1].ruleset.active_subjects()]  # type: ignore[attr-defined]
     assert reg.key(quiet) in active
+
+
+SMALL = Path(tempfile.mkdtemp()) / "small.csv"
+SMALL.write_text(
+    "enterprise,site,sensor,kind,unit,location,gateway,range_low,range_high,period_s,alarm,"
+    "power_off,restore\n"
+    "m1,f1,T1,ch4,%,working_face,G1,0,10,10,1,1.5,1\n"
+    "m1,f1,T2,ch4,%,return_airway,G1,0,10,10,1,1,1\n"
+    "m1,f1,CO,co,ppm,return_airway,G1,0,500,10,24,,\n"
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.sampled_from([0.2, 0.9, 1.0, 1.2, 1.5, 1.6, 30.0]),
+            st.integers(0, 20),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 40),
+    st.sampled_from([1, 7, 10_000]),
+)
+def test_property_any_series_any_crash_point_continues_as_uninterrupted(
+    readings: list[tuple[int, float, int]], cut: int, every_s: int
+) -> None:
+    """Readings (sensor, value, seconds after the previous) with ticks between, killed after
+    any step and restarted at once, with snapshots every 1 s / 7 s / never: the signals and
+    the rule state are the uninterrupted run's."""
+    t, steps = T0, []
+    reg0 = registry(SMALL)
+    for sensor, value, gap in readings:
+        t += gap * S
+        steps.append(("batch", t, [(reg0.key(sensor), value)]))
+        steps.append(("tick", t + S // 2, []))
+    cut = min(cut, len(steps) - 1)
+
+    def pipeline(reg: SensorRegistry) -> Pipeline:
+        return Pipeline([QualityStage(), RuleStage([CONFIG / "rules" / "coal_mine.yaml"], reg)])
+
+    reg_u = registry(SMALL)
+    p_u = pipeline(reg_u)
+    want = run(p_u, reg_u, steps)
+    with tempfile.TemporaryDirectory() as d:
+        reg = registry(SMALL)
+        p = pipeline(reg)
+        st1 = EngineState(Path(d), p, reg, snapshot_every_ns=every_s * S, background=False)
+        st1.restore(T0, None)
+        before = run(p, reg, steps[:cut], st1)
+        reg2 = registry(SMALL)
+        p2 = pipeline(reg2)
+        st2 = EngineState(Path(d), p2, reg2, snapshot_every_ns=every_s * S, background=False)
+        st2.restore(steps[cut - 1][1] if cut else T0, None)
+        after = run(p2, reg2, steps[cut:], st2)
+    assert before + after == want
+    assert same_tree(rule_trees(p2), rule_trees(p_u))

@@ -46,7 +46,9 @@ run where a gateway repeats itself.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import queue
 import threading
 import time
@@ -142,6 +144,7 @@ class EngineState:
         )
         self._writer: threading.Thread | None = None
         self._stopwatch = stopwatch
+        self._lock_fd: int | None = None
         self.snapshots_written = 0
         self.last_snapshot_bytes = 0
         self.last_snapshot_seconds = 0.0
@@ -149,6 +152,18 @@ class EngineState:
     @property
     def snapshot_path(self) -> Path:
         return self.folder / SNAPSHOT_NAME
+
+    def _lock(self) -> None:
+        """One engine per state folder: a second process on the same folder would write
+        over the first's journal. A POSIX lock on ``state.lock`` (released when the
+        process dies, even by kill -9) refuses it with :class:`SnapshotError`."""
+        fd = os.open(self.folder / "state.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise SnapshotError(str(self.folder), "in use by another running engine") from exc
+        self._lock_fd = fd
 
     def _durable_stages(self) -> list[Durable]:
         return [s for s in self.pipeline.stages if isinstance(s, Durable)]
@@ -165,6 +180,7 @@ class EngineState:
         started = self._stopwatch()
         rep = RestoreReport()
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock()
         snap: Snapshot | None = None
         if self.snapshot_path.exists():
             try:
@@ -380,6 +396,9 @@ class EngineState:
             self._jobs.put(None)
             self._writer.join(10)
             self._writer = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
 
     def _write_final(self, now_ns: int) -> None:
         stages = {s.name: s.dump_state() for s in self._durable_stages()}

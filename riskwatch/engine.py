@@ -49,7 +49,7 @@ from riskwatch.console.window import SeriesWindow
 from riskwatch.detectors import build_stage as build_detector_stage
 from riskwatch.durability import EngineState
 from riskwatch.engine_loop import EngineLoop
-from riskwatch.errors import StorageError
+from riskwatch.errors import SnapshotError, StorageError
 from riskwatch.ingest.acks import AckLedger
 from riskwatch.ingest.batcher import MicroBatcher
 from riskwatch.ingest.deadletter import DeadLetterSink
@@ -241,11 +241,16 @@ class Engine:
                 "file to place it beside): a restart starts rules and detectors empty"
             )
             return
-        self.state = EngineState(
+        state = EngineState(
             folder, self.pipeline, self.registry,
             snapshot_every_ns=int(self.cfg.state.snapshot_every), fsync=self.cfg.state.fsync,
         )  # fmt: skip
-        self.state.restore(self.clock.now_ns(), self.sink)
+        try:
+            state.restore(self.clock.now_ns(), self.sink)
+        except SnapshotError as exc:  # the alarms matter more than surviving the next crash
+            log.error("engine state is not kept: %s", exc)
+            return
+        self.state = state
 
     def _start_console(self) -> None:
         cfg = self.cfg

@@ -197,7 +197,7 @@ def test_clean_stop_leaves_one_snapshot_and_no_journal(tmp_path: Path) -> None:
     st.restore(T0, sink=None)
     run(p, reg, STEPS[:30], st)
     st.close(T0 + 200 * S)
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["state.snap"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["state.lock", "state.snap"]
     reg2 = registry()
     p2 = engine(reg2)
     rep = EngineState(tmp_path, p2, reg2, snapshot_every_ns=S, background=False).restore(
@@ -415,3 +415,25 @@ def test_property_any_series_any_crash_point_continues_as_uninterrupted(
         after = run(p2, reg2, steps[cut:], st2)
     assert before + after == want
     assert same_tree(rule_trees(p2), rule_trees(p_u))
+
+
+def test_a_second_engine_on_the_same_state_folder_is_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    reg = registry()
+    EngineState(tmp_path, engine(reg), reg, snapshot_every_ns=S, background=False).restore(T0, None)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from riskwatch.catalog import SensorRegistry\n"
+        "from riskwatch.durability import EngineState\n"
+        "from riskwatch.errors import SnapshotError\n"
+        "from riskwatch.pipeline import Pipeline\n"
+        "try:\n"
+        f"    EngineState(Path({str(tmp_path)!r}), Pipeline([]), SensorRegistry(),\n"
+        "                snapshot_every_ns=1).restore(0, None)\n"
+        "except SnapshotError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == f"{tmp_path}: in use by another running engine"

@@ -18,8 +18,8 @@ interval. A segment starts with ``RWJ`` and a version byte, then records::
 - ``BATCH``: ``now_ns``, the row count, then the columns ``time`` int64, ``sensor``
   int32 (this segment's ids), ``value`` float64, ``flags`` uint8, ``received`` int64;
 - ``TICK``: ``now_ns`` of a timer tick that changed some state;
-- ``ALIVE``: ``now_ns`` of a tick that changed nothing, at most one a second: after a
-  crash it says until when the engine ran (its downtime is not the sensors' silence).
+- ``ALIVE``: ``now_ns`` of a tick that changed nothing (not replayed): after a crash it
+  says until when the engine ran (its downtime is not the sensors' silence).
 
 Appends happen on the engine thread (one ``write`` per record); :meth:`Journal.sync`
 runs on the storage thread before a batch's acks and fsyncs everything appended so far

@@ -10,7 +10,10 @@ reloads.
 
 Catalogue files are CSV (header row) or YAML (a list of mappings, or ``sensors:`` list).
 Columns ``enterprise, site, sensor, kind`` are required; ``unit, location, gateway,
-name`` are text; ``range_low, range_high, period_s`` are numbers; any other column is a
+name, domain`` are text (``domain`` names the rule pack's domain a point belongs to:
+``coal_mine``, ``hazchem``, ``tailings``, ``electricity``; empty when not given, and every
+registry has the column, so packs can select "this domain or none"); ``range_low,
+range_high, period_s`` are numbers; any other column is a
 setpoint if all its values are numbers (``alarm``, ``power_off``, ``restore``, ``high``,
 ``high_high`` ...) and a tag otherwise.
 
@@ -43,7 +46,9 @@ from riskwatch.errors import ConfigError, ConfigErrors
 
 __all__ = ["CatalogEntry", "SensorRegistry", "load_catalog"]
 
-TEXT_COLUMNS = ("enterprise", "site", "sensor", "kind", "unit", "location", "gateway", "name")
+TEXT_COLUMNS = (
+    "enterprise", "site", "sensor", "kind", "unit", "location", "gateway", "name", "domain",
+)  # fmt: skip
 NUMBER_COLUMNS = ("range_low", "range_high", "period_s")
 REQUIRED = ("enterprise", "site", "sensor", "kind")
 
@@ -60,6 +65,7 @@ class CatalogEntry:
     location: str = ""
     gateway: str = ""
     name: str = ""
+    domain: str = ""
     range_low: float = math.nan
     range_high: float = math.nan
     period_s: float = math.nan
@@ -126,6 +132,7 @@ def _parse_rows(
             location=str(row.get("location") or ""),
             gateway=str(row.get("gateway") or ""),
             name=str(row.get("name") or ""),
+            domain=str(row.get("domain") or ""),
             setpoints=setpoints,
             tags=tags,
             file=file,
@@ -222,8 +229,13 @@ class SensorRegistry:
         self._setpoints: dict[str, dict[int, float]] = {}
         self._tags: dict[str, dict[int, str]] = {}
         self._catalogued: list[bool] = []
-        self._cache: dict[str, tuple[int, np.ndarray]] = {}
+        self._cache: dict[str, tuple[int, int, np.ndarray]] = {}
+        #: moves on every change: a sensor added or any metadata changed
         self.generation = 0
+        #: moves only when metadata of sensors already known changes (catalogue, set_meta):
+        #: while it stays, a change of ``generation`` only appended sensors, and per-sensor
+        #: arrays can be extended by the new ids instead of rebuilt (adding a sensor is O(1))
+        self.meta_generation = 0
 
     def __len__(self) -> int:
         return len(self._catalogued)
@@ -304,6 +316,7 @@ class SensorRegistry:
                 else:
                     raise KeyError(k)
             self.generation += 1
+            self.meta_generation += 1
 
     def apply_catalog(self, entries: Iterable[CatalogEntry]) -> None:
         """Add or update catalogued sensors (ids of known sensors never change)."""
@@ -313,13 +326,18 @@ class SensorRegistry:
                 self._catalogued[sid] = True
                 for c in TEXT_COLUMNS[3:]:
                     self._cols[c][sid] = str(getattr(e, c))
+                if not e.domain and "domain" in e.tags:  # given as a tag (older tables)
+                    self._cols["domain"][sid] = str(e.tags["domain"])
                 for c in NUMBER_COLUMNS:
                     self._nums[c][sid] = float(getattr(e, c))
                 for k, v in e.setpoints.items():
                     self._setpoints.setdefault(k, {})[sid] = float(v)
                 for k, tag in e.tags.items():
+                    if k in self._cols:
+                        continue
                     self._tags.setdefault(k, {})[sid] = str(tag)
             self.generation += 1
+            self.meta_generation += 1
 
     def load_catalog(self, paths: Sequence[str | Path]) -> int:
         entries = load_catalog(paths)
@@ -355,33 +373,46 @@ class SensorRegistry:
         return name in self.columns
 
     def column(self, name: str) -> np.ndarray:
-        """A numpy array over all sensor ids (object for text, float64 with NaN for numbers)."""
+        """A numpy array over all sensor ids (object for text, float64 with NaN for numbers).
+
+        Cached until the registry changes; when only sensors were added since, the cached
+        array is extended by the new ids rather than rebuilt.
+        """
         hit = self._cache.get(name)
         if hit is not None and hit[0] == self.generation:
-            return hit[1]
+            return hit[2]
         with self._lock:
             n = len(self._catalogued)
-            if name in self._cols:
-                arr = np.array(self._cols[name], dtype=object) if n else np.empty(0, dtype=object)
-            elif name in self._nums:
-                arr = np.array(self._nums[name], dtype=np.float64)
-            elif name == "catalogued":
-                arr = np.array(self._catalogued, dtype=bool)
-            elif name in self._setpoints:
-                arr = np.full(n, np.nan)
-                d = self._setpoints[name]
-                if d:
-                    arr[np.fromiter(d.keys(), dtype=np.int64)] = np.fromiter(
-                        d.values(), dtype=np.float64
-                    )
-            elif name in self._tags:
-                arr = np.full(n, "", dtype=object)
-                for k, v in self._tags[name].items():
-                    arr[k] = v
+            if hit is not None and hit[1] == self.meta_generation and len(hit[2]) <= n:
+                old = hit[2]
+                arr = np.concatenate([old, self._build(name, len(old), n)])
             else:
-                raise KeyError(f"no sensor column {name!r} (have: {', '.join(self.columns)})")
-            self._cache[name] = (self.generation, arr)
+                arr = self._build(name, 0, n)
+            self._cache[name] = (self.generation, self.meta_generation, arr)
             return arr
+
+    def _build(self, name: str, lo: int, hi: int) -> np.ndarray:
+        """Column ``name`` for ids ``lo`` .. ``hi - 1``."""
+        n = hi - lo
+        if name in self._cols:
+            return np.array(self._cols[name][lo:hi], dtype=object) if n else np.empty(0, object)
+        if name in self._nums:
+            return np.array(self._nums[name][lo:hi], dtype=np.float64)
+        if name == "catalogued":
+            return np.array(self._catalogued[lo:hi], dtype=bool)
+        if name in self._setpoints:
+            arr = np.full(n, np.nan)
+            for k, v in self._setpoints[name].items():
+                if lo <= k < hi:
+                    arr[k - lo] = v
+            return arr
+        if name in self._tags:
+            tags = np.full(n, "", dtype=object)
+            for k, t in self._tags[name].items():
+                if lo <= k < hi:
+                    tags[k - lo] = t
+            return tags
+        raise KeyError(f"no sensor column {name!r} (have: {', '.join(self.columns)})")
 
     def setpoint_names(self) -> list[str]:
         return list(self._setpoints)

@@ -40,7 +40,7 @@ run where a gateway repeats itself.
 >>> state.durable(mark)  # the process dies here: the journal holds the batch
 >>> q = QualityStage()
 >>> again = EngineState(d, Pipeline([q]), SensorRegistry(), snapshot_every_ns=10**12)
->>> again.restore(9, sink=None).batches, q._last.tolist()
+>>> again.restore(9, sink=None).batches, q.watermark.tolist()
 (1, [7])
 """
 

@@ -22,7 +22,7 @@ context) and loop timing only through ``monotonic``; both are injected.
 >>> from riskwatch.config.engine import load_engine_config_text
 >>> eng = Engine(load_engine_config_text("storage: {influx: null}\\nmetrics: {listen: null}\\n"))
 >>> eng.registry.strict, eng.check()
-(False, {'sensors': 0, 'stages': ['quality']})
+(False, {'sensors': 0, 'stages': ['quality', 'gateway_clock'], 'warnings': []})
 """
 
 from __future__ import annotations
@@ -43,31 +43,42 @@ from riskwatch.alerts.points import storage_listener
 from riskwatch.alerts.sink import AlertSink
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock, SystemClock
+from riskwatch.config.alerts import unknown_rule_matchers
 from riskwatch.config.engine import EngineConfig
+from riskwatch.config.yamldoc import YamlDoc, format_path
 from riskwatch.console.server import ConsoleServer
 from riskwatch.console.window import SeriesWindow
 from riskwatch.detectors import build_stage as build_detector_stage
+from riskwatch.detectors.stage import DetectorStage
 from riskwatch.durability import EngineState
 from riskwatch.engine_loop import EngineLoop
-from riskwatch.errors import SnapshotError, StorageError
+from riskwatch.errors import ConfigError, ConfigErrors, SnapshotError, StorageError
+from riskwatch.gateway_clock import RULE as GATEWAY_CLOCK_RULE
+from riskwatch.gateway_clock import GatewayClockStage
 from riskwatch.ingest.acks import AckLedger
 from riskwatch.ingest.batcher import MicroBatcher
 from riskwatch.ingest.deadletter import DeadLetterSink
 from riskwatch.ingest.decode import Decoder
 from riskwatch.ingest.receiver import Message, Receiver
 from riskwatch.ingest.receivers import open_receiver
-from riskwatch.metrics import IngestMetrics, StorageMetrics, serve_metrics
+from riskwatch.metrics import IngestMetrics, ReloadMetrics, StorageMetrics, serve_metrics
 from riskwatch.model import Batch
 from riskwatch.pipeline import Pipeline, Stage, StageContext
 from riskwatch.quality import QualityStage
 from riskwatch.reloader import Reloader
 from riskwatch.rules import build_stage as build_rule_stage
+from riskwatch.rules.lint import Finding, check_files
+from riskwatch.rules.stage import RuleStage
 from riskwatch.spine import Spine
 from riskwatch.storage.influx import Writer, make_writer
 from riskwatch.storage.influx_query import series_reader
 from riskwatch.storage.runner import StorageRunner
+from riskwatch.threads import guarded
 
-__all__ = ["Engine", "SinkFactory"]
+__all__ = ["EXIT_FATAL", "Engine", "SinkFactory"]
+
+#: exit status of ``riskwatch run`` when an engine thread died (sysexits' EX_SOFTWARE)
+EXIT_FATAL = 70
 
 log = logging.getLogger("riskwatch.engine")
 
@@ -113,6 +124,9 @@ class Engine:
         self._sink_factory: SinkFactory = sink_factory or build_sink
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
+        self._fatal = threading.Event()
+        #: the name of the engine thread that died, if one did (the process must exit)
+        self.fatal: str | None = None
         self._thread: threading.Thread | None = None
         self._reloader: Reloader | None = None
         self._spine: Spine | None = None
@@ -120,6 +134,7 @@ class Engine:
         self.storage: StorageRunner | None = None
         self.deadletter: DeadLetterSink | None = None
         self.pipeline = Pipeline([])
+        self._built: list[Stage | None] = []  # per STAGE_FACTORIES entry: its stage or None
         self.sink: Any = None
         self.api: ApiServer | None = None
         self.api_url: str | None = None
@@ -151,9 +166,15 @@ class Engine:
         return make_writer(self.cfg.storage.influx)
 
     def _build_stages(self) -> None:
-        stages: list[Stage] = [QualityStage()]
+        skew = self.cfg.ingest.max_clock_skew_s
+        stages: list[Stage] = [
+            QualityStage(skew),
+            GatewayClockStage(skew, self.metrics_registry),
+        ]
+        self._built = []
         for build in STAGE_FACTORIES:
             stage = build(self.cfg, self.registry)
+            self._built.append(stage)
             if stage is not None:
                 stages.append(stage)
                 log.info("stage %s loaded", stage.name)
@@ -163,12 +184,41 @@ class Engine:
         return [self.cfg.path(p) for p in self.cfg.catalog]
 
     def check(self) -> dict[str, Any]:
-        """Load the catalogue, rules and detectors without connecting anywhere; raises
-        :class:`ConfigErrors` naming file, line and key of every problem found."""
-        if self.cfg.catalog:
+        """Load the catalogue, rules and detectors without connecting anywhere, and lint
+        the rule files against the catalogue (``riskwatch rules check --catalog``); raises
+        :class:`ConfigErrors` naming file, line and key of every problem found. Returns
+        the counts and ``warnings`` (lint warnings, and alert matchers on rules that no
+        loaded rule file or detector defines: they would never match)."""
+        cfg = self.cfg
+        if cfg.catalog:
             self.registry.load_catalog(self._catalog_files())
         self._build_stages()
-        return {"sensors": len(self.registry), "stages": self.pipeline.names()}
+        findings = self._lint_rules()
+        errors = [f for f in findings if f.severity == "error"]
+        ConfigErrors.raise_if([ConfigError(f.key, f.message, file=f.file, line=f.line,
+                                           col=f.col) for f in errors])  # fmt: skip
+        warnings = [str(f) for f in [*findings, *self._matcher_findings()]]
+        return {"sensors": len(self.registry), "stages": self.pipeline.names(),
+                "warnings": warnings}  # fmt: skip
+
+    def _lint_rules(self) -> list[Finding]:
+        """``rules check`` of the rule files against the catalogue files."""
+        return check_files([self.cfg.path(p) for p in self.cfg.rules], self._catalog_files())
+
+    def _matcher_findings(self) -> list[Finding]:
+        """Alert matchers on ``rule`` names that no built stage defines (never match)."""
+        cfg = self.cfg
+        known: set[str] = {GATEWAY_CLOCK_RULE}  # the engine's own health signal
+        for stage in self.pipeline.stages:
+            if isinstance(stage, (RuleStage, DetectorStage)):
+                known |= set(stage.names())
+        doc = YamlDoc.from_path(cfg.source) if cfg.source else None
+        out = []
+        for path, msg in unknown_rule_matchers(cfg.alerts, known):
+            line, col = doc.where(path) if doc is not None else (None, None)
+            out.append(Finding("warning", cfg.source or "<config>", line, col,
+                               format_path(path), msg))  # fmt: skip
+        return out
 
     def start(self) -> None:
         cfg = self.cfg
@@ -185,13 +235,22 @@ class Engine:
         self.storage = StorageRunner.from_config(
             cfg.storage, writer, self.registry, self.storage_metrics,
             spool_dir=cfg.path(cfg.storage.spool_dir), on_reject=self._storage_rejected,
+            on_fatal=self._on_fatal,
         )  # fmt: skip
         self._build_stages()
+        # what --check refuses is logged, not fatal here: a monitor that does not start
+        # watches nothing (a misspelt setpoint still has its default or other levels)
+        for f in [*self._lint_rules(), *self._matcher_findings()]:
+            (log.error if f.severity == "error" else log.warning)("rules check: %s", f)
         self.sink = self._sink_factory(
             self.cfg, self.registry, self.mqtt, self.metrics_registry, self.clock
         )
         self.sink.add_listener(storage_listener(self.storage))
-        self._reloader = Reloader(self.registry, self._catalog_files(), self.pipeline)
+        self._reloader = Reloader(
+            self.registry, self._catalog_files(), self.pipeline, config=cfg,
+            factories=STAGE_FACTORIES, built=self._built,
+            metrics=ReloadMetrics(self.metrics_registry),
+        )  # fmt: skip
         if cfg.metrics.listen:
             self._metrics_server, _, self.metrics_url = serve_metrics(
                 cfg.metrics.listen, self.metrics_registry
@@ -221,7 +280,10 @@ class Engine:
             reload_check_s=cfg.ingest.reload_check_s, stop=self._stop,
             reload_requested=self._reload_requested, monotonic=self._monotonic,
         )  # fmt: skip
-        self._thread = threading.Thread(target=loop.run, name="riskwatch-engine", daemon=True)
+        self._thread = threading.Thread(
+            target=guarded(loop.run, name="riskwatch-engine", on_fatal=self._on_fatal),
+            name="riskwatch-engine", daemon=True,
+        )  # fmt: skip
         self._thread.start()
         self.mqtt.start()
         log.info(
@@ -272,6 +334,7 @@ class Engine:
         assert self.mqtt is not None and self.storage is not None
         self.mqtt.stop_receiving()
         self._stop.set()
+        self.storage.begin_stop()  # a full spool must not keep the engine thread waiting
         self._thread.join(60)
         if self.console is not None:
             self.console.stop()
@@ -298,9 +361,17 @@ class Engine:
         """Reload rules, detectors and the catalogue at the next loop turn (as SIGHUP does)."""
         self._reload_requested.set()
 
-    def run_forever(self) -> None:
-        """Run until SIGTERM/SIGINT; SIGHUP reloads rules, detectors and the catalogue."""
-        done = threading.Event()
+    def _on_fatal(self, thread: str) -> None:
+        self.fatal = thread
+        self._fatal.set()
+
+    def run_forever(self) -> int:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads rules, detectors and the catalogue.
+
+        Returns the process exit code: 0 after a requested stop, :data:`EXIT_FATAL` when an
+        engine thread died (logged as CRITICAL): the supervisor should restart the engine.
+        """
+        done = self._fatal
 
         def on_term(signum: int, frame: Any) -> None:
             log.info("received %s", signal.Signals(signum).name)
@@ -316,6 +387,10 @@ class Engine:
                 pass
         finally:
             self.stop()
+        if self.fatal is not None:
+            log.critical("exiting with status %d: thread %s died", EXIT_FATAL, self.fatal)
+            return EXIT_FATAL
+        return 0
 
     # ------------------------------------------------------------------ receiver's thread
     def _on_connected(self, up: bool) -> None:
@@ -332,9 +407,11 @@ class Engine:
         return decoded.batch, decoded.n_readings
 
     def _reload(self, forced: bool) -> None:
-        assert self._reloader is not None
+        assert self._reloader is not None and self._spine is not None
         ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
-        if self._reloader.check(ctx, force=forced) and self.state is not None:
+        reloads = self._reloader.check(ctx, force=forced)
+        self._spine.reloaded(reloads)
+        if reloads and self.state is not None:
             try:
                 self.state.checkpoint(ctx.now_ns)  # the journal never spans two rule sets
             except Exception:

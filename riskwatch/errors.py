@@ -119,6 +119,11 @@ class DeadLetterReason(StrEnum):
     TOO_LARGE = "too_large"
     BAD_QUALITY = "bad_quality"
     STORAGE_REJECTED = "storage_rejected"
+    TOO_DEEP = "too_deep"  # JSON nested deeper than any reading form needs
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"  # an integer no float64 can hold
+    BAD_TEXT = "bad_text"  # a string that is not valid UTF-8 (a lone surrogate)
+    SENSOR_LIMIT = "sensor_limit"  # a new sensor over the per-enterprise or per-minute limit
+    DECODE_ERROR = "decode_error"  # the decoder failed on this message (a bug): kept, not lost
 
 
 class DecodeError(RiskwatchError):
@@ -138,9 +143,14 @@ class StorageError(RiskwatchError):
     4xx answer (the data itself is bad: dead-letter it, retrying cannot help).
     """
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, status: int | None = None,
+        dropped: int | None = None,
+    ) -> None:  # fmt: skip
         self.retryable = retryable
         self.status = status
+        #: a partial write: the database kept the other points and dropped this many
+        self.dropped = dropped
         super().__init__(message)
 
 

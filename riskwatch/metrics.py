@@ -11,13 +11,14 @@ they are given (never the global one), so tests can build as many engines as the
 from __future__ import annotations
 
 import threading
+from enum import StrEnum
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from riskwatch.errors import DeadLetterReason
 
-__all__ = ["IngestMetrics", "StorageMetrics", "serve_metrics"]
+__all__ = ["IngestMetrics", "ReloadMetrics", "ReloadOutcome", "StorageMetrics", "serve_metrics"]
 
 _LAT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _SIZE_BUCKETS = (1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000)
@@ -71,6 +72,24 @@ class IngestMetrics:
             "Messages received but not yet acknowledged (waiting for durable storage)",
             registry=registry,
         )
+        self.deadletter_publish_failures = Counter(
+            "riskwatch_deadletter_publish_failures_total",
+            "Dead letters that could not be published on the dead-letter topic (they are "
+            "still in the dead-letter file)",
+            registry=registry,
+        )
+        self.sensors = Gauge(
+            "riskwatch_registered_sensors",
+            "Sensors the engine knows (catalogued and first seen in telemetry); each costs "
+            "memory until a restart",
+            registry=registry,
+        )
+        self.batch_errors = Counter(
+            "riskwatch_batch_errors_total",
+            "Micro-batches on which a stage failed (the readings are stored, the failure "
+            "logged with its traceback; the engine goes on)",
+            registry=registry,
+        )
         self.signals = Counter(
             "riskwatch_signals",
             "Signals emitted by rules and detectors",
@@ -113,6 +132,38 @@ class StorageMetrics:
         self.replayed_points = Counter(
             "riskwatch_replayed_points", "Spooled points replayed to InfluxDB", registry=registry
         )
+
+
+class ReloadOutcome(StrEnum):
+    """How a reload ended (the ``result`` label of ``riskwatch_reload_total``)."""
+
+    SUCCESS = "success"  # everything it read was applied
+    REJECTED = "rejected"  # a file was invalid: that part kept its running set
+
+
+class ReloadMetrics:
+    """``riskwatch_reload_total{result}``: reloads (SIGHUP, a changed file, the console).
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> reg = CollectorRegistry()
+    >>> ReloadMetrics(reg).count(ReloadOutcome.REJECTED)
+    >>> reg.get_sample_value("riskwatch_reload_total", {"result": "rejected"})
+    1.0
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reloads = Counter(
+            "riskwatch_reload",
+            "Reloads of the engine config's files, by result (rejected: one part kept its "
+            "running set)",
+            ["result"],
+            registry=registry,
+        )
+        for r in ReloadOutcome:
+            self.reloads.labels(r.value)
+
+    def count(self, outcome: ReloadOutcome) -> None:
+        self.reloads.labels(outcome.value).inc()
 
 
 def serve_metrics(

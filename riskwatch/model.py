@@ -27,7 +27,9 @@ import numpy as np
 
 __all__ = [
     "PROCESS_SKIP",
+    "RAISE_ONLY",
     "Batch",
+    "EndReason",
     "Flags",
     "Level",
     "Signal",
@@ -45,13 +47,21 @@ class Flags(IntFlag):
     FAULT = 2  # quality "fault": gateway marked the point faulty
     LATE = 4  # event time far behind arrival time
     DUPLICATE = 8  # same sensor and time seen before
-    OUT_OF_ORDER = 16  # older than the sensor's newest reading already processed
+    OUT_OF_ORDER = 16  # older than the sensor's watermark (newest in-order reading)
+    CLOCK_SKEW = 32  # ahead of its arrival by more than ingest.max_clock_skew_s
+    CONFLICTING = 64  # with DUPLICATE: same sensor and time as before, another value
 
 
-#: Readings that never raise or clear a process alert (rules' value, rate and change
-#: conditions; detectors): calibrating and faulty readings, and duplicates and
-#: out-of-order readings the quality stage already accounted for.
-PROCESS_SKIP = Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | Flags.OUT_OF_ORDER
+#: Readings whose event time cannot be trusted to order them: out of order, from a fast
+#: clock, or a second value for a time already seen. Rules evaluate them *raise-only*
+#: (they may raise or escalate an alert, never clear or step one down, and never move
+#: the in-order state); detectors skip them. See docs/rules.md, "Event time".
+RAISE_ONLY = Flags.OUT_OF_ORDER | Flags.CLOCK_SKEW | Flags.CONFLICTING
+
+#: Readings the in-order evaluation of process alerts never sees (rules' value, rate and
+#: change conditions; detectors): calibrating and faulty readings, true duplicates, and
+#: the raise-only readings (which rules see through their raise-only pass instead).
+PROCESS_SKIP = Flags.CALIBRATING | Flags.FAULT | Flags.DUPLICATE | RAISE_ONLY
 
 
 class Level(IntEnum):
@@ -180,6 +190,21 @@ class SignalSource(StrEnum):
     DETECTOR = "detector"
 
 
+class EndReason(StrEnum):
+    """Why an alert's condition ended although no reading cleared it: the rule or
+    detector that watched it stopped watching. Rules and detectors say it (their reload
+    result), alerts record it (the ``reason`` of the ``resolved`` transition); a reading
+    never ends an alert with a reason.
+
+    - ``RULE_REMOVED``: a reload removed the rule (or detector entry) itself;
+    - ``UNWATCHED``: a reload changed the rule (or detector entry) so that it no longer
+      selects the alert's sensor or group.
+    """
+
+    RULE_REMOVED = "rule_removed"
+    UNWATCHED = "unwatched"
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A rule or detector decision for one sensor (or group) at one time.
@@ -194,6 +219,8 @@ class Signal:
     - ``value`` / ``threshold``: what was compared
     - ``message``: human text ("CH4 1.62 %  >= power-off 1.5 % for 0s")
     - ``source``: a :class:`SignalSource`; ``score`` for detectors
+    - ``reason``: an :class:`EndReason` on a ``resolved`` signal that no reading caused
+      (a reload stopped watching the subject); ``None`` for every reading's signal
     """
 
     rule: str
@@ -208,3 +235,4 @@ class Signal:
     group: str | None = None
     score: float | None = None
     extra: dict[str, Any] | None = None
+    reason: EndReason | None = None

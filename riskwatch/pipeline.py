@@ -15,8 +15,11 @@ engine asks ``isinstance(stage, Ticking)`` instead of looking methods up by name
 - :class:`Ticking`: ``tick(ctx)`` is called on the engine's timer, for conditions that
   must fire without data (``for`` durations, no-data deadman);
 - :class:`Reloadable`: ``reload(ctx)`` swaps in its files' current content (SIGHUP, a
-  changed file, the console); it raises :class:`~riskwatch.errors.ConfigErrors` to keep
+  changed file, the console) and returns a :class:`StageReload` saying which rules were
+  added, changed and removed; it raises :class:`~riskwatch.errors.ConfigErrors` to keep
   the running set;
+- :class:`Reconfigurable`: ``reconfigure(cfg)`` takes the file list of a re-read engine
+  config (applied by the next ``reload``);
 - :class:`WatchesFiles`: ``watched_files()`` names the files whose change means reload.
 
 >>> import numpy as np
@@ -58,18 +61,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import Batch, Signal
+from riskwatch.model import Batch, Signal, SignalSource
+
+if TYPE_CHECKING:
+    from riskwatch.config.engine import EngineConfig
 
 __all__ = [
     "DecisionStage",
     "Pipeline",
+    "Reconfigurable",
+    "ReloadListener",
     "Reloadable",
     "SignalSink",
     "Stage",
     "StageContext",
+    "StageReload",
     "StageTimer",
     "Ticking",
     "WatchesFiles",
@@ -100,11 +109,48 @@ class Ticking(Protocol):
     def tick(self, ctx: StageContext) -> list[Signal]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StageReload:
+    """What one stage's reload changed, for the log and for the alerts of its rules.
+
+    ``removed`` names the rules (detector entries) that are gone: their open alerts can
+    never resolve from a reading, so the signal sink ends them (``rule_removed``).
+    ``ended`` are ``resolved`` signals, each with its :class:`~riskwatch.model.EndReason`,
+    for subjects a changed rule no longer watches. ``changed`` rules took over the
+    state of their predecessors' active subjects, so the next reading resolves them if
+    the new condition no longer holds; they need nothing from the sink.
+
+    >>> r = StageReload("rules", SignalSource.RULE, added=("new",), removed=("gone",))
+    >>> r.changes_anything, r.changed
+    (True, ())
+    """
+
+    stage: str
+    source: SignalSource
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    kept: int = 0  # rules whose definition did not change (state kept)
+    ended: tuple[Signal, ...] = ()
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.ended)
+
+
 @runtime_checkable
 class Reloadable(Protocol):
     """A stage that can swap in its files' current content, keeping state where it can."""
 
-    def reload(self, ctx: StageContext) -> None: ...
+    def reload(self, ctx: StageContext) -> StageReload: ...
+
+
+@runtime_checkable
+class Reconfigurable(Protocol):
+    """A stage whose file list comes from the engine config: ``reconfigure`` takes the
+    list of a re-read ``engine.yaml``; the next :meth:`Reloadable.reload` loads it."""
+
+    def reconfigure(self, cfg: EngineConfig) -> None: ...
 
 
 @runtime_checkable
@@ -129,6 +175,14 @@ class SignalSink(Protocol):
     def handle(self, signals: Sequence[Signal], ctx: StageContext) -> None: ...
 
 
+@runtime_checkable
+class ReloadListener(Protocol):
+    """A signal sink that follows reloads: the alert sink ends the open alerts of removed
+    rules and of subjects a changed rule no longer watches (``StageReload``)."""
+
+    def reloaded(self, reloads: Sequence[StageReload], ctx: StageContext) -> None: ...
+
+
 #: Called after each stage of :meth:`Pipeline.run` with the stage and the seconds it took.
 StageTimer = Callable[[Stage, float], None]
 
@@ -143,9 +197,19 @@ class Pipeline:
     def __init__(
         self, stages: Sequence[Stage], *, stopwatch: Callable[[], float] = time.perf_counter
     ) -> None:
-        self.stages: tuple[Stage, ...] = tuple(stages)
-        self.ticking: tuple[Ticking, ...] = tuple(s for s in self.stages if isinstance(s, Ticking))
+        self.stages: tuple[Stage, ...] = ()
+        self.ticking: tuple[Ticking, ...] = ()
+        self._set(stages)
         self._stopwatch = stopwatch
+
+    def _set(self, stages: Sequence[Stage]) -> None:
+        self.stages = tuple(stages)
+        self.ticking = tuple(s for s in self.stages if isinstance(s, Ticking))
+
+    def add(self, stage: Stage) -> None:
+        """Append a stage (a re-read engine config named files for a stage that had none);
+        called on the engine thread between batches, like every reload."""
+        self._set([*self.stages, stage])
 
     def run(
         self,

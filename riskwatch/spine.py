@@ -4,10 +4,13 @@ A cut batch goes through the :class:`~riskwatch.pipeline.Pipeline` (each stage t
 into ``riskwatch_stage_seconds``), its signals to the signal sink (the alert lifecycle),
 its readings into the console's window when there is one, and the batch to storage with
 a callback that acknowledges its messages once they are durable. A tick runs the stages'
-timers and the sink's. With a ``journal`` (durable engine state), each batch is
-journaled before the stages see it and its acks wait until the journal is on disk.
-``now`` comes from the engine's clock, read once per batch and
-once per tick; a failing sink or stage timer is logged and never stops the spine.
+timers and the sink's. What a reload changed (:class:`~riskwatch.pipeline.StageReload`)
+goes to the sink too, when it follows reloads (the alert sink ends the alerts of removed
+rules: :class:`~riskwatch.pipeline.ReloadListener`). ``now`` comes from the engine's
+clock, read once per batch and once per tick; a failing stage, sink or stage timer is
+logged and never stops the spine (the batch is still stored and acknowledged). With a
+``journal`` (durable engine state), each batch is journaled before the stages see it and
+its acks wait until the journal is on disk.
 
 >>> from types import SimpleNamespace
 >>> from prometheus_client import CollectorRegistry
@@ -54,7 +57,7 @@ from riskwatch.ingest.batcher import MicroBatch
 from riskwatch.ingest.receiver import Ack
 from riskwatch.metrics import IngestMetrics
 from riskwatch.model import Batch, Signal
-from riskwatch.pipeline import Pipeline, Stage, StageContext
+from riskwatch.pipeline import Pipeline, ReloadListener, Stage, StageContext, StageReload
 
 __all__ = ["Spine"]
 
@@ -132,8 +135,16 @@ class Spine:
         if len(batch):
             self.metrics.readings_in.inc(len(batch))
             self.metrics.batch_size.observe(len(batch))
+            self.metrics.sensors.set(len(self.registry))
             self.readings_total += len(batch)
-            batch, signals = self.pipeline.run(batch, ctx, on_stage=self._stage_took)
+            try:
+                batch, signals = self.pipeline.run(batch, ctx, on_stage=self._stage_took)
+            except Exception:  # one bad batch must not stop the engine: store it, say so
+                self.metrics.batch_errors.inc()
+                log.exception(
+                    "a stage failed on a batch of %d readings; they are stored, but rules and "
+                    "detectors did not see them", len(batch),
+                )  # fmt: skip
         if signals:
             self._emit(signals, ctx)
         if self.window is not None and len(batch):
@@ -171,6 +182,16 @@ class Spine:
         except Exception:
             log.exception("engine state: batch not journaled (its state may not survive a crash)")
             return 0
+
+    def reloaded(self, reloads: list[StageReload]) -> None:
+        """Hand what a reload changed to the sink (if it follows reloads), at ``now``."""
+        if not reloads or not isinstance(self.sink, ReloadListener):
+            return
+        ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
+        try:
+            self.sink.reloaded(reloads, ctx)
+        except Exception:
+            log.exception("alert sink failed on a reload")
 
     def _stage_took(self, stage: Stage, seconds: float) -> None:
         self.metrics.stage_seconds.labels(stage.name).observe(seconds)

@@ -99,6 +99,11 @@ class TransitionOut(BaseModel):
     value: float | None
     note: str | None
     muted: str = Field(description="why no notification went out, or empty")
+    reason: str = Field(
+        default="",
+        description="why a resolved transition ended the alert without a reading "
+        "(rule_removed, unwatched), or empty",
+    )
 
 
 class AlertDetail(AlertOut):
@@ -209,7 +214,7 @@ def transition_out(t: Transition) -> dict[str, Any]:
     return {
         "seq": t.seq, "at": _ms(t.at_ns), "ts": _ms(t.ts_ns), "who": t.who, "action": t.action,
         "from_state": t.from_state, "to_state": t.to_state, "level": _colour(t.level),
-        "value": _num(t.value), "note": t.note, "muted": t.muted,
+        "value": _num(t.value), "note": t.note, "muted": t.muted, "reason": t.reason,
     }  # fmt: skip
 
 

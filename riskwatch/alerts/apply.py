@@ -16,7 +16,10 @@ What it decides, in Prometheus' terms (``rules/alerting.go``):
 - becoming active again restarts the escalation base and tier and counts one activation
   for flapping; reaching the flapping threshold records ``flapping`` right after;
 - a pending alert that resolves is closed with the note "cleared while pending (never
-  fired)".
+  fired)";
+- a ``resolved`` signal with a :class:`~riskwatch.model.EndReason` (a reload stopped
+  watching the subject, see :func:`removed_rule_signal`) moves the alert exactly as a
+  resolve does and records the reason on the transition, so the alert can be closed.
 
 Signal states map to lifecycle events through one table, :data:`SIGNAL_EVENTS`.
 
@@ -45,6 +48,11 @@ Signal states map to lifecycle events through one table, :data:`SIGNAL_EVENTS`.
 >>> _, again = step(cleared.alert, SignalState.FIRING, Level.ORANGE, 50)
 >>> [str(r.action) for r in again.records], again.alert.flapping, again.alert.flap_times
 (['firing', 'flapping'], True, [10, 50])
+>>> gone = removed_rule_signal(again.alert, 60)
+>>> _, ended = apply(again.alert, gone, Event.RESOLVED, 60, subject=subject,
+...                  new_id=lambda: "a2", flapping=flapping)
+>>> ended.alert.state.value, [(str(r.action), r.who, r.note) for r in ended.records]
+('resolved', [('resolved', 'reload', 'ended by a reload: rule_removed')])
 """
 
 from __future__ import annotations
@@ -57,9 +65,9 @@ from riskwatch.alerts.records import EVENT_ACTIONS, Action, Outcome, Record, Ste
 from riskwatch.alerts.stages.flapping import Flapping
 from riskwatch.alerts.state import Alert, AlertState, Event, transition
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import Signal, SignalState
+from riskwatch.model import EndReason, Signal, SignalSource, SignalState
 
-__all__ = ["SIGNAL_EVENTS", "Subject", "apply", "subject_of"]
+__all__ = ["SIGNAL_EVENTS", "Subject", "apply", "removed_rule_signal", "subject_of"]
 
 #: what each signal state from rules and detectors means to an alert
 SIGNAL_EVENTS: Mapping[SignalState, Event] = MappingProxyType({
@@ -69,6 +77,10 @@ SIGNAL_EVENTS: Mapping[SignalState, Event] = MappingProxyType({
 })  # fmt: skip
 
 CLEARED_WHILE_PENDING = "cleared while pending (never fired)"
+ENDED_WHILE_PENDING = "ended while pending (never fired): {reason}"
+ENDED = "ended by a reload: {reason}"
+#: who records an end with a reason: no reading, no operator, but a reload
+BY_RELOAD = "reload"
 
 
 class Subject(NamedTuple):
@@ -136,13 +148,23 @@ def apply(
     if activated:
         a.fired_ns, a.tier = now, 0  # escalation counts from the new activation
         started_flapping = _activation(a, now, flapping)
+    reason = s.reason if event is Event.RESOLVED else None
     if new.state is AlertState.CLOSED:
-        a.closed_ns, a.note = now, CLEARED_WHILE_PENDING
+        a.closed_ns = now
+        a.note = (
+            CLEARED_WHILE_PENDING
+            if reason is None
+            else ENDED_WHILE_PENDING.format(reason=reason.value)
+        )
     # a level change keeps the state; any other change (including one underneath a shelved
     # or out-of-service alert) records the event itself
     action = Action.LEVEL if new.state == old.state and level_change else EVENT_ACTIONS[event]
     note = a.note if new.state is AlertState.CLOSED else None
-    records = [Record(action, old.state, level, s.value, note=note, ts_ns=s.time)]
+    who = "engine"
+    if reason is not None:
+        who, note = BY_RELOAD, note or ENDED.format(reason=reason.value)
+    records = [Record(action, old.state, level, s.value, who=who, note=note, ts_ns=s.time,
+                      reason=reason)]  # fmt: skip
     if started_flapping:
         records.append(Record(Action.FLAPPING, a.state, a.level, s.value, ts_ns=s.time))
     return Outcome.TRANSITION, Step(a, tuple(records), activated)
@@ -177,3 +199,26 @@ def _activation(a: Alert, now: int, flapping: Flapping) -> bool:
         a.flapping = True
         return True
     return False
+
+
+def removed_rule_signal(alert: Alert, now: int) -> Signal:
+    """The ``resolved`` signal that ends ``alert`` because a reload removed its rule (or
+    detector entry): nothing will ever evaluate its condition again. It keeps the
+    alert's last value and threshold; the message says why.
+
+    >>> from riskwatch.alerts.state import AlertState
+    >>> a = Alert("a1", "k", "ch4", "m1", "f1", "S1", None, "ch4", "rule", AlertState.FIRING,
+    ...           True, False, 2, 2, 1.1, 1.0, "CH4 high", 0, 5, 5)
+    >>> s = removed_rule_signal(a, 9)
+    >>> (s.state.value, s.reason.value, s.time, s.value)
+    ('resolved', 'rule_removed', 9, 1.1)
+    >>> s.message
+    'rule ch4 was removed by a reload: its condition is no longer evaluated'
+    """
+    return Signal(
+        rule=alert.rule, sensor=-1, time=now, state=SignalState.RESOLVED, level=None,
+        value=alert.value, threshold=alert.threshold,
+        message=f"rule {alert.rule} was removed by a reload: its condition is no longer "
+        "evaluated",
+        source=SignalSource(alert.source), group=alert.group, reason=EndReason.RULE_REMOVED,
+    )  # fmt: skip

@@ -76,6 +76,7 @@ class Recorder:
             from_state=rec.from_state.value if rec.from_state is not None else None,
             to_state=a.state.value, level=rec.level, value=rec.value, note=rec.note,
             muted=why.text if why is not None else "",
+            reason=rec.reason.value if rec.reason is not None else "",
         )  # fmt: skip
         self.metrics.transition(rec.action)
         if why is not None:
@@ -106,7 +107,7 @@ def notification(a: Alert, t: Transition) -> dict[str, Any]:
         "value": _num(t.value), "threshold": _num(a.threshold), "ts": t.ts_ns // 1_000_000,
         "since": a.since_ns // 1_000_000, "message": a.message, "acked": a.acked,
         "tier": a.tier, "flapping": a.flapping, "by": t.who, "note": t.note,
-        "source": a.source, "max_level": _colour(a.max_level),
+        "source": a.source, "max_level": _colour(a.max_level), "reason": t.reason or None,
     }  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from riskwatch.alerts.state import Alert, AlertState, Event
+from riskwatch.model import EndReason
 
 __all__ = ["EVENT_ACTIONS", "Action", "Outcome", "Record", "Step"]
 
@@ -70,7 +71,9 @@ class Record(NamedTuple):
     about (a resolved signal carries none); ``ts_ns`` the reading's time (default: when
     it is recorded). ``notify=False`` records for the history only (muted ``quiet``);
     ``if_unmuted`` drops the record altogether while the alert is still muted (a timer
-    offering to notify what a silence or inhibition held back). A named tuple: one is made
+    offering to notify what a silence or inhibition held back). ``reason``: why a
+    ``resolved`` ended the alert without a reading (a reload stopped watching it). A
+    named tuple: one is made
     per transition, and a frozen dataclass costs several times more to build."""
 
     action: Action
@@ -82,6 +85,7 @@ class Record(NamedTuple):
     ts_ns: int | None = None
     notify: bool = True
     if_unmuted: bool = False
+    reason: EndReason | None = None
 
 
 class Step(NamedTuple):

@@ -5,6 +5,10 @@ only orchestrates; each job has its own module:
 
 - ``handle(signals, ctx)``: each signal through the pure :func:`~riskwatch.alerts.apply.apply`
   (signal + open alert -> the alert after it and what to record);
+- ``reloaded(reloads, ctx)``: what a reload of the rules or detectors changed
+  (:class:`~riskwatch.pipeline.StageReload`): the open alerts of removed rules end
+  (``resolved``, reason ``rule_removed``), and so do those of subjects a changed rule no
+  longer watches (``unwatched``); they can then be closed;
 - ``tick(ctx)``: each open alert through the pure :func:`~riskwatch.alerts.timers.due`
   (shelving and out-of-service expiry, flapping settling, escalation, repeats, notifying
   what a lifted silence or inhibition held back), then retention and the health snapshot;
@@ -58,7 +62,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from riskwatch.alerts.apply import SIGNAL_EVENTS, apply, subject_of
+from riskwatch.alerts.apply import SIGNAL_EVENTS, Subject, apply, removed_rule_signal, subject_of
 from riskwatch.alerts.changes import Changes, TransitionListener
 from riskwatch.alerts.health import HealthTracker
 from riskwatch.alerts.index import OpenAlerts
@@ -96,7 +100,7 @@ from riskwatch.config.alerts import AlertsConfig, NotifierConfig
 from riskwatch.config.engine import EngineConfig
 from riskwatch.errors import AlertNotFound, AlertStoreError, NotOwned
 from riskwatch.model import Signal
-from riskwatch.pipeline import StageContext
+from riskwatch.pipeline import StageContext, StageReload
 
 __all__ = ["AlertSink", "TransitionListener"]
 
@@ -293,6 +297,43 @@ class AlertSink:
                     fresh.append(s)
         self.handle(fresh, ctx)
         return len(signals) - len(fresh)
+
+    def reloaded(self, reloads: Sequence[StageReload], ctx: StageContext) -> None:
+        """End the alerts a reload stranded: every open alert of a removed rule (of that
+        stage's source), and each subject a changed rule no longer watches. Each ends as
+        a resolve does (recorded, notified, then closable), with its reason."""
+        with self._lock:
+            ch = Changes()
+            for r in reloads:
+                gone = set(r.removed)
+                ended = 0
+                if gone:
+                    for a in list(self.index.by_key.values()):
+                        if a.rule in gone and a.source == r.source:
+                            ended += self._end(a, ctx.now_ns, ch)
+                for s in r.ended:
+                    self._apply(s, ctx.now_ns, ch)
+                if ended or r.ended:
+                    log.info(
+                        "alerts: reload of %s ended %d alerts of removed rules (%s) and %d "
+                        "no longer watched", r.stage, ended, ", ".join(sorted(gone)) or "none",
+                        len(r.ended),
+                    )  # fmt: skip
+            self.outbox.commit(ch)
+        if self.outbox.writes_inline:
+            self.flush()
+
+    def _end(self, a: Alert, now: int, ch: Changes) -> int:
+        """End ``a``, whose rule a reload removed; 1 if that changed it (0: it had already
+        returned to normal, so it is closable as it is)."""
+        s = removed_rule_signal(a, now)
+        outcome, step = apply(a, s, Event.RESOLVED, now, subject=Subject(a.key, a.labels()),
+                              new_id=self._new_id, flapping=self.policy.flapping)  # fmt: skip
+        self.metrics.signal(outcome)
+        if step is None:
+            return 0
+        self._take(step, now, ch)
+        return 1
 
     def _apply(self, s: Signal, now: int, ch: Changes) -> None:
         event = SIGNAL_EVENTS.get(s.state)

@@ -252,6 +252,9 @@ class Transition(NamedTuple):
     ``close``, ``unmuted``); ``muted`` says why no notification went out, as
     :attr:`riskwatch.alerts.stages.muter.Suppression.text` (``silence:<id>``,
     ``inhibited``, ``flapping``, ``shelved``, ``out_of_service``, ``quiet``), or is empty.
+    ``reason`` is the :class:`~riskwatch.model.EndReason` value of a ``resolved``
+    transition that no reading caused (``rule_removed``, ``unwatched``: a reload stopped
+    watching the alert's subject), or is empty.
     A named tuple: immutable, and one is built per transition, where a frozen dataclass
     costs three times as much.
     """
@@ -269,3 +272,4 @@ class Transition(NamedTuple):
     value: float
     note: str | None
     muted: str = ""
+    reason: str = ""

@@ -92,7 +92,7 @@ _ALERT_COLS = (  # noqa: SIM905
 
 _TRANSITION_COLS = (
     "id", "alert_id", "seq", "at_ns", "ts_ns", "who", "action", "from_state", "to_state",
-    "level", "value", "note", "muted",
+    "level", "value", "note", "muted", "reason",
 )  # fmt: skip
 _OUTBOX_COLS = ("id", "alert_id", "notifier", "payload", "enterprise", "site", "created_ns",
                 "status")  # fmt: skip
@@ -124,6 +124,7 @@ def _tables(md: sa.MetaData, p: str) -> dict[str, sa.Table]:
         sa.Column("at_ns", B), sa.Column("ts_ns", B), sa.Column("who", T),
         sa.Column("action", S(32)), sa.Column("from_state", S(20)), sa.Column("to_state", S(20)),
         sa.Column("level", I), sa.Column("value", F), sa.Column("note", T), sa.Column("muted", T),
+        sa.Column("reason", S(32)),
         sa.Index(f"{p}transitions_alert", "alert_id", "seq"),
     )  # fmt: skip
     outbox = sa.Table(
@@ -275,7 +276,8 @@ class AlertStore:
                         sql["transition_insert"],
                         [
                             (x.id, x.alert_id, x.seq, x.at_ns, x.ts_ns, x.who, x.action,
-                             x.from_state, x.to_state, x.level, _finite(x.value), x.note, x.muted)
+                             x.from_state, x.to_state, x.level, _finite(x.value), x.note, x.muted,
+                             x.reason or None)
                             for x in transitions
                         ],
                     )  # fmt: skip
@@ -406,7 +408,7 @@ class AlertStore:
                     id=r.id, alert_id=r.alert_id, seq=r.seq, at_ns=r.at_ns, ts_ns=r.ts_ns,
                     who=r.who, action=r.action, from_state=r.from_state, to_state=r.to_state,
                     level=r.level, value=r.value if r.value is not None else float("nan"),
-                    note=r.note, muted=r.muted or "",
+                    note=r.note, muted=r.muted or "", reason=r.reason or "",
                 )
                 for r in rows
             ]  # fmt: skip

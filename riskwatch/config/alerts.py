@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from riskwatch.config.schema import check_listen
 from riskwatch.config.secrets import resolve_secret
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "InhibitRule",
     "NotifierConfig",
     "check_matchers",
+    "unknown_rule_matchers",
 ]
 
 LEVEL_NAMES = ("red", "orange", "yellow", "blue")
@@ -162,7 +164,7 @@ class ApiToken:
 
 @dataclass(frozen=True)
 class AlertsApiConfig:
-    listen: str | None = None
+    listen: str | None = field(default=None, metadata={"check": check_listen})
     tokens: list[ApiToken] = field(default_factory=list)
 
 
@@ -211,3 +213,34 @@ class AlertsConfig:
             if msg:
                 out.append((("consoles", name), msg))
         return out
+
+
+def unknown_rule_matchers(
+    cfg: AlertsConfig, known: set[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Matchers on ``rule`` that name no known rule (a plain name not in ``known``, or a
+    ``~regex`` that fully matches none): (key path under the engine file, message). Such
+    a matcher never matches, so an inhibition, route or console on it silently does
+    nothing; ``riskwatch run --check`` warns about each.
+
+    >>> cfg = AlertsConfig(inhibit=[InhibitRule(source={"rule": ["gateway_no_data"]})])
+    >>> [(".".join(map(str, p)), m) for p, m in unknown_rule_matchers(cfg, {"x"})]
+    [('alerts.inhibit.0.source.rule.0', "no loaded rule or detector is named 'gateway_no_data'")]
+    """
+    sets: list[tuple[tuple[str | int, ...], dict[str, list[str]]]] = []
+    for i, ir in enumerate(cfg.inhibit):
+        sets += [(("alerts", "inhibit", i, "source"), ir.source),
+                 (("alerts", "inhibit", i, "target"), ir.target)]  # fmt: skip
+    sets += [(("alerts", "notify", i, "match"), n.match) for i, n in enumerate(cfg.notify)]
+    sets += [(("alerts", "consoles", name), m) for name, m in cfg.consoles.items()]
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for path, m in sets:
+        for j, v in enumerate(m.get("rule", [])):
+            if v.startswith("~"):
+                rx = re.compile(v[1:])
+                if not any(rx.fullmatch(k) for k in known):
+                    out.append(((*path, "rule", j), f"regex {v[1:]!r} matches no loaded rule "
+                                                    "or detector"))  # fmt: skip
+            elif v not in known:
+                out.append(((*path, "rule", j), f"no loaded rule or detector is named {v!r}"))
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 __all__ = ["bundled_root", "register"]
 
-SUBDIRS = ("rules", "catalog", "detectors", "scenarios")
+SUBDIRS = ("rules", "catalog", "detectors", "scenarios", "mosquitto")
 
 
 def bundled_root() -> Path:
@@ -27,8 +27,9 @@ def _samples() -> dict[str, Path]:
     out = {"engine": root / "engine.yaml"}
     for sub in SUBDIRS:
         for p in sorted((root / sub).rglob("*")):
-            if p.is_file() and p.suffix in (".yaml", ".yml", ".csv"):
-                out[f"{sub}/{p.relative_to(root / sub).with_suffix('')}"] = p
+            if p.is_file() and p.suffix in (".yaml", ".yml", ".csv", ".conf", ".acl"):
+                name = p.relative_to(root / sub)
+                out[f"{sub}/{name if sub == 'mosquitto' else name.with_suffix('')}"] = p
     return out
 
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from riskwatch.config.alerts import AlertsConfig
-from riskwatch.config.schema import parse
+from riskwatch.config.schema import check_listen, parse
 from riskwatch.config.secrets import resolve_secret
 from riskwatch.config.yamldoc import YamlDoc
 from riskwatch.durations import Duration
@@ -138,6 +138,10 @@ class DeadLetterConfig:
     topic: str | None = "rw-deadletter"
     file: str | None = "var/deadletter.jsonl"
     max_file_bytes: int = _pos(100 * 1024 * 1024)
+    #: readings of one message recorded one by one; the rest of that message's bad
+    #: readings become one summary record with their count by reason (a 1 MB message of
+    #: junk would otherwise make half a million records)
+    max_per_message: int = _pos(100)
 
 
 def _epoch_ns(text: str) -> int:
@@ -161,8 +165,18 @@ class IngestConfig:
     # burst is stored and acknowledged at once instead of waiting out batch_max_wait_ms
     batch_idle_ms: int = field(default=20, metadata={"check": _non_negative})
     queue_max_messages: int = _pos(20_000)
+    # only catalogued sensors (the production default for catalogued plants); else new ids
+    # are registered as they come, within the two limits below
     strict: bool = False
+    # each registered sensor costs memory for good: a runaway gateway or a publisher that
+    # should not be one is stopped here (refused readings: dead letter `sensor_limit`)
+    max_sensors_per_enterprise: int = _pos(100_000)
+    max_new_sensors_per_minute: int = _pos(10_000)
+    # absurd: further ahead of arrival than this is dead-lettered (a broken clock)
     max_future_s: float = _pos(300.0)
+    # a fast clock: further ahead than this (but not absurd) is flagged clock_skew, stored
+    # and evaluated raise-only, and never advances the sensor's watermark (docs/rules.md)
+    max_clock_skew_s: float = field(default=2.0, metadata={"check": _non_negative})
     min_time: str = field(default="2000-01-01T00:00:00Z", metadata={"check": _rfc3339})
     late_after_s: float = _pos(120.0)
     tick_ms: int = _pos(500)
@@ -171,6 +185,11 @@ class IngestConfig:
     receiver: Literal["process", "thread"] = "process"
     reload_check_s: float = _pos(2.0)
     deadletter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
+
+    def validate(self) -> list[tuple[tuple[str, ...], str]]:
+        if self.max_clock_skew_s >= self.max_future_s:
+            return [(("max_clock_skew_s",), "must be < max_future_s (the absurd limit)")]
+        return []
 
     @property
     def min_time_ns(self) -> int:
@@ -216,7 +235,7 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    listen: str | None = "127.0.0.1:9108"
+    listen: str | None = field(default="127.0.0.1:9108", metadata={"check": check_listen})
 
 
 @dataclass(frozen=True)
@@ -224,7 +243,7 @@ class ConsoleConfig:
     """The operator web console (riskwatch.console): ``listen`` (``host:port``, port 0 picks
     a free one) turns it on; ``users`` is the user file managed by ``riskwatch users``."""
 
-    listen: str | None = None
+    listen: str | None = field(default=None, metadata={"check": check_listen})
     users: str = "var/console-users.json"
     session_ttl_s: float = _pos(8 * 3600.0)
     window_readings: int = _pos(1_000_000)

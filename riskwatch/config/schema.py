@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import types
 import typing
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
@@ -35,12 +36,34 @@ from riskwatch.config.yamldoc import KeyPath, YamlDoc, format_path
 from riskwatch.durations import Duration
 from riskwatch.errors import ConfigError, ConfigErrors
 
-__all__ = ["MISSING", "parse", "parse_value"]
+__all__ = ["MISSING", "check_listen", "parse", "parse_value"]
 
 T = TypeVar("T")
 MISSING = dataclasses.MISSING
 
 _hints_cache: dict[type, dict[str, Any]] = {}
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)?$")
+
+
+def check_listen(v: str | None) -> str | None:
+    """What is wrong with a listen address ``host:port`` (port 0 picks a free one), or
+    None. Checked at load so that ``--check`` catches what would stop ``run`` later.
+
+    >>> check_listen("127.0.0.1:9108") is None, check_listen("[::1]:0") is None
+    (True, True)
+    >>> check_listen("abc")
+    "must be host:port such as 127.0.0.1:9108, got 'abc'"
+    >>> check_listen("0.0.0.0:70000")
+    'port must be within 0..65535, got 70000'
+    """
+    if v is None:
+        return None
+    host, sep, port = v.rpartition(":")
+    if not sep or not port.isdigit() or not _HOST.match(host):
+        return f"must be host:port such as 127.0.0.1:9108, got {v!r}"
+    if not 0 <= int(port) <= 65535:
+        return f"port must be within 0..65535, got {int(port)}"
+    return None
 
 
 def _hints(cls: type) -> dict[str, Any]:

@@ -195,6 +195,30 @@ class WindowDecision:
         self._open[gone] = False
         return gone
 
+    def open_ids(self) -> np.ndarray:
+        """The sensor ids whose window is open."""
+        return np.flatnonzero(self._open)
+
+    def adopt(self, other: WindowDecision, sensor: np.ndarray) -> None:
+        """Open the windows ``other`` has open for ``sensor`` (ids within both
+        capacities), with their last hot reading and peak: a changed detector entry takes
+        over its predecessor's open anomalies, which then close as any window does,
+        ``hold`` after their last hot reading (on a reading or at expiry).
+
+        >>> a, b = WindowDecision(0.5, hold_ns=3), WindowDecision(0.5, hold_ns=3)
+        >>> a.reserve(2); b.reserve(2)
+        >>> one = np.array([1])
+        >>> _ = a.decide(one, np.array([10]), np.array([0.9]), a.is_open(one))
+        >>> b.adopt(a, a.open_ids())
+        >>> b.open_ids().tolist(), b.expire(12).tolist(), b.expire(13).tolist()
+        ([1], [], [1])
+        """
+        s = np.asarray(sensor, dtype=np.int64)
+        s = s[other._open[s]]
+        self._open[s] = True
+        self._last_hot[s] = other._last_hot[s]
+        self._peak[s] = other._peak[s]
+
     def forget(self, sensor: np.ndarray) -> None:
         """Close these sensors' windows and end their quiet episodes."""
         s = np.asarray(sensor, dtype=np.int64)

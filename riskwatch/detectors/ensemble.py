@@ -240,6 +240,18 @@ class Ensemble:
         self._grow(np.asarray(sensor))
         return self.decision.peak(sensor)
 
+    def open_ids(self) -> np.ndarray:
+        """The sensor ids with an open anomaly window."""
+        return self.decision.open_ids()
+
+    def adopt_windows(self, old: Ensemble, sensor: np.ndarray) -> None:
+        """Take over ``old``'s open windows of ``sensor`` (see
+        :meth:`.decision.WindowDecision.adopt`); the members' state starts fresh."""
+        sensor = np.asarray(sensor, dtype=np.int64)
+        if len(sensor):
+            self.reserve(int(sensor.max()) + 1)
+            self.decision.adopt(old.decision, sensor)
+
     def expire(self, now_ns: int) -> np.ndarray:
         """Close windows whose hold ran out without new readings; returns their sensor
         ids (see :meth:`.decision.WindowDecision.expire`)."""

@@ -8,8 +8,11 @@ neither scored nor learned. One ``firing`` signal is emitted when an anomaly win
 opens and one ``resolved`` when it closes (on a later reading or, for a sensor gone
 quiet, on :meth:`DetectorStage.tick`), never one per reading.
 
-Reload keeps the state of entries whose definition did not change; an invalid file
-raises :class:`~riskwatch.errors.ConfigErrors` and the running set stays.
+Reload keeps the state of entries whose definition did not change; a changed entry
+starts fresh but takes over its open anomaly windows; an invalid file raises
+:class:`~riskwatch.errors.ConfigErrors` and the running set stays. Removed entries are
+named in the :class:`~riskwatch.pipeline.StageReload` so their alerts end
+(``rule_removed``).
 
 >>> import tempfile, pathlib
 >>> from riskwatch.catalog import SensorRegistry
@@ -32,11 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from riskwatch.catalog import SensorRegistry
+from riskwatch.config.engine import EngineConfig
 from riskwatch.detectors.base import GroupedDetector
 from riskwatch.detectors.config import DetectorSpec, load_detector_file
 from riskwatch.detectors.ensemble import Ensemble, EnsembleOutput
-from riskwatch.model import PROCESS_SKIP, Batch, Signal, SignalSource, SignalState
-from riskwatch.pipeline import StageContext
+from riskwatch.model import PROCESS_SKIP, Batch, EndReason, Signal, SignalSource, SignalState
+from riskwatch.pipeline import StageContext, StageReload
 from riskwatch.rules.compile import select
 from riskwatch.state.tree import Restored, SensorMap, StateTree
 
@@ -207,12 +211,23 @@ class DetectorStage:
     def watched_files(self) -> list[Path]:
         return list(self.paths)
 
-    def reload(self, ctx: StageContext) -> None:
-        """Swap in the files' current content; raise ConfigErrors to keep the old set."""
+    def reconfigure(self, cfg: EngineConfig) -> None:
+        """The detector files of a re-read engine config (loaded by the next reload)."""
+        self.paths = [cfg.path(p) for p in cfg.detectors]
+
+    def reload(self, ctx: StageContext) -> StageReload:
+        """Swap in the files' current content; raise ConfigErrors to keep the old set.
+
+        An unchanged entry keeps its state; a changed one starts fresh but takes over
+        the open anomaly windows of the sensors it still selects (they close ``hold``
+        after their last hot reading, as any window); the ones it no longer selects end
+        (``unwatched``). Removed entries are named in the result: the alert sink ends
+        their alerts (``rule_removed``)."""
         specs = _load(self.paths)
         old = {e.spec.name: e for e in self.entries}
         new: list[_Entry] = []
-        kept, changed = [], []
+        kept, changed, added = [], [], []
+        ended: list[Signal] = []
         for s in specs:
             prev = old.get(s.name)
             if prev is not None and prev.spec.fingerprint() == s.fingerprint():
@@ -220,15 +235,49 @@ class DetectorStage:
                 prev.generation = -1
                 new.append(prev)
                 kept.append(s.name)
-            else:
-                new.append(_Entry(s, s.build(), np.zeros(0, dtype=bool)))
-                self._mask(new[-1])
-                changed.append(s.name)
+                gone = self._outside(prev, prev.ensemble)
+                if len(gone):  # a narrowed match: those sensors' windows end here
+                    prev.ensemble.forget(gone)
+                    ended += [self._unwatched(s, int(sid), ctx.now_ns) for sid in gone.tolist()]
+                continue
+            entry = _Entry(s, s.build(), np.zeros(0, dtype=bool))
+            self._mask(entry)
+            new.append(entry)
+            if prev is None:
+                added.append(s.name)
+                continue
+            changed.append(s.name)
+            gone = self._outside(entry, prev.ensemble)
+            was_open = prev.ensemble.open_ids()
+            entry.ensemble.adopt_windows(prev.ensemble, np.setdiff1d(was_open, gone))
+            ended += [self._unwatched(s, int(sid), ctx.now_ns) for sid in gone.tolist()]
         removed = sorted(set(old) - {s.name for s in specs})
         self.entries = new
         log.info(
-            "detectors reloaded: state kept: %s; new or changed (fresh state): %s; removed: %s",
-            ", ".join(kept) or "none", ", ".join(changed) or "none", ", ".join(removed) or "none",
+            "detectors reloaded: state kept: %s; changed (fresh state, open windows taken "
+            "over): %s; added: %s; removed: %s",
+            ", ".join(kept) or "none", ", ".join(changed) or "none", ", ".join(added) or "none",
+            ", ".join(removed) or "none",
+        )  # fmt: skip
+        return StageReload(self.name, SignalSource.DETECTOR, added=tuple(added),
+                           changed=tuple(changed), removed=tuple(removed), kept=len(kept),
+                           ended=tuple(ended))  # fmt: skip
+
+    def _outside(self, e: _Entry, old: Ensemble) -> np.ndarray:
+        """The sensors with a window open in ``old`` that entry ``e`` does not select."""
+        mask = self._mask(e)
+        was_open = old.open_ids()
+        inside = was_open < len(mask)
+        inside[inside] = mask[was_open[inside]]
+        return was_open[~inside]
+
+    def _unwatched(self, spec: DetectorSpec, sid: int, now_ns: int) -> Signal:
+        key = self.registry.key(sid) if sid < len(self.registry) else str(sid)
+        return Signal(
+            rule=spec.name, sensor=sid, time=now_ns, state=SignalState.RESOLVED, level=None,
+            value=float("nan"), threshold=spec.threshold,
+            message=f"{spec.name}: detector changed by a reload no longer watches {key}",
+            source=SignalSource.DETECTOR, reason=EndReason.UNWATCHED,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ durable state

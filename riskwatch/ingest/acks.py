@@ -50,6 +50,7 @@ class AckLedger:
         with self._lock:
             self.unacked += count
             self.received += count
+            self.metrics.unacked.set(self.unacked)  # a stall shows as a rising gauge
 
     def settled(self, count: int, oldest_received_ns: int) -> None:
         """``count`` messages were acknowledged; the oldest of their readings arrived at

@@ -50,6 +50,7 @@ class MqttClient:
         self._on_connected = on_connected
         self._subscribe = subscribe
         self.connected = threading.Event()
+        self._was_connected = False  # a later connect is a reconnect
         v5 = cfg.protocol == "5"
         self._v5 = v5
         cid = client_id or cfg.client_id
@@ -133,6 +134,15 @@ class MqttClient:
             "5" if self._v5 else "3.1.1",
             session,
         )
+        if self._was_connected and not session and not self.cfg.clean_start:
+            # the broker forgot this client (restarted without persistence, or the session
+            # expired): what gateways sent while we were away was not queued for us
+            log.warning(
+                "MQTT broker %s did not keep the session of %s: messages published while the "
+                "engine was disconnected may be lost (broker persistence off, or "
+                "mqtt.session_expiry_s passed)", self.cfg.url, self.cfg.client_id,
+            )  # fmt: skip
+        self._was_connected = True
         if self._subscribe and self.cfg.topics:
             client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics])
         else:

@@ -22,7 +22,17 @@ from typing import Any
 from riskwatch.errors import DeadLetterReason as R
 from riskwatch.ingest.deadletter import DeadLetter
 
-__all__ = ["ColumnAccumulator"]
+__all__ = ["BadText", "ColumnAccumulator"]
+
+
+class BadText:
+    """Stands in for a reading whose text is not valid UTF-8 (a lone surrogate): the row
+    is dead-lettered as ``bad_text`` and the message's other readings pass."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
 
 
 def _extend_optional(column: list[Any] | None, values: list[Any] | None, n: int, base: int
@@ -45,6 +55,7 @@ class ColumnAccumulator:
 
     __slots__ = (
         "bad_rows",
+        "bad_text_rows",
         "kinds",
         "msg_count",
         "msg_pos",
@@ -70,6 +81,7 @@ class ColumnAccumulator:
         self.units: list[Any] | None = None
         self.quality: list[Any] | None = None
         self.bad_rows: list[int] = []
+        self.bad_text_rows: list[int] = []
         self.msg_count: list[int] = []
         self.msg_received: list[int] = []
         self.msg_topic: list[str] = []
@@ -121,6 +133,7 @@ class ColumnAccumulator:
         except (KeyError, TypeError, IndexError):
             get_rs = [r if type(r) is dict else {} for r in rs]
             self.bad_rows.extend(base + i for i, r in enumerate(rs) if type(r) is not dict)
+            self.bad_text_rows.extend(base + i for i, r in enumerate(rs) if type(r) is BadText)
             sensors = [r.get("sensor") for r in get_rs]
             values = [r.get("value") for r in get_rs]
         plain = ts is not None

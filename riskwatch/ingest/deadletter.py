@@ -3,7 +3,9 @@ the sink they go to (:class:`DeadLetterSink`: a JSONL file and an MQTT topic, co
 reason).
 
 The file is appended and flushed per message so a record is on disk before the message
-is acknowledged; it rotates once (``.1``) when it passes ``max_file_bytes``.
+is acknowledged; it rotates once (``.1``) before a write would pass ``max_file_bytes``.
+One message yields at most ``max_per_message`` records of single readings and one
+summary record (``count``) for the rest, so junk cannot multiply itself on disk.
 
 >>> import tempfile, os, json
 >>> from prometheus_client import CollectorRegistry
@@ -50,9 +52,12 @@ class DeadLetter:
     index: int | None = None
     field: str | None = None
     reading: Any = None
+    #: readings this record stands for: 1, or more for the summary of a message's bad
+    #: readings beyond ``ingest.deadletter.max_per_message``
+    count: int = 1
 
     def to_json(self, received_ns: int) -> dict[str, Any]:
-        return {
+        out = {
             "reason": self.reason.value,
             "detail": self.detail,
             "topic": self.topic,
@@ -61,6 +66,9 @@ class DeadLetter:
             "reading": self.reading,
             "received": received_ns // _MS,
         }
+        if self.count != 1:
+            out["count"] = self.count
+        return out
 
 
 class Publisher(Protocol):
@@ -85,6 +93,7 @@ class DeadLetterSink:
         self._lock = threading.Lock()
         self._fh = None
         self._warned = 0
+        self.publish_failures = 0
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("ab")
@@ -101,20 +110,29 @@ class DeadLetterSink:
         if not dls:
             return
         for d in dls:
-            self.metrics.deadletters.labels(d.reason.value).inc()
+            self.metrics.deadletters.labels(d.reason.value).inc(d.count)
         lines = [orjson.dumps(d.to_json(received_ns)) for d in dls]
         if self._fh is not None:
+            body = b"\n".join(lines) + b"\n"
             with self._lock:
-                self._fh.write(b"\n".join(lines) + b"\n")
-                self._fh.flush()
-                if self._fh.tell() > self.max_file_bytes:
+                # rotate before a write would pass the limit, so neither file outgrows it
+                if self._fh.tell() and self._fh.tell() + len(body) > self.max_file_bytes:
                     self._rotate()
+                self._fh.write(body)
+                self._fh.flush()
         if self.publisher is not None and self.topic:
             for line in lines:
                 try:
                     self.publisher.publish(self.topic, line, 1, False)
                 except Exception as exc:  # never let the dead-letter topic stop ingest
-                    log.warning("cannot publish dead letter to %s: %s", self.topic, exc)
+                    self.publish_failures += 1
+                    self.metrics.deadletter_publish_failures.inc()
+                    if self.publish_failures == 1:
+                        log.warning(
+                            "cannot publish dead letters to %s: %s (further failures are "
+                            "counted in riskwatch_deadletter_publish_failures_total, not "
+                            "logged)", self.topic, exc,
+                        )  # fmt: skip
         if self._warned < 20:
             self._warned += 1
             d = dls[0]
@@ -133,8 +151,9 @@ class DeadLetterSink:
         """Line protocol the database refused as bad data (4xx): kept here, not retried."""
         text = body.decode("utf-8", "replace")
         reason = DeadLetterReason.STORAGE_REJECTED
-        self.write([DeadLetter(reason, str(exc), "", None, None, text[:_REJECTED_BODY_CHARS])],
-                   now_ns)  # fmt: skip
+        count = exc.dropped if exc.dropped else 1  # a partial write: the dropped points
+        kept = text[:_REJECTED_BODY_CHARS] or None
+        self.write([DeadLetter(reason, str(exc), "", None, None, kept, count)], now_ns)
 
     def _rotate(self) -> None:
         assert self.path is not None and self._fh is not None

@@ -29,7 +29,9 @@ form needs none.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,14 +44,25 @@ import orjson
 from riskwatch.catalog import SensorRegistry
 from riskwatch.config.engine import EngineConfig
 from riskwatch.errors import DeadLetterReason as R
+from riskwatch.ingest.columns import BadText
 from riskwatch.ingest.columns import ColumnAccumulator as Columns
 from riskwatch.ingest.deadletter import DeadLetter
+from riskwatch.ingest.limits import SensorLimits
 from riskwatch.ingest.topics import TopicTemplate
-from riskwatch.model import Batch, Flags
+from riskwatch.model import Batch, Flags, concat_batches
 
 __all__ = ["DeadLetter", "DecodedMessage", "Decoder"]
 
+log = logging.getLogger(__name__)
+
 _MS = 1_000_000
+#: A reading's time must fit int64 nanoseconds (1677-09-21 .. 2262-04-11); outside, it is
+#: marked with this sentinel, below any ``min_time``, so it is dead-lettered as absurd.
+_OUT_OF_RANGE_NS = np.iinfo(np.int64).min
+_INT64_NS_MAX = np.iinfo(np.int64).max
+_REFUSED = -2  # a new sensor the limits did not admit
+#: a \uD800-\uDFFF escape: the only way a lone surrogate gets past the stdlib parser
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _QUALITY = {None: 0, "ok": 0, "calibrating": int(Flags.CALIBRATING), "fault": int(Flags.FAULT)}
 
 
@@ -67,7 +80,8 @@ def _parse_rfc3339(s: str) -> int | None:
         return None
     if dt.tzinfo is None:  # RFC 3339 requires an offset
         return None
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    ns = int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    return ns if -_INT64_NS_MAX <= ns <= _INT64_NS_MAX else _OUT_OF_RANGE_NS
 
 
 class Decoder:
@@ -82,8 +96,12 @@ class Decoder:
         min_time_ns: int = 946_684_800_000_000_000,  # 2000-01-01
         max_future_s: float = 300.0,
         late_after_s: float = 120.0,
+        max_deadletters_per_message: int = 100,
+        limits: SensorLimits | None = None,
     ) -> None:
         self.registry = registry
+        self.limits = limits
+        self.max_deadletters_per_message = max_deadletters_per_message
         self.template = template
         self.max_payload_bytes = max_payload_bytes
         self.min_time_ns = min_time_ns
@@ -101,6 +119,9 @@ class Decoder:
             registry, TopicTemplate(cfg.mqtt.topic_template),
             max_payload_bytes=cfg.mqtt.max_payload_bytes, min_time_ns=cfg.ingest.min_time_ns,
             max_future_s=cfg.ingest.max_future_s, late_after_s=cfg.ingest.late_after_s,
+            max_deadletters_per_message=cfg.ingest.deadletter.max_per_message,
+            limits=SensorLimits(per_enterprise=cfg.ingest.max_sensors_per_enterprise,
+                                per_minute=cfg.ingest.max_new_sensors_per_minute),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ entry points
@@ -115,6 +136,24 @@ class Decoder:
         interning and flagging then runs once over the columns of every message, which
         is what makes small messages (one reading each) cheap.
         """
+        try:
+            return self._decode_many(msgs)
+        except Exception:  # a decoder bug must not stop ingest: find the message, keep it
+            if len(msgs) == 1:
+                topic, payload, _ = msgs[0]
+                log.exception("decoding a message on %s failed; dead-lettered", topic)
+                return DecodedMessage(Batch.empty(), [DeadLetter(
+                    R.DECODE_ERROR, "the decoder failed on this message (see the engine log)",
+                    topic, None, None, _preview(payload),
+                )], 0)  # fmt: skip
+        parts = [self.decode_many([m]) for m in msgs]  # one by one: only the culprit is lost
+        return DecodedMessage(
+            concat_batches([p.batch for p in parts]),
+            [d for p in parts for d in p.deadletters],
+            sum(p.n_readings for p in parts),
+        )
+
+    def _decode_many(self, msgs: Sequence[tuple[str, bytes, int]]) -> DecodedMessage:
         acc = Columns()
         dls: list[tuple[int, DeadLetter]] = []  # (message position, dead letter)
         for pos, (topic, payload, received) in enumerate(msgs):
@@ -141,12 +180,24 @@ class Decoder:
         try:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            # orjson refuses NaN/Infinity, which many gateways emit: let the stdlib parse
-            # them so the non-finite reading alone is dead-lettered, not the whole message.
+            if str(exc).startswith("depth limit"):
+                return DeadLetter(R.TOO_DEEP, "JSON nested deeper than 1024 levels", topic,
+                                  None, None, _preview(payload))  # fmt: skip
+            # orjson refuses NaN/Infinity, which many gateways emit, and integers beyond 64
+            # bits: let the stdlib parse them so the bad reading alone is dead-lettered, not
+            # the whole message. The stdlib is laxer about text, so that is checked here.
             try:
-                obj = json.loads(payload)
+                obj = json.loads(payload.decode("utf-8"))
+            except RecursionError:
+                return DeadLetter(R.TOO_DEEP, "JSON nested too deeply", topic, None, None,
+                                  _preview(payload))  # fmt: skip
             except (ValueError, UnicodeDecodeError):
                 return DeadLetter(R.INVALID_JSON, str(exc), topic, None, None, _preview(payload))
+            if _SURROGATE_ESCAPE.search(payload):
+                where = _mark_bad_text(obj)
+                if where is not None:
+                    return DeadLetter(R.BAD_TEXT, "text with a lone UTF-16 surrogate (not "
+                                      "valid UTF-8)", topic, None, where, _preview(payload))
         enterprise = tags.get("enterprise", "")
         site = tags.get("site", "")
         gateway = tags.get("gateway", "")
@@ -159,6 +210,11 @@ class Decoder:
                     )
                 gw = obj.get("gateway")
                 if isinstance(gw, str) and gw:
+                    if gateway and gw != gateway:  # identity is the topic's (broker ACLs)
+                        return DeadLetter(
+                            R.TOPIC_MISMATCH, f"payload gateway {gw!r} contradicts the "
+                            f"topic's {gateway!r}", topic, None, "gateway",
+                        )  # fmt: skip
                     gateway = gw
                 acc.add_rows(rs, obj.get("ts"), payload, topic, enterprise, site, gateway, received)
                 return None
@@ -184,6 +240,10 @@ class Decoder:
             if m.any():
                 reason[m] = _REASON_CODE[r]
 
+        if acc.bad_text_rows:
+            bad = np.zeros(n, dtype=bool)
+            bad[acc.bad_text_rows] = True
+            mark(bad, R.BAD_TEXT)
         if acc.bad_rows:
             bad = np.zeros(n, dtype=bool)
             bad[acc.bad_rows] = True
@@ -205,9 +265,13 @@ class Decoder:
             val = np.empty(n, dtype=np.float64)
             missing = np.zeros(n, dtype=bool)
             nonnum = np.zeros(n, dtype=bool)
+            big = np.zeros(n, dtype=bool)
             for i, v in enumerate(values):
                 t = type(v)
-                if t is float or t is int or t is bool:
+                if t is int and not -(2**1023) < v < 2**1023:
+                    big[i] = True
+                    val[i] = math.nan
+                elif t is float or t is int or t is bool:
                     val[i] = v
                 elif v is None:
                     missing[i] = True
@@ -217,6 +281,7 @@ class Decoder:
                     val[i] = math.nan
             mark(missing, R.MISSING_VALUE)
             mark(nonnum, R.NON_NUMERIC_VALUE)
+            mark(big, R.NUMBER_OUT_OF_RANGE)
         finite = np.isfinite(val)
         if not finite.all():
             mark(~finite, R.NON_FINITE_VALUE)
@@ -253,27 +318,55 @@ class Decoder:
             if len(todo):
                 ids[todo] = new_ids = self._intern_new(acc, sensors, todo)
                 self._cache_ids(acc, sensors, todo, new_ids)
+                refused = ids == _REFUSED
+                if refused.any():
+                    mark(refused, R.SENSOR_LIMIT)
+                    ids[refused] = -1
                 mark(ids < 0, R.UNKNOWN_SENSOR)
         good = reason == 0
         if not good.all():
-            starts = np.cumsum([0, *acc.msg_count[:-1]])
-            rows_cache: dict[int, Any] = {}
-            for i in np.flatnonzero(~good).tolist():
-                r = _REASONS[reason[i] - 1]
-                m = int(np.searchsorted(starts, i, side="right")) - 1
-                src = rows_cache.get(m)
-                if src is None:
-                    src = rows_cache[m] = _rows_of(acc.msg_rows[m])
-                dls.append((acc.msg_pos[m], DeadLetter(
-                    r, _DETAIL[r], acc.msg_topic[m], i - int(starts[m]), _FIELD_OF[r],
-                    _jsonable(src[i - int(starts[m])]),
-                )))  # fmt: skip
+            self._deadletters(acc, reason, good, dls)
             idx = np.flatnonzero(good)
             batch = Batch(t_ns[idx], ids[idx], val[idx], flags[idx], received[idx])
         else:
             batch = Batch(t_ns, ids, val, flags, received)
         dls.sort(key=lambda x: x[0])  # stable: message order, then reading order
         return DecodedMessage(batch, [d for _, d in dls], n)
+
+    def _deadletters(
+        self, acc: Columns, reason: np.ndarray, good: np.ndarray,
+        dls: list[tuple[int, DeadLetter]],
+    ) -> None:  # fmt: skip
+        """One record per bad reading, up to the cap per message; then one summary record
+        per message with the count of the rest by reason (a loop over messages, not rows)."""
+        starts = np.cumsum([0, *acc.msg_count[:-1]])
+        bad = np.flatnonzero(~good)
+        msg_of = np.searchsorted(starts, bad, side="right") - 1
+        cap = self.max_deadletters_per_message
+        cuts = np.flatnonzero(np.diff(msg_of)) + 1  # bad rows are in message order
+        for rows in np.split(bad, cuts):
+            m = int(msg_of[np.searchsorted(bad, rows[0])])
+            src = _rows_of(acc.msg_rows[m])
+            base = int(starts[m])
+            for i in rows[:cap].tolist():
+                r = _REASONS[reason[i] - 1]
+                dls.append((acc.msg_pos[m], DeadLetter(
+                    r, _DETAIL[r], acc.msg_topic[m], i - base,
+                    _bad_text(src[i - base]) if r is R.BAD_TEXT else _FIELD_OF[r],
+                    _jsonable(src[i - base]),
+                )))  # fmt: skip
+            rest = rows[cap:]
+            if len(rest):
+                codes = np.bincount(reason[rest], minlength=len(_REASONS) + 1)
+                top = int(codes.argmax())
+                by = ", ".join(f"{_REASONS[c - 1].value} {int(codes[c])}"
+                               for c in np.flatnonzero(codes).tolist())  # fmt: skip
+                dls.append((acc.msg_pos[m], DeadLetter(
+                    _REASONS[top - 1],
+                    f"and {len(rest)} more bad readings in this message, not recorded one by "
+                    f"one (ingest.deadletter.max_per_message = {cap}): {by}",
+                    acc.msg_topic[m], int(rest[0]) - base, None, None, len(rest),
+                )))  # fmt: skip
 
     def _lookup(self, acc: Columns, sensors: list[Any]) -> np.ndarray:
         """Sensor ids (-1 = unknown) for the readings of every message in ``acc``."""
@@ -323,12 +416,9 @@ class Decoder:
         for i, t in enumerate(ts):
             tt = type(t)
             if tt is int:
-                if -(2**62) // _MS < t < 2**62 // _MS:
-                    out[i] = t * _MS
-                else:
-                    bad[i] = True
-            elif tt is float and math.isfinite(t) and abs(t) < 2**62 / _MS:
-                out[i] = round(t * _MS)
+                out[i] = t * _MS if -(2**62) // _MS < t < 2**62 // _MS else _OUT_OF_RANGE_NS
+            elif tt is float and math.isfinite(t):
+                out[i] = round(t * _MS) if abs(t) < 2**62 / _MS else _OUT_OF_RANGE_NS
             elif tt is str:
                 v = _parse_rfc3339(t)
                 if v is None:
@@ -356,16 +446,82 @@ class Decoder:
             while k < len(rows) and acc.msg_tags[msg_of[k]] == tags:
                 k += 1
             run = rows[j:k]
-            kinds = [acc.kinds[i] for i in run] if acc.kinds is not None else [None] * len(run)
-            units = [acc.units[i] for i in run] if acc.units is not None else [None] * len(run)
-            ent, site, gw = tags
-            out[j:k] = self.registry.intern(
-                ent, site, [sensors[i] for i in run],
-                kinds=[x if isinstance(x, str) else None for x in kinds],
-                units=[x if isinstance(x, str) else None for x in units], gateway=gw,
-            )  # fmt: skip
+            keep = self._admitted(tags[0], [sensors[i] for i in run], acc.msg_received[msg_of[j]])
+            if keep is None:
+                out[j:k] = self._intern_rows(acc, sensors, run, tags)
+            else:  # refused rows: -2, dead-lettered as sensor_limit
+                out[j:k][~keep] = _REFUSED
+                pos = np.flatnonzero(keep)
+                if len(pos):
+                    out[j + pos] = self._intern_rows(acc, sensors, [run[p] for p in pos], tags)
             j = k
         return out
+
+    def _admitted(self, enterprise: str, names: list[Any], now_ns: int) -> np.ndarray | None:
+        """Which of these new sensors' rows the limits admit (None: all of them)."""
+        if self.limits is None or self.registry.strict:
+            return None
+        new = list(dict.fromkeys(names))
+        ok = self.limits.admit(enterprise, len(new), now_ns=now_ns)
+        if ok == len(new):
+            return None
+        admitted = set(new[:ok])
+        return np.fromiter((n in admitted for n in names), bool, len(names))
+
+    def _intern_rows(
+        self, acc: Columns, sensors: list[Any], run: list[int], tags: tuple[str, str, str]
+    ) -> np.ndarray:
+        """Register the sensors of ``run`` (rows of one enterprise/site/gateway)."""
+        kinds = [acc.kinds[i] for i in run] if acc.kinds is not None else [None] * len(run)
+        units = [acc.units[i] for i in run] if acc.units is not None else [None] * len(run)
+        ent, site, gw = tags
+        return self.registry.intern(
+            ent, site, [sensors[i] for i in run],
+            kinds=[x if isinstance(x, str) else None for x in kinds],
+            units=[x if isinstance(x, str) else None for x in units], gateway=gw,
+        )  # fmt: skip
+
+
+def _mark_bad_text(obj: Any) -> str | None:
+    """Readings of a list or envelope whose text is not UTF-8 are replaced, in place, by a
+    :class:`BadText` (dead-lettered alone); returns where the message itself has such text
+    outside its readings (the whole message is then dead-lettered), else None."""
+    rows = obj if type(obj) is list else None
+    rest: Any = obj
+    if type(obj) is dict and type(obj.get("readings")) is list:
+        rows = obj["readings"]
+        rest = {k: v for k, v in obj.items() if k != "readings"}
+    elif rows is not None:
+        rest = None
+    if rows is not None:
+        for i, r in enumerate(rows):
+            where = _bad_text(r)
+            if where is not None:
+                rows[i] = BadText(where)
+    return _bad_text(rest) if rest is not None else None
+
+
+def _bad_text(obj: Any) -> str | None:
+    """Where the parsed JSON holds a string with a lone surrogate (key or value), or None.
+
+    Only run when the payload has a surrogate escape; the nesting is already bounded by
+    the parser."""
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        x, where = stack.pop()
+        if type(x) is str:
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "payload"
+        elif type(x) is dict:
+            for k, v in x.items():
+                at = f"{where}.{k}" if where else str(k)
+                stack.append((k, at))
+                stack.append((v, at))
+        elif type(x) is list:
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(x))
+    return None
 
 
 def _is_name(s: Any) -> bool:
@@ -444,17 +600,24 @@ _FIELD_OF: dict[R, str | None] = {
     R.ABSURD_TIMESTAMP: "ts",
     R.UNKNOWN_SENSOR: "sensor",
     R.BAD_QUALITY: "quality",
+    R.NUMBER_OUT_OF_RANGE: "value",
+    R.SENSOR_LIMIT: "sensor",
 }
 _DETAIL: dict[R, str] = {
     R.BAD_SHAPE: "reading is not a JSON object",
+    R.BAD_TEXT: "reading has text with a lone UTF-16 surrogate (not valid UTF-8)",
     R.MISSING_VALUE: "reading has no 'value'",
     R.NON_NUMERIC_VALUE: "'value' is not a JSON number",
     R.NON_FINITE_VALUE: "'value' is not finite",
     R.MISSING_SENSOR: "reading has no 'sensor' (non-empty string)",
     R.BAD_TIMESTAMP: "'ts' is neither epoch milliseconds nor RFC 3339 text with an offset",
-    R.ABSURD_TIMESTAMP: "'ts' is before ingest.min_time or too far in the future",
+    R.ABSURD_TIMESTAMP: "'ts' is before ingest.min_time, too far in the future, or outside "
+    "1677-2262 (int64 nanoseconds)",
     R.UNKNOWN_SENSOR: "sensor is not in the catalogue (ingest.strict is on)",
     R.BAD_QUALITY: "'quality' must be ok, calibrating or fault",
+    R.NUMBER_OUT_OF_RANGE: "'value' is an integer too large for a float64",
+    R.SENSOR_LIMIT: "a new sensor over ingest.max_sensors_per_enterprise or "
+    "ingest.max_new_sensors_per_minute (not registered)",
 }
 for _r in R:
     _FIELD_OF.setdefault(_r, None)

@@ -26,11 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rsub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
     c = rsub.add_parser(
         "check",
-        help="schema and semantic lint of rule files",
+        aliases=["lint"],
+        help="schema and semantic lint of rule files (also: rules lint)",
         description="Report unknown keys, wrong types, clear values on the wrong side of "
-        "their trigger, levels out of order, unknown calendars and rule references; with "
-        "--catalog also selectors that match no sensor, unknown columns and setpoints looser "
-        "than the regulatory cap. Exit code 1 on errors (warnings do not fail).",
+        "their trigger, levels out of order, unknown calendars and rule references, and "
+        "change windows too long to hold exactly; with --catalog also setpoint names that "
+        "are no catalogue column (an error, naming the closest column), selectors that "
+        "match no sensor, rules that reach another domain's sensors, unknown columns and "
+        "setpoints looser than the regulatory cap. Exit code 1 on errors (warnings do not "
+        "fail).",
         epilog="example: riskwatch rules check rules/coal_mine.yaml --catalog catalog/mine1.csv",
     )
     c.add_argument("files", nargs="+", help="rule YAML files")

@@ -57,6 +57,7 @@ from riskwatch.errors import ConfigError, ConfigErrors
 from riskwatch.model import Batch, Level, Signal, SignalState
 from riskwatch.rules.calendars import Calendar, collect_calendars
 from riskwatch.rules.conditions import CONDITIONS, CompileContext, Condition, ReadingCondition
+from riskwatch.rules.conditions.base import ActiveAlert
 from riskwatch.rules.parse import RuleFile, RuleSpec
 from riskwatch.rules.readings import ReadingRules
 from riskwatch.rules.sensor_memory import Needs, SensorMemory
@@ -218,6 +219,10 @@ class RuleSet:
         """Like :meth:`active` with the subject as text: the sensor key, or the group name."""
         return [(a.rule, a.subject, a.state, a.level) for m in self.members for a in m.active(self)]
 
+    def active_subjects_full(self) -> list[ActiveAlert]:
+        """Every pending or firing subject with its sensor, subject text and group."""
+        return [a for m in self.members for a in m.active(self)]
+
     def memory(self) -> dict[str, int]:
         """Bytes of rule state and parameters (for the benchmark's memory per sensor)."""
         state, params = self.sensors.nbytes(), 0
@@ -234,12 +239,19 @@ class RuleSet:
             rules.update(m.export_state())
         return {"rules": rules, "sensors": self.sensors.snapshot()}
 
-    def import_state(self, st: dict[str, Any], keep: set[str]) -> None:
-        """Take over the state of the rules named in ``keep`` from an exported state."""
+    def import_state(
+        self, st: dict[str, Any], keep: set[str], changed: set[str] | frozenset[str] = frozenset()
+    ) -> None:
+        """Take over the state of the rules named in ``keep`` from an exported state, and
+        what is active of the rules named in ``changed`` (each member's ``adopt_state``:
+        their alerts resolve on the next reading if the new condition does not hold)."""
         self.sensors.restore(st["sensors"])
         kept = {name: s for name, s in st["rules"].items() if name in keep}
+        adopted = {name: s for name, s in st["rules"].items() if name in changed}
         for m in self.members:
             m.import_state(kept)
+            if adopted:
+                m.adopt_state(adopted)
 
     # ------------------------------------------------------------------ durable state
     def fingerprints(self) -> dict[str, str]:

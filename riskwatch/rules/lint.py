@@ -3,10 +3,17 @@
 Every finding names file, line, column and key path. Errors: anything the strict parser
 rejects (unknown keys, wrong types, missing keys), a clear value on the wrong side of its
 trigger, a colour given twice, levels in the wrong order (a more severe level must be
-harder to reach), unknown calendars and unknown rule references. With a catalogue,
-warnings: match keys that are not catalogue columns, selectors that match no sensor,
-catalogue setpoints looser than the regulatory cap, and sensors that lack a referenced
-setpoint (that level is then off for them).
+harder to reach), unknown calendars and unknown rule references, and an ``of: change``
+window that could need more readings than a change window holds exactly
+(:data:`~riskwatch.rules.conditions.CHANGE_MAX_KEPT`, at one reading a second). With a
+catalogue, errors: a setpoint name that is not a catalogue column when the rule selects
+sensors, with or without a ``default`` (naming the closest column: a misspelt name would
+silently turn the default into every sensor's number, or the level off), and a change
+window too long for the selected sensors' ``period_s``. Warnings: match keys that are not catalogue
+columns, selectors that match no sensor, a rule that selects sensors of another domain
+(or, without a ``domain`` selector, of several), catalogue setpoints looser than the
+regulatory cap, sensors that lack a referenced setpoint (that level is then off for
+them), and catalogued sensors without a domain when rules select by domain.
 
 >>> fs = check_text('''
 ... rules:
@@ -24,19 +31,25 @@ clear value 1.6 is above its trigger 1.5 (the alert could step down while still 
 
 from __future__ import annotations
 
+import difflib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from riskwatch.catalog import SensorRegistry
+from riskwatch.catalog import NUMBER_COLUMNS, SensorRegistry
 from riskwatch.config.yamldoc import KeyPath, YamlDoc, format_path
 from riskwatch.errors import ConfigErrors
 from riskwatch.rules.calendars import build_calendars
 from riskwatch.rules.compile import looser_than_cap, resolve_number, select, unknown_columns
-from riskwatch.rules.parse import LevelSpec, RuleFile, RuleSpec, _parse_doc
+from riskwatch.rules.conditions.change import (
+    ASSUMED_PERIOD_NS,
+    CHANGE_MAX_KEPT,
+    change_entries_needed,
+)
+from riskwatch.rules.parse import LevelSpec, RuleFile, RuleSpec, Setpoint, _parse_doc, as_setpoint
 
 __all__ = ["Finding", "check_files", "check_text"]
 
@@ -75,6 +88,114 @@ def _level_paths(rule: RuleSpec, base: KeyPath) -> list[tuple[LevelSpec, KeyPath
     if rule.levels:
         return [(lv, (*base, "levels", j)) for j, lv in enumerate(rule.levels)]
     return [(lv, base) for lv in rule.all_levels()]
+
+
+def _number_refs(rule: RuleSpec, base: KeyPath) -> list[tuple[Setpoint, KeyPath, str]]:
+    """Every catalogue setpoint a rule reads: (setpoint, its key path, what it sets)."""
+    out: list[tuple[Setpoint, KeyPath, str]] = []
+
+    def add(raw: object, path: KeyPath, what: str) -> None:
+        try:
+            sp = as_setpoint(raw)  # type: ignore[arg-type]
+        except ValueError:
+            return
+        if sp is not None and sp.setpoint is not None:
+            out.append((sp, (*path, "setpoint") if isinstance(raw, Setpoint) else path, what))
+
+    for lv, p in _level_paths(rule, base):
+        for key in ("above", "below", "clear_below", "clear_above"):
+            add(getattr(lv, key), (*p, key), f"level {lv.level.colour}")
+    if rule.out_of_range is not None:
+        add(rule.out_of_range.low, (*base, "out_of_range", "low"), "the range")
+        add(rule.out_of_range.high, (*base, "out_of_range", "high"), "the range")
+    if rule.no_data is not None and isinstance(rule.no_data.limit, Setpoint):
+        out.append((rule.no_data.limit, (*base, "no_data", "after"), "the no-data limit"))
+    return out
+
+
+def _setpoint_columns(
+    rule: RuleSpec, base: KeyPath, doc: YamlDoc, reg: SensorRegistry, n_selected: int
+) -> tuple[list[Finding], set[str]]:
+    """Setpoint names that are not catalogue columns (and the names reported)."""
+    out: list[Finding] = []
+    missing: set[str] = set()
+    numeric = [*reg.setpoint_names(), *NUMBER_COLUMNS]
+    for sp, path, what in _number_refs(rule, base):
+        name = sp.setpoint
+        assert name is not None
+        if reg.has_column(name):
+            continue
+        missing.add(name)
+        close = difflib.get_close_matches(name, numeric, n=1, cutoff=0.4)
+        hint = f" (closest: {close[0]!r})" if close else (
+            f" (setpoint columns: {', '.join(reg.setpoint_names()) or 'none'})")  # fmt: skip
+        then = (f"the default {sp.default:g} would be used for all {n_selected} selected "
+                "sensor(s)") if sp.default is not None else (
+                f"{what} would be off for all {n_selected} selected sensor(s)")  # fmt: skip
+        out.append(_f(doc, "error", path, f"no catalogue column {name!r}{hint}; {then}"))
+    return out, missing
+
+
+def _window(rule: RuleSpec, base: KeyPath, doc: YamlDoc, reg: SensorRegistry | None,
+            ids: np.ndarray | None) -> list[Finding]:  # fmt: skip
+    """A change window the deque cannot hold exactly (CHANGE_MAX_KEPT readings)."""
+    if rule.of != "change" or rule.window is None:
+        return []
+    w = int(rule.window)
+    limit = f"a change window holds {CHANGE_MAX_KEPT} readings per sensor exactly"
+    if reg is None or ids is None or not len(ids):
+        need = change_entries_needed(w, ASSUMED_PERIOD_NS)
+        if need <= CHANGE_MAX_KEPT:
+            return []
+        return [_f(doc, "error", (*base, "window"),
+                   f"window {rule.window} can need {need} readings per sensor at one a "
+                   f"second and {limit}: shorten it, or lint with a catalogue whose "
+                   "period_s says the sensors report less often")]  # fmt: skip
+    period = reg.column("period_s")[ids]
+    period_ns = np.where(np.isnan(period), ASSUMED_PERIOD_NS, period * 1e9).astype(np.int64)
+    per_sensor = np.asarray(w // np.maximum(period_ns, 1) + 1)
+    bad = np.asarray(per_sensor > CHANGE_MAX_KEPT)
+    if not bad.any():
+        return []
+    keys = [reg.key(int(i)) for i in ids[bad][:3]]
+    return [_f(doc, "error", (*base, "window"),
+               f"window {rule.window} can need up to {int(per_sensor.max())} readings per sensor "
+               f"for {int(bad.sum())} selected sensor(s) (e.g. {', '.join(keys)}; period_s, "
+               f"or 1 s where none) and {limit}: shorten it")]  # fmt: skip
+
+
+def _own_domains(m: Mapping[str, object]) -> set[str] | None:
+    """The domains a selector names (None: it has no ``domain`` key)."""
+    if "domain" not in m:
+        return None
+    v = m["domain"]
+    vals = v if isinstance(v, (list, tuple)) else [v]
+    return {str(x) for x in vals if str(x)}
+
+
+def _domains(doc: YamlDoc, path: KeyPath, m: Mapping[str, object], ids: np.ndarray,
+             reg: SensorRegistry) -> list[Finding]:  # fmt: skip
+    """A selector that reaches sensors of another domain (or of several, without one)."""
+    if not len(ids):
+        return []
+    dom = reg.column("domain")[ids].astype(str)
+    seen = sorted(set(dom.tolist()) - {""})
+    own = _own_domains(m)
+    if own is None:
+        if len(seen) < 2:
+            return []
+        counts = ", ".join(f"{d} ({int((dom == d).sum())})" for d in seen)
+        return [_f(doc, "warning", path,
+                   f"selects sensors of {len(seen)} domains: {counts}; select one with "
+                   "match.domain (a pack's rules belong to one domain)")]  # fmt: skip
+    others = [d for d in seen if d not in own]  # a glob reaching several is "another" too
+    if not others:
+        return []
+    bad = np.isin(dom, others)
+    keys = [reg.key(int(i)) for i in ids[bad][:3]]
+    return [_f(doc, "warning", (*path, "domain"),
+               f"selects {int(bad.sum())} sensor(s) of domain {', '.join(others)} (e.g. "
+               f"{', '.join(keys)}), outside its own ({', '.join(sorted(own))})")]  # fmt: skip
 
 
 def _check_rule(
@@ -134,7 +255,7 @@ def _check_rule(
                 out.append(_f(doc, "error", (*base, "compound", key, j, "rule"),
                               f"unknown rule {t.rule!r}"))  # fmt: skip
     if reg is None:
-        return out
+        return out + _window(rule, base, doc, None, None)
     # catalogue-aware checks
     selectors = [((*base, "match"), rule.match)] if rule.match else []
     if rule.compound is not None:
@@ -150,13 +271,20 @@ def _check_rule(
             out.append(_f(doc, "warning", (*path, k),
                           f"no catalogue column {k!r}, so this selects nothing "
                           f"(have: {', '.join(reg.columns)})"))  # fmt: skip
-        if not bad and not select(reg, m, rule.exclude).any():
+        if bad:
+            continue
+        sel = np.flatnonzero(select(reg, m, rule.exclude if m is rule.match else None))
+        if not len(sel):
             out.append(_f(doc, "warning", path, "selects no sensor of the catalogue"))
+        out += _domains(doc, path, m, sel, reg)
     if not rule.match:
         return out
     ids = np.flatnonzero(select(reg, rule.match, rule.exclude))
+    out += _window(rule, base, doc, reg, ids)
     if not len(ids):
         return out
+    found, missing = _setpoint_columns(rule, base, doc, reg, len(ids))
+    out += found
     keys = [reg.key(int(i)) for i in ids[:3]]
     for lv, p in levels:
         trig_key = "above" if lv.above is not None else "below"
@@ -170,7 +298,7 @@ def _check_rule(
                           f"{', '.join(bad_keys)}); the cap {sp.cap:g} is used"))  # fmt: skip
         vals = resolve_number(reg, sp, ids, lv.direction)
         miss = np.isnan(vals)
-        if miss.any():
+        if miss.any() and sp.setpoint not in missing:
             mk = [reg.key(int(i)) for i in ids[miss][:3]]
             out.append(_f(doc, "warning", (*p, trig_key),
                           f"{int(miss.sum())} selected sensor(s) have no setpoint "
@@ -230,7 +358,25 @@ def check_docs(
         for i, r in enumerate(rf.rules):
             base = (i,) if bare else ("rules", i)
             out += _check_rule(r, base, doc, calendars, set(names), reg)
+    if reg is not None:
+        out += _unlabelled(reg, [r for rf, _ in parsed for r in rf.rules], catalog)
     return out
+
+
+def _unlabelled(
+    reg: SensorRegistry, rules: Sequence[RuleSpec], catalog: Sequence[str | Path]
+) -> list[Finding]:
+    """One warning when rules select by domain and catalogued sensors have none."""
+    if not any(r.match and "domain" in r.match for r in rules):
+        return []
+    none = np.flatnonzero(reg.column("domain") == "")
+    if not len(none):
+        return []
+    keys = [reg.key(int(i)) for i in none[:3]]
+    msg = (f"{len(none)} catalogued sensor(s) have no domain (e.g. {', '.join(keys)}): rules "
+           "that select a domain see them only where they also take points without one (the "
+           "bundled packs: by kind; o2 and temp as coal_mine)")  # fmt: skip
+    return [Finding("warning", ", ".join(map(str, catalog)), None, None, "domain", msg)]
 
 
 def check_files(paths: Sequence[str | Path], catalog: Sequence[str | Path] = ()) -> list[Finding]:

@@ -404,6 +404,18 @@ class RuleSpec:
                 out.append(((), "missing required key 'level'"))
         if self.of == "change" and self.window is None:
             out.append((("window",), "of: change needs a window"))
+        if self.of == "change" and has_thr:
+            dirs = {lv.direction for lv in self.levels} if self.levels else set()
+            if not self.levels:
+                dirs = {1 if self.above is not None else -1}
+            if len(dirs) > 1:
+                out.append(
+                    (
+                        ("levels",),
+                        "of: change compares the rise (above levels) or the fall (below "
+                        "levels) within the window, not both: write two rules",
+                    )
+                )
         if self.of != "change" and self.window is not None:
             out.append((("window",), "window is only used with of: change"))
         if not has_thr:

@@ -17,16 +17,20 @@ sensors (the ``# n.`` comments in the code follow them):
 7. Signals: only rows whose status changed become :class:`~riskwatch.model.Signal` s
    (:class:`~riskwatch.rules.messages.SignalWriter`), in reading order and then slot
    order, which is the order the same readings fed one at a time give.
+8. Raise-only: readings flagged out of order, clock-skewed or conflicting skipped steps
+   1-7; they are evaluated now against the state the batch left, and may only raise or
+   escalate (:mod:`~riskwatch.rules.raise_only`). Their signals follow the in-order ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from riskwatch.model import Batch, Signal
+from riskwatch.model import Batch, Flags, Signal
 from riskwatch.rules.compile import select
 from riskwatch.rules.conditions.base import (
     ActiveAlert,
@@ -43,6 +47,7 @@ from riskwatch.rules.levels import (
     status_state,
 )
 from riskwatch.rules.messages import SignalWriter
+from riskwatch.rules.raise_only import evaluate_raise_only
 from riskwatch.rules.rows import active_rows
 from riskwatch.rules.segments import run_ends, shift_in_segments
 from riskwatch.rules.sensor_memory import Needs
@@ -136,9 +141,33 @@ class ReadingRules:
         return []  # only readings move per-reading rules
 
     def on_batch(self, env: RuleEnv, batch: Batch, now_ns: int) -> list[Signal]:
-        s = self.slots
-        if not s.n:
+        if not self.slots.n:
             return []
+        out = self._in_order(env, batch)
+        # 8. out-of-order, clock-skewed and conflicting readings: raise-only, against the
+        # state the in-order readings left (riskwatch.rules.raise_only)
+        if batch.flags.any():
+            out += self._raise_only(env, batch)
+        return out
+
+    def _raise_only(self, env: RuleEnv, batch: Batch) -> list[Signal]:
+        moved = evaluate_raise_only(
+            batch, self.slots, self.tables, self.kinds,
+            lambda slot, t: self._calendar_off(env, slot, t),
+        )  # fmt: skip
+        if moved is None:
+            return []
+        # the signal's time: the arrival for a clock-skewed reading (its stamp is wrong)
+        t = np.minimum(batch.time.take(moved.reading), batch.received.take(moved.reading))
+        changed = np.lexsort((moved.slot, t))
+        signals = self._signals(env, changed, moved.slot, t, batch.value.take(moved.reading),
+                                moved.x, moved.status, moved.prev)  # fmt: skip
+        why = batch.flags.take(moved.reading[changed])
+        return [_noted(sig, int(f)) for sig, f in zip(signals, why.tolist(), strict=True)]
+
+    def _in_order(self, env: RuleEnv, batch: Batch) -> list[Signal]:
+        """Steps 1-7: the readings taken in event-time order."""
+        s = self.slots
         # 1.-4. the rows of every kind that are not quiet (see riskwatch.rules.rows)
         rows = active_rows(batch, s, self.tables, self.kinds, self._mark)
         if rows is None:
@@ -301,6 +330,46 @@ class ReadingRules:
             copy_state(old.slots, src[oi], s, dst[ni])
         s.refresh_band()
 
+    def adopt_state(self, states: Mapping[str, object]) -> None:
+        """Changed rules take over their predecessors' active slots (see
+        :meth:`~riskwatch.rules.conditions.base.Condition.adopt_state`): a firing slot
+        starts with the same colours latched (a colour the new rule lacks becomes its most
+        severe enabled one: when in doubt, alarm), a pending one pending, and both keep
+        the old status, so the next reading that evaluates another status signals it (a
+        resolve when the new clear condition holds). The last reading's time and value
+        carry over too (rate and frozen compare with it)."""
+        s = self.slots
+        for r in self.rules:
+            old = states.get(r.name)
+            if old is None:
+                continue
+            assert isinstance(old, ReadingState)
+            o = old.slots
+            src = np.flatnonzero(o.rule == old.rule_index)
+            dst = np.flatnonzero(s.rule == r.index)
+            _, oi, ni = np.intersect1d(
+                o.sensor[src], s.sensor[dst], assume_unique=True, return_indices=True
+            )
+            src, dst = src[oi], dst[ni]
+            s.last_time[dst] = o.last_time[src]
+            s.last_value[dst] = o.last_value[src]
+            status = o.status[src]
+            act = status > 0
+            src, dst, status = src[act], dst[act], status[act]
+            if not len(dst):
+                continue
+            enabled = s.enabled[dst]
+            latch = o.latch[src] & enabled
+            firing = (status < PENDING) & ~latch.any(axis=1)
+            if firing.any():  # its latched colours are gone: the most severe one left
+                first = np.argmax(enabled[firing], axis=1)
+                latch[np.flatnonzero(firing), first] = enabled[firing].any(axis=1)
+            latch[status > PENDING] = False
+            s.latch[dst] = latch
+            s.status[dst] = status
+            s.busy[dst] = True
+        s.refresh_band()
+
     # ------------------------------------------------------------------ durable state
     def dump_state(self) -> StateTree:
         """The slot table's state arrays by name, each slot's (rule name, sensor id), and
@@ -387,3 +456,16 @@ class ReadingRules:
     def nbytes(self) -> tuple[int, int]:
         tables = sum(table.nbytes for _, ts in self.tables for table, _ in ts)
         return self.slots.nbytes_state(), self.slots.nbytes_params() + tables
+
+
+def _noted(sig: Signal, flags: int) -> Signal:
+    """The signal of a raise-only reading, its message saying why the reading was odd."""
+    if flags & Flags.CLOCK_SKEW:
+        why = "clock-skewed reading"
+    elif flags & Flags.OUT_OF_ORDER:
+        why = "out-of-order reading"
+    else:
+        why = "conflicting reading"
+    body, sep, tail = sig.message.rpartition(" [")
+    msg = f"{body} ({why}){sep}{tail}" if sep else f"{sig.message} ({why})"
+    return replace(sig, message=msg)

@@ -24,8 +24,8 @@ import math
 from collections import deque
 from typing import Any
 
-from riskwatch.model import PROCESS_SKIP, Flags
-from riskwatch.rules.conditions import CHANGE_SAMPLES, ChangeColumns, RangeColumns, RateColumns
+from riskwatch.model import PROCESS_SKIP, RAISE_ONLY, Flags
+from riskwatch.rules.conditions import ChangeColumns, RangeColumns, RateColumns
 from riskwatch.rules.evaluator import RuleSet
 from riskwatch.rules.kinds import ConditionKind
 from riskwatch.rules.slots import LEVEL_COLUMNS
@@ -33,14 +33,23 @@ from riskwatch.rules.slots import LEVEL_COLUMNS
 __all__ = ["ScalarRules"]
 
 _CAL = int(Flags.CALIBRATING)
+_FAULT = int(Flags.FAULT)
 _SKIP = int(PROCESS_SKIP)
+_RAISE_ONLY = int(RAISE_ONLY)
+_DUP, _CONFLICT = int(Flags.DUPLICATE), int(Flags.CONFLICTING)
 K_RATE, K_CHANGE, K_FROZEN = ConditionKind.RATE, ConditionKind.CHANGE, ConditionKind.FROZEN
 K_RANGE, K_CALIB = ConditionKind.OUT_OF_RANGE, ConditionKind.CALIBRATION
 
 
 class ScalarRules:
     """Per-reading evaluation with Python dicts; ``feed`` returns transitions as tuples
-    ``(rule, sensor, time, state, level or None)``."""
+    ``(rule, sensor, time, state, level or None)``.
+
+    ``feed`` takes readings in order; ``feed_batch`` takes a batch the way the rule set
+    does: its in-order readings in time order, then its raise-only ones
+    (:mod:`~riskwatch.rules.raise_only`), whose transitions collapse to the last one
+    per (rule, sensor), as the vectorised pass emits one per slot.
+    """
 
     def __init__(self, rs: RuleSet) -> None:
         s = rs.readings.slots
@@ -57,6 +66,7 @@ class ScalarRules:
                 "kind": int(s.kind[i]),
                 "per": float(rate.per_ns[i]) if rate is not None else 1e9,
                 "window": int(change.window_ns[i]) if change is not None else 0,
+                "rises": bool(change.sign[i] > 0) if change is not None else True,
                 "low": float(rng.low[i]) if rng is not None else math.nan,
                 "high": float(rng.high[i]) if rng is not None else math.nan,
                 "n": int(s.count_n[i]),
@@ -78,7 +88,7 @@ class ScalarRules:
             }
 
             p.update(latch={}, trun={}, tsince={}, crun={}, csince={}, hist={}, status=0)
-            p.update(last_t=None, last_v=math.nan, ring=deque(maxlen=CHANGE_SAMPLES))
+            p.update(last_t=None, last_v=math.nan, window_readings=[])
             self.by_sensor.setdefault(int(s.sensor[i]), []).append(p)
 
     def feed(self, t: int, sensor: int, v: float, flags: int) -> list[tuple[Any, ...]]:
@@ -86,9 +96,10 @@ class ScalarRules:
         for p in self.by_sensor.get(sensor, ()):
             kind = p["kind"]
             if kind == K_CALIB:
-                pass
+                if flags & _RAISE_ONLY:
+                    continue
             elif kind in (K_FROZEN, K_RANGE):
-                if flags & _CAL:
+                if flags & (_CAL | _RAISE_ONLY):
                     continue
             elif flags & _SKIP:
                 continue
@@ -107,10 +118,12 @@ class ScalarRules:
             elif kind == K_CALIB:
                 x = 1.0 if flags & _CAL else 0.0
             elif kind == K_CHANGE:
-                ring = p["ring"]
-                ring.append((t, v))
-                ref = next(rv for rt, rv in ring if rt >= t - p["window"])
-                x = v - ref
+                # every reading of the window, kept as long as the window holds it
+                seen = p["window_readings"]
+                seen.append((t, v))
+                seen[:] = [(rt, rv) for rt, rv in seen if rt >= t - p["window"]]
+                vals = [rv for _, rv in seen]
+                x = v - (min(vals) if p["rises"] else max(vals))
             else:
                 x = v
             status = 0
@@ -157,3 +170,64 @@ class ScalarRules:
                     out.append((p["rule"], sensor, t, "firing", status))
                 p["status"] = status
         return out
+
+    def feed_batch(self, rows: list[tuple[int, int, float, int]]) -> list[tuple[Any, ...]]:
+        """A batch of ``(time, sensor, value, flags)`` rows, evaluated as RuleSet.process does."""
+        rows = sorted(rows, key=lambda r: r[0])  # stable, like Batch.sorted_by_time
+        out: list[tuple[Any, ...]] = []
+        for t, sensor, v, f in rows:
+            out += self.feed(t, sensor, v, f)
+        late: dict[tuple[str, int], tuple[Any, ...]] = {}
+        for t, sensor, v, f in rows:
+            for tr in self.feed_raise_only(t, sensor, v, f):
+                late[(tr[0], tr[1])] = tr
+        return out + list(late.values())
+
+    def feed_raise_only(self, t: int, sensor: int, v: float, flags: int) -> list[tuple[Any, ...]]:
+        """One raise-only reading: it may latch immediate colours (N-of-M: with the last
+        M-1 in-order bits) and make `for` colours pending; it never resets anything."""
+        if not flags & _RAISE_ONLY or (flags & _DUP and not flags & _CONFLICT):
+            return []
+        out: list[tuple[Any, ...]] = []
+        for p in self.by_sensor.get(sensor, ()):
+            kind = p["kind"]
+            if kind == ConditionKind.VALUE:
+                if flags & (_CAL | _FAULT):
+                    continue
+                x, pends = v, True
+            elif kind == K_RANGE:
+                if flags & _CAL:
+                    continue
+                cands = [d for d in (p["low"] - v, v - p["high"]) if not math.isnan(d)]
+                x, pends = (max(cands) if cands else math.nan), False
+            else:
+                continue
+            pend = 0
+            for k, sign, T, _C, strict, _cincl, for_ns, _keep in p["levels"]:
+                xs = x * sign
+                trig = xs > T or (not strict and xs == T)
+                if p["m"]:
+                    h = list(p["hist"].get(k, ()))
+                    before = h[max(0, len(h) - (p["m"] - 1)) :] if p["m"] > 1 else []
+                    trig = trig and sum(before) + 1 >= p["n"]
+                if not trig or p["latch"].get(k):
+                    continue
+                if for_ns == 0:
+                    p["latch"][k] = True
+                    p["crun"][k] = False
+                elif pends and not pend:
+                    pend = k + 11  # levels are in colour order: the first is the most severe
+            latched = [k for k, on in p["latch"].items() if on]
+            status = min(latched) + 1 if latched else pend
+            if _rank(status) < _rank(p["status"]):
+                p["status"] = status
+                if status > 10:
+                    out.append((p["rule"], sensor, t, "pending", status - 10))
+                else:
+                    out.append((p["rule"], sensor, t, "firing", status))
+        return out
+
+
+def _rank(status: int) -> int:
+    """Severity rank of a status code: firing 1..4, pending 11..14, inactive last."""
+    return 255 if status == 0 else status

@@ -20,11 +20,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from riskwatch.model import PROCESS_SKIP, Batch
+from riskwatch.model import PROCESS_SKIP, Batch, Flags
 from riskwatch.rules.slots import NEVER
 from riskwatch.state.tree import SensorMap, StateTree
 
 __all__ = ["Needs", "SensorMemory", "SensorSnapshot"]
+
+_SKEW = int(Flags.CLOCK_SKEW)
 
 
 class Needs(IntFlag):
@@ -78,9 +80,14 @@ class SensorMemory:
         return gap
 
     def observe(self, batch: Batch, needs: Needs) -> None:
-        """Record a time-sorted batch (only what some rule needs)."""
+        """Record a time-sorted batch (only what some rule needs); a clock-skewed reading
+        counts as seen at its arrival."""
         if needs & Needs.SEEN:
-            np.maximum.at(self.seen_event, batch.sensor, batch.time)
+            t = batch.time
+            skewed = (batch.flags & _SKEW) != 0
+            if skewed.any():  # a fast clock's stamp would hide the sensor's next silence
+                t = np.where(skewed, batch.received, t)
+            np.maximum.at(self.seen_event, batch.sensor, t)
             np.maximum.at(self.seen_arrival, batch.sensor, batch.received)
         if needs & Needs.LAST_VALUE:
             ok = (batch.flags & int(PROCESS_SKIP)) == 0

@@ -2,8 +2,14 @@
 
 Reload (SIGHUP or a changed file): the new files are parsed and compiled first; an
 invalid set raises :class:`~riskwatch.errors.ConfigErrors` and the running set is kept.
-Rules whose definition did not change keep their state (latched alerts stay latched);
-a changed rule starts fresh, and the log says which rules were added, changed, removed.
+Rules whose definition did not change keep their state (latched alerts stay latched).
+A changed rule takes over what its predecessor had active (the same colours latched, or
+pending; timers start anew), so the next reading resolves its alert when the new
+condition no longer holds, and never before; the subjects it no longer watches end
+(``unwatched``). The result (:class:`~riskwatch.pipeline.StageReload`) names the added,
+changed and removed rules; the engine hands it to the alert sink, which ends the alerts
+of removed rules (``rule_removed``). The log says which rules were added, changed,
+removed.
 
 >>> import tempfile, pathlib
 >>> from riskwatch.catalog import SensorRegistry
@@ -23,9 +29,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from riskwatch.catalog import SensorRegistry
+from riskwatch.config.engine import EngineConfig
 from riskwatch.config.yamldoc import YamlDoc
-from riskwatch.model import Batch, Signal
-from riskwatch.pipeline import StageContext
+from riskwatch.model import Batch, EndReason, Signal, SignalSource, SignalState
+from riskwatch.pipeline import StageContext, StageReload
 from riskwatch.rules.evaluator import RuleSet, rule_fingerprint
 from riskwatch.rules.parse import load_rules
 from riskwatch.state.tree import Restored, SensorMap, StateTree
@@ -88,7 +95,11 @@ class RuleStage:
             log.info("rules: %.1f s of engine downtime not counted as sensor silence "
                      "(no-data, arrival clock)", gap / 1e9)  # fmt: skip
 
-    def reload(self, ctx: StageContext) -> None:
+    def reconfigure(self, cfg: EngineConfig) -> None:
+        """The rule files of a re-read engine config (loaded by the next reload)."""
+        self.paths = [cfg.path(p) for p in cfg.rules]
+
+    def reload(self, ctx: StageContext) -> StageReload:
         """Swap in the rule files' current content; raise ConfigErrors to keep the old set."""
         new = compile_files(self.paths, self.registry)
         old = self.ruleset
@@ -98,11 +109,34 @@ class RuleStage:
         added = sorted(set(new_fp) - set(old_fp))
         removed = sorted(set(old_fp) - set(new_fp))
         changed = sorted(n for n in set(new_fp) & set(old_fp) if n not in keep)
-        new.import_state(old.export_state(), keep)
+        new.import_state(old.export_state(), keep, set(changed))
+        ended = _unwatched(old, new, set(changed), ctx.now_ns)
         self.ruleset = new
         log.info(
-            "rules reloaded: %d unchanged (state kept), changed (state reset): %s; "
-            "added: %s; removed: %s",
+            "rules reloaded: %d unchanged (state kept), changed (active subjects taken "
+            "over): %s; added: %s; removed: %s",
             len(keep), ", ".join(changed) or "none", ", ".join(added) or "none",
             ", ".join(removed) or "none",
         )  # fmt: skip
+        return StageReload(self.name, SignalSource.RULE, added=tuple(added),
+                           changed=tuple(changed), removed=tuple(removed), kept=len(keep),
+                           ended=tuple(ended))  # fmt: skip
+
+
+def _unwatched(old: RuleSet, new: RuleSet, changed: set[str], now_ns: int) -> list[Signal]:
+    """``resolved`` signals (reason ``unwatched``) for what the changed rules had active
+    and their new definitions no longer watch (a narrowed ``match``, another ``per``)."""
+    if not changed:
+        return []
+    still = {(a.rule, a.subject) for a in new.active_subjects_full() if a.rule in changed}
+    out = []
+    for a in old.active_subjects_full():
+        if a.rule in changed and (a.rule, a.subject) not in still:
+            out.append(Signal(
+                rule=a.rule, sensor=a.sensor, time=now_ns, state=SignalState.RESOLVED,
+                level=None, value=float("nan"), threshold=float("nan"),
+                message=f"{a.subject}: rule {a.rule} was changed by a reload and no longer "
+                "watches it",
+                group=a.group, reason=EndReason.UNWATCHED,
+            ))  # fmt: skip
+    return out

@@ -14,6 +14,7 @@ batch; 5xx, timeouts and refused connections → ``retryable=True`` — spool an
 from __future__ import annotations
 
 import logging
+import re
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -90,6 +91,15 @@ class InfluxV1Writer:
         if r.status == 404 and "database not found" in msg:
             self._db_ready = False
             raise StorageError(f"database missing: {msg}", retryable=True, status=r.status)
+        text = r.data[:65536].decode("utf-8", "replace")
+        m = _PARTIAL.search(text)
+        if r.status == 400 and m is not None:  # the good points are written: only these lost
+            # lines that do not parse are not in dropped=N: each is quoted in the answer
+            dropped = int(m.group(1)) + text.count("unable to parse")
+            raise StorageError(
+                f"InfluxDB wrote {n_points - dropped} of {n_points} points and dropped "
+                f"{dropped}: {msg}", retryable=False, status=r.status, dropped=dropped,
+            )  # fmt: skip
         raise StorageError(
             f"InfluxDB rejected {n_points} points: HTTP {r.status} {msg}",
             retryable=r.status >= 500 or r.status == 429,
@@ -98,6 +108,10 @@ class InfluxV1Writer:
 
     def close(self) -> None:
         self.http.clear()
+
+
+#: InfluxDB 1.x answers a write with some bad points "partial write: ... dropped=N"
+_PARTIAL = re.compile(r"partial write.*?dropped=(\d+)", re.S)
 
 
 class InfluxV2Writer:

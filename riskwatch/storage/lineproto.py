@@ -11,7 +11,7 @@ against ~0.7 µs for one ``%`` format per point and ~1.0 µs for one ``str.forma
 formatting in Python's ``repr`` was 40 % of the instructions of the latter).
 
 >>> from riskwatch.catalog import SensorRegistry
->>> from riskwatch.model import Batch
+>>> from riskwatch.model import Batch, Flags
 >>> reg = SensorRegistry()
 >>> sid = int(reg.intern("mine 1", "face,3", ["CH4=1"], kinds=["ch4"])[0])
 >>> enc = LineEncoder(reg)
@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import Batch
+from riskwatch.model import Batch, Flags
 
 __all__ = ["LineEncoder", "escape_field_string", "escape_tag"]
 
@@ -62,6 +62,7 @@ class LineEncoder:
         self.registry = registry
         self._prefixes = np.empty(0, dtype=object)
         self._gen = -1
+        self._meta_gen = -1
         self._lock = threading.Lock()
 
     def _prefix_array(self) -> np.ndarray:
@@ -69,10 +70,13 @@ class LineEncoder:
         if self._gen == reg.generation and len(self._prefixes) == len(reg):
             return self._prefixes
         with self._lock:
-            gen = reg.generation
+            gen, meta_gen = reg.generation, reg.meta_generation
             ent, site, sen, kind = (reg.column(c) for c in ("enterprise", "site", "sensor", "kind"))
+            # only sensors added since: build theirs (adding one sensor costs one prefix)
+            lo = len(self._prefixes) if meta_gen == self._meta_gen else 0
             pre = np.empty(len(ent), dtype=object)
-            for i in range(len(ent)):  # once per sensor per registry change, not per reading
+            pre[:lo] = self._prefixes[:lo]
+            for i in range(lo, len(ent)):  # once per sensor per metadata change
                 tags = [("enterprise", ent[i])]
                 if kind[i]:
                     tags.append(("kind", kind[i]))
@@ -84,7 +88,7 @@ class LineEncoder:
                     + " value="
                 ).encode()
             self._prefixes = pre
-            self._gen = gen
+            self._gen, self._meta_gen = gen, meta_gen
             return pre
 
     def encode(self, batch: Batch) -> bytes:
@@ -92,7 +96,7 @@ class LineEncoder:
             return b""
         pre = self._prefix_array()
         if int(batch.sensor.max()) >= len(pre):
-            self._gen = -1
+            self._gen = -1  # sensors added while this batch was decoded: extend
             pre = self._prefix_array()
         n = len(batch)
         value = np.ascontiguousarray(batch.value, dtype=np.float64)
@@ -102,7 +106,10 @@ class LineEncoder:
             out[1::5] = orjson.dumps(value, option=_NUMPY)[1:-1].split(b",")
         else:  # orjson writes null for these; keep Python's text (InfluxDB rejects it)
             out[1::5] = [repr(v).encode() for v in value.tolist()]
-        out[2::5] = map(_FLAGS.__getitem__, batch.flags.tolist())
+        # a redelivered or repeated reading overwrites its own point in InfluxDB (same
+        # series and time): the stored copy is the only one, so it is not "a duplicate"
+        stored = batch.flags & np.uint8(0xFF ^ int(Flags.DUPLICATE))
+        out[2::5] = map(_FLAGS.__getitem__, stored.tolist())
         t = np.ascontiguousarray(batch.time, dtype=np.int64)
         out[3::5] = orjson.dumps(t, option=_NUMPY)[1:-1].split(b",")
         out.pop()  # no newline after the last line

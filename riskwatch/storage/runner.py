@@ -29,6 +29,7 @@ from riskwatch.model import Batch
 from riskwatch.storage.influx import Writer
 from riskwatch.storage.lineproto import LineEncoder
 from riskwatch.storage.spool import Spool
+from riskwatch.threads import guarded
 
 __all__ = ["StorageRunner"]
 
@@ -50,6 +51,16 @@ class _Item:
 _STOP = object()
 
 
+def _lines_in(body: bytes) -> int:
+    """Points in a line-protocol body (one per line)."""
+    return body.count(b"\n") + 1 if body else 0
+
+
+class _NotDurable(Exception):
+    """Stopping while the spool is full and the database down: the batch stays
+    unacknowledged (the broker redelivers it), so stopping never waits on the disk."""
+
+
 class StorageRunner:
     def __init__(
         self,
@@ -63,6 +74,7 @@ class StorageRunner:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         on_reject: RejectHandler | None = None,
+        on_fatal: Callable[[str], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.writer = writer
@@ -73,7 +85,10 @@ class StorageRunner:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.on_reject = on_reject
+        self.on_fatal = on_fatal
         self._mono = monotonic
+        self._stopping = threading.Event()
+        self.not_durable_points = 0  # left unacknowledged at a stop with the spool full
         self._q: queue.Queue[object] = queue.Queue(maxsize=queue_max_batches)
         self._thread: threading.Thread | None = None
         self._backoff = 0.0
@@ -98,18 +113,22 @@ class StorageRunner:
         *,
         spool_dir: Path,
         on_reject: RejectHandler | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> StorageRunner:
         """The runner the ``storage:`` section describes, spooling to ``spool_dir``."""
         return cls(
             writer, LineEncoder(registry), Spool(spool_dir, cfg.spool_max_bytes), metrics,
             queue_max_batches=cfg.queue_max_batches, write_max_points=cfg.write_max_points,
             retry_initial_s=cfg.retry_initial_s, retry_max_s=cfg.retry_max_s,
-            on_reject=on_reject,
+            on_reject=on_reject, on_fatal=on_fatal,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ API
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="riskwatch-storage", daemon=True)
+        target = self._run
+        if self.on_fatal is not None:
+            target = guarded(self._run, name="riskwatch-storage", on_fatal=self.on_fatal)
+        self._thread = threading.Thread(target=target, name="riskwatch-storage", daemon=True)
         self._thread.start()
 
     def submit(self, batch: Batch, on_durable: Callback | None = None) -> None:
@@ -135,12 +154,25 @@ class StorageRunner:
         self.idle.clear()
         self._q.put(_Item(None, body, n_points, on_durable))
 
+    def begin_stop(self) -> None:
+        """From now on a batch that cannot be written or spooled is left unacknowledged
+        instead of waited for, so that a stop never hangs on a full disk."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Write or spool everything queued, then stop the thread."""
         if self._thread is None:
             return
-        self._q.put(_STOP)
-        self._thread.join(timeout)
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive():  # a dead thread empties no queue: do not block on it
+            try:
+                self._q.put(_STOP, timeout=0.2)
+                break
+            except queue.Full:
+                if time.monotonic() > deadline:
+                    break
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
             log.error("storage thread did not stop within %.0fs", timeout)
         if self.writer is not None:
@@ -165,12 +197,17 @@ class StorageRunner:
             assert isinstance(item, _Item)
             self.metrics.queue_depth.set(self._q.qsize())
             try:
-                self._handle(item)
-            except Exception:
-                log.exception(
-                    "storage runner error; batch of %d points kept for retry", item.n_points
-                )
-                self._handle_fallback(item)
+                try:
+                    self._handle(item)
+                except _NotDurable:
+                    raise
+                except Exception:
+                    log.exception(
+                        "storage runner error; batch of %d points kept for retry", item.n_points
+                    )
+                    self._handle_fallback(item)
+            except _NotDurable:
+                self._abandon(item)
             if self.spool is not None and len(self.spool):
                 self._replay(budget_s=0.2)
 
@@ -208,10 +245,30 @@ class StorageRunner:
 
     def _handle_fallback(self, item: _Item) -> None:
         # last resort: spool without trying the writer; block until it fits
-        for body, n in self._bodies(item):
-            self._spool(body, n)
+        try:
+            bodies = self._bodies(item)
+        except Exception as exc:  # cannot be encoded at all: poison, dead-lettered
+            log.exception("a batch of %d points cannot be encoded; dead-lettered", item.n_points)
+            self._reject(
+                f"# unencodable batch of {item.n_points} points: {exc!r}".encode(),
+                StorageError(f"cannot encode: {exc!r}", retryable=False),
+            )
+            bodies = []
+        for body, n in bodies:
+            if self.spool is None:
+                self._retry_inline(body, n)
+            else:
+                self._spool(body, n)
         if item.on_durable is not None:
             item.on_durable()
+
+    def _abandon(self, item: _Item) -> None:
+        self.not_durable_points += item.n_points
+        log.error(
+            "stopping with the spool full and InfluxDB down: a batch of %d points is not "
+            "durable and stays unacknowledged (the broker redelivers it after a restart)",
+            item.n_points,
+        )  # fmt: skip
 
     def _store(self, body: bytes, n: int) -> None:
         if self.writer is None:
@@ -241,6 +298,8 @@ class StorageRunner:
         """Without a spool: keep retrying (ingest waits; nothing is dropped)."""
         assert self.writer is not None
         while True:
+            if self._stopping.is_set():
+                raise _NotDurable
             time.sleep(max(0.05, self._next_try - self._mono()))
             try:
                 self.writer.write(body, n)
@@ -267,11 +326,20 @@ class StorageRunner:
                 if not warned:
                     log.error("SPOOL FULL: %s; ingest is paused until InfluxDB accepts writes", exc)
                     warned = True
+                if self._stopping.is_set():
+                    raise _NotDurable from exc
                 if not self._replay(budget_s=1.0, force=True):
                     time.sleep(0.5)
 
     def _reject(self, body: bytes, exc: StorageError) -> None:
         self.metrics.write_errors.labels("rejected").inc()
+        if exc.dropped is not None:  # a partial write: the rest of the batch is stored
+            self.metrics.points_written.inc(max(0, _lines_in(body) - exc.dropped))
+            log.error("InfluxDB dropped %d points of a batch as bad data; the error sent to "
+                      "dead-letter: %s", exc.dropped, exc)  # fmt: skip
+            if self.on_reject is not None:
+                self.on_reject(b"", exc)  # the batch itself is written: keep the error only
+            return
         log.error("InfluxDB rejected a batch as bad data; sent to dead-letter: %s", exc)
         if self.on_reject is not None:
             self.on_reject(body, exc)

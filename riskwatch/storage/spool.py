@@ -15,6 +15,7 @@ a segment is deleted only after InfluxDB accepted it.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -49,16 +50,27 @@ class Spool:
             name = self.dir / f"{self._seq:016d}-{n_points}.lp"
             self._seq += 1
             tmp = name.with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, name)
-            dfd = os.open(self.dir, os.O_RDONLY)
             try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+                with open(tmp, "wb") as fh:
+                    fh.write(body)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, name)
+                dfd = os.open(self.dir, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError as exc:
+                # a full disk (or any failing write) is a full spool: the caller applies
+                # backpressure and retries; the half-written segment never counts
+                self._seq -= 1
+                tmp.unlink(missing_ok=True)
+                name.unlink(missing_ok=True)
+                what = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "write failed"
+                raise SpoolFullError(
+                    f"spool {self.dir}: {what} ({exc.strerror}) at {self.bytes} bytes"
+                ) from exc
             self._segs.append(name)
             self.bytes += len(body)
 

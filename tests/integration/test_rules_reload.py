@@ -1,5 +1,6 @@
 """Hot reload inside a running engine: editing the rule file swaps the rule set (a changed
-rule starts fresh), and a broken edit is rejected while the running set keeps working."""
+rule takes over what its predecessor had active), and a broken edit is rejected while the
+running set keeps working."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_rule_file_edit_is_picked_up_and_broken_edit_rejected(
         assert eng.wait_idle(10)
         assert alerts.json() == []  # 40 < 50
         write_rules(rules, RULES.replace("THRESHOLD", "35"))
-        wait_for(lambda: "changed (state reset): hot" in caplog.text, 10, "the reload log line")
+        wait_for(lambda: "changed (active subjects taken over): hot" in caplog.text, 10, "the reload log line")
         pub.send(topic, {"sensor": "T1", "ts": NOW_MS - 20_000, "value": 40})
         wait_for(lambda: len(alerts.json()) == 1, 10, "an alert under the new threshold")
         assert [(m["rule"], m["state"], m["threshold"]) for m in alerts.json()] == [

@@ -50,3 +50,15 @@ def test_errors_name_file_and_line(tmp_path: Path) -> None:
         f"{p}:5: sensor: duplicate sensor e/s/A (first on line 2)",
         f"{p}:6: range_high: must be greater than range_low",
     ]
+
+
+def test_columns_extend_when_only_sensors_were_added_and_rebuild_on_metadata() -> None:
+    reg = SensorRegistry()
+    reg.intern("e", "s", ["a", "b"], kinds=["ch4", "co"])
+    assert reg.column("kind").tolist() == ["ch4", "co"]
+    gen = reg.meta_generation
+    reg.intern("e", "s", ["c"], kinds=["o2"])
+    assert reg.meta_generation == gen  # an added sensor is not a metadata change
+    assert reg.column("kind").tolist() == ["ch4", "co", "o2"]
+    reg.set_meta(0, kind="temp")
+    assert reg.column("kind").tolist() == ["temp", "co", "o2"]

@@ -22,7 +22,12 @@ from riskwatch.rules.conditions.base import (
     RuleEnv,
 )
 from riskwatch.rules.conditions.calibration import CalibrationCondition
-from riskwatch.rules.conditions.change import CHANGE_SAMPLES, ChangeColumns, ChangeCondition
+from riskwatch.rules.conditions.change import (
+    CHANGE_MAX_KEPT,
+    ChangeColumns,
+    ChangeCondition,
+    change_entries_needed,
+)
 from riskwatch.rules.conditions.compound import CompoundCondition
 from riskwatch.rules.conditions.frozen import FrozenCondition
 from riskwatch.rules.conditions.no_data import NoDataCondition
@@ -33,7 +38,7 @@ from riskwatch.rules.kinds import ConditionKind
 from riskwatch.rules.parse import RuleSpec
 
 __all__ = [
-    "CHANGE_SAMPLES",
+    "CHANGE_MAX_KEPT",
     "CONDITIONS",
     "ActiveAlert",
     "CalibrationCondition",
@@ -55,6 +60,7 @@ __all__ = [
     "RuleEnv",
     "ThresholdCondition",
     "ValueCondition",
+    "change_entries_needed",
     "samples",
 ]
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, NamedTuple, Protocol, TypeV
 import numpy as np
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import PROCESS_SKIP, Batch, Level, Signal, SignalState
+from riskwatch.model import PROCESS_SKIP, Batch, Flags, Level, Signal, SignalState
 from riskwatch.rules.kinds import ConditionKind
 from riskwatch.rules.levels import LEVELS
 from riskwatch.rules.parse import RuleSpec
@@ -71,13 +71,15 @@ class Phase(IntEnum):
 
 
 class ActiveAlert(NamedTuple):
-    """A pending or firing subject of a rule (``sensor`` is -1 for a group of its own)."""
+    """A pending or firing subject of a rule (``sensor`` is -1 for a group of its own).
+    ``group`` names the group of a per-group subject (its signals carry it), else None."""
 
     rule: str
     sensor: int
     subject: str  # the sensor key, or the group's name
     state: SignalState
     level: Level
+    group: str | None = None
 
 
 class RuleEnv(Protocol):
@@ -152,6 +154,14 @@ class Condition(Protocol):
         ids to today's); what does not match is dropped and said, never raised."""
         ...
 
+    def adopt_state(self, states: Mapping[str, object]) -> None:
+        """Take over what is active of its *changed* rules that ``states`` names (their
+        predecessors' exported state): each subject the old rule had firing or pending,
+        and the new one still watches, starts latched (firing) or pending, so the next
+        evaluation resolves it if the new condition does not hold, and keeps it if it
+        does. Nothing is raised here; timers (``for``, ``keep_firing_for``) start anew."""
+        ...
+
     def nbytes(self) -> tuple[int, int]:
         """Bytes of (state, parameters)."""
         ...
@@ -209,6 +219,11 @@ class ReadingCondition(Generic[C]):
     #: readings with any of these flags never reach the kind (health kinds still see
     #: readings a gateway flagged faulty)
     skip_flags: ClassVar[int] = int(PROCESS_SKIP)
+    #: the kind's quantity is the reading alone (pure), so out-of-order, clock-skewed and
+    #: conflicting readings go through the raise-only pass (riskwatch.rules.raise_only)
+    raise_only: ClassVar[bool] = False
+    #: readings kept out of the raise-only pass too
+    raise_only_never: ClassVar[int] = int(Flags.CALIBRATING | Flags.FAULT)
     #: a triggered colour waiting for `for` is reported as pending
     pends: ClassVar[bool] = True
     #: a resolved signal quotes the clear value (else the trigger)

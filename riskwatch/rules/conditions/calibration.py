@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import Flags, SignalState
+from riskwatch.model import RAISE_ONLY, Flags, SignalState
 from riskwatch.rules.conditions.base import ReadingCondition, Rows
 from riskwatch.rules.kinds import ConditionKind
 from riskwatch.rules.slots import SlotTable
@@ -33,7 +33,7 @@ __all__ = ["CalibrationCondition"]
 
 class CalibrationCondition(ReadingCondition[None]):
     kind = ConditionKind.CALIBRATION
-    skip_flags = 0  # it is about calibrating readings
+    skip_flags = int(RAISE_ONLY)  # it is about calibrating readings, in event-time order
     pends = False
     resolved_shows_clear = False
     sample = """\

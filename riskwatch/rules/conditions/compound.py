@@ -226,6 +226,7 @@ rules:
                 self.names[g],
                 _STATES[int(self.status[g])],
                 self.level,
+                self.names[g],
             )
             for g in np.flatnonzero(self.status).tolist()
         ]
@@ -276,3 +277,8 @@ rules:
                 self.status[i], self.since[i] = by_group[g]
                 n += 1
         return Restored({"compound groups": n})
+
+    def adopt_state(self, states: Mapping[str, object]) -> None:
+        """A changed compound rule keeps its groups' status: a firing group stays firing
+        until the new condition stops holding at an evaluation, then resolves."""
+        self.import_state(states)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import Flags, SignalState
+from riskwatch.model import RAISE_ONLY, Flags, SignalState
 from riskwatch.rules.conditions.base import ReadingCondition, Rows, previous_reading
 from riskwatch.rules.kinds import ConditionKind
 from riskwatch.rules.messages import VALUE
@@ -35,7 +35,7 @@ __all__ = ["FrozenCondition"]
 
 class FrozenCondition(ReadingCondition[None]):
     kind = ConditionKind.FROZEN
-    skip_flags = int(Flags.CALIBRATING)
+    skip_flags = int(Flags.CALIBRATING | RAISE_ONLY)  # |Δ| needs the in-order predecessor
     pends = False
     resolved_shows_clear = False
     sample = """\

@@ -20,7 +20,7 @@ never reported counts from the start of the rule set.
 >>> [s.message for s in rs.tick(29 * S) + rs.tick(30 * S)]
 ['m1/s1/CH4-1: no data for 30 s (limit 30 s, arrival time) [ch4_silent, firing]']
 >>> [s.message for s in rs.process(Batch.from_arrays([40 * S], [0], [0.3]), 40 * S)]
-['m1/s1/CH4-1: data again after 0 s [ch4_silent, resolved]']
+['m1/s1/CH4-1: data again after 40 s without data [ch4_silent, resolved]']
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ class NoDataState(NamedTuple):
     fired: np.ndarray  # per sensor
     group_names: list[str]
     group_fired: np.ndarray  # per group
+    #: per sensor / per group: the last data time (per ``clock``) before the silence
+    #: that fired, so the resolution can say how long data was missing (None: unknown)
+    since: np.ndarray | None = None
+    group_since: np.ndarray | None = None
 
 
 class NoDataCondition:
@@ -73,9 +77,11 @@ rules:
         self.mask = np.zeros(0, bool)  # watched sensors
         self.after = np.zeros(0, np.int64)  # limit per sensor, ns
         self.fired = np.zeros(0, bool)  # per sensor (per: sensor)
+        self.since = np.zeros(0, np.int64)  # last data time before the silence that fired
         self.group = np.zeros(0, np.int64)  # group of each sensor (per: site / gateway)
         self.group_names: list[str] = []
         self.group_fired = np.zeros(0, bool)
+        self.group_since = np.zeros(0, np.int64)
 
     @property
     def name(self) -> str:
@@ -86,7 +92,8 @@ rules:
 
     def nbytes(self) -> tuple[int, int]:
         # all per-sensor, counted as rule state (as the benchmark reports it)
-        return self.mask.nbytes + self.after.nbytes + self.fired.nbytes + self.group.nbytes, 0
+        per_sensor = self.mask.nbytes + self.after.nbytes + self.fired.nbytes + self.since.nbytes
+        return per_sensor + self.group.nbytes + self.group_since.nbytes, 0
 
     def rebuild(self, env: RuleEnv) -> None:
         reg = env.registry
@@ -102,6 +109,9 @@ rules:
         fired = np.zeros(n, bool)
         fired[: len(self.fired)] = self.fired[:n]
         self.fired = fired
+        since = np.full(n, NEVER, np.int64)
+        since[: len(self.since)] = self.since[:n]
+        self.since = since
         if self.nd.per != "sensor":
             cols = ["enterprise", "site"] + (["gateway"] if self.nd.per == "gateway" else [])
             keys = reg.column(cols[0]).astype(str)
@@ -114,9 +124,13 @@ rules:
                 else (np.zeros(0, str), np.zeros(0, np.int64))
             )
             old = dict(zip(self.group_names, self.group_fired.tolist(), strict=False))
+            old_since = dict(zip(self.group_names, self.group_since.tolist(), strict=False))
             self.group_names = names.tolist()
             self.group = inv.astype(np.int64)
             self.group_fired = np.array([old.get(g, False) for g in self.group_names], bool)
+            self.group_since = np.array(
+                [old_since.get(g, NEVER) for g in self.group_names], np.int64
+            )
 
     def _seen(self, env: RuleEnv) -> np.ndarray:
         mem = env.sensors
@@ -142,7 +156,7 @@ rules:
                 f"(limit {after / 1e9:.0f} s, {self.nd.clock} time)"
             )
         else:
-            msg = f"{who}: data again after {age / 1e9:.0f} s"
+            msg = f"{who}: data again after {age / 1e9:.0f} s without data"
         extra = None
         if group is not None:
             parts = group.split("/")
@@ -171,6 +185,7 @@ rules:
             silent = self.mask & (age >= self.after) & (seen != NEVER)
             new = np.flatnonzero(silent & ~self.fired)
             self.fired |= silent
+            self.since[new] = seen[new]
             for i in new.tolist():
                 out.append(
                     self._signal(
@@ -188,6 +203,7 @@ rules:
         watched[self.group[m]] = True
         silent = watched & (now_ns - group_seen >= group_after) & (group_seen != NEVER)
         for g in np.flatnonzero(silent & ~self.group_fired).tolist():
+            self.group_since[g] = group_seen[g]
             out.append(
                 self._signal(
                     env,
@@ -215,6 +231,7 @@ rules:
                 return out
             idx = np.flatnonzero(hit)
             sens, first = np.unique(batch.sensor[idx], return_index=True)
+            back = self._data_time(batch)
             for sid, i in zip(sens.tolist(), idx[first].tolist(), strict=True):
                 self.fired[sid] = False
                 out.append(
@@ -223,7 +240,7 @@ rules:
                         sid,
                         int(batch.time[i]),
                         SignalState.RESOLVED,
-                        0,
+                        _gap(int(back[i]), int(self.since[sid])),
                         None,
                         int(self.after[sid]),
                     )
@@ -238,14 +255,20 @@ rules:
             return out
         idx = np.flatnonzero(hit)
         groups, first = np.unique(g[idx], return_index=True)
+        back = self._data_time(batch)
         for gi, i in zip(groups.tolist(), idx[first].tolist(), strict=True):
             self.group_fired[gi] = False
+            gap = _gap(int(back[i]), int(self.group_since[gi]))
             out.append(
                 self._signal(
-                    env, -1, int(batch.time[i]), SignalState.RESOLVED, 0, self.group_names[gi], 0
+                    env, -1, int(batch.time[i]), SignalState.RESOLVED, gap, self.group_names[gi], 0
                 )
             )
         return out
+
+    def _data_time(self, batch: Batch) -> np.ndarray:
+        """When each reading's data came, on the rule's clock."""
+        return batch.received if self.nd.clock == "arrival" else batch.time
 
     def active(self, env: RuleEnv) -> list[ActiveAlert]:
         name, firing = self.spec.name, SignalState.FIRING
@@ -256,7 +279,9 @@ rules:
                 for i in np.flatnonzero(self.fired)
             ]
         return [
-            ActiveAlert(name, -1, self.group_names[int(g)], firing, self.level)
+            ActiveAlert(
+                name, -1, self.group_names[int(g)], firing, self.level, self.group_names[int(g)]
+            )
             for g in np.flatnonzero(self.group_fired)
         ]
 
@@ -272,7 +297,11 @@ rules:
         return self.mask.copy() if rule_name == self.spec.name else None
 
     def export_state(self) -> dict[str, object]:
-        return {self.spec.name: NoDataState(self.fired, self.group_names, self.group_fired)}
+        return {
+            self.spec.name: NoDataState(
+                self.fired, self.group_names, self.group_fired, self.since, self.group_since
+            )
+        }
 
     def import_state(self, states: Mapping[str, object]) -> None:
         old = states.get(self.spec.name)
@@ -281,21 +310,70 @@ rules:
         assert isinstance(old, NoDataState)
         n = min(len(old.fired), len(self.fired))
         self.fired[:n] = old.fired[:n]
+        if old.since is not None:
+            m = min(len(old.since), len(self.since))
+            self.since[:m] = old.since[:m]
         by_group = dict(zip(old.group_names, old.group_fired.tolist(), strict=False))
         self.group_fired = np.array([by_group.get(g, False) for g in self.group_names], bool)
+        if old.group_since is not None:
+            since = dict(zip(old.group_names, old.group_since.tolist(), strict=False))
+            self.group_since = np.array([since.get(g, NEVER) for g in self.group_names], np.int64)
+
+    def adopt_state(self, states: Mapping[str, object]) -> None:
+        """A changed no-data rule keeps the silence alarms of the sensors (groups) it still
+        watches: they resolve on the next reading, as before."""
+        self.import_state(states)
+        if self.nd.per == "sensor":
+            self.fired &= self.mask
+        else:
+            self.fired[:] = False  # per group: the sensor flags are not this rule's
+            watched = np.zeros(len(self.group_names), bool)
+            watched[self.group[self.mask]] = True
+            self.group_fired &= watched
 
     def dump_state(self) -> StateTree:
-        """Which sensors (per sensor id) and groups (by name) have fired."""
-        fired_groups = [g for g, f in zip(self.group_names, self.group_fired.tolist(),
-                                          strict=True) if f]  # fmt: skip
-        return {"v": 1, "fired": self.fired.copy(), "fired_groups": fired_groups}
+        """Which sensors (per sensor id) and groups (by name) have fired, and since when
+        their data was missing (for the resolution's "data again after")."""
+        return {
+            "v": 2,
+            "fired": self.fired.copy(),
+            "since": self.since.copy(),
+            "groups": list(self.group_names),
+            "group_fired": self.group_fired.copy(),
+            "group_since": self.group_since.copy(),
+        }
 
     def load_state(self, tree: StateTree, sensors: SensorMap, keep: set[str]) -> Restored:
         if self.spec.name not in keep:
             return Restored()
-        fired = tree.get("fired")
+        n = len(self.fired)
+        fired, since = tree.get("fired"), tree.get("since")
         if isinstance(fired, np.ndarray) and fired.dtype == bool:
-            self.fired = sensors.scatter(fired, False, len(self.fired)) & self.mask
-        groups = set(tree.get("fired_groups") or [])
-        self.group_fired = np.array([g in groups for g in self.group_names], bool)
+            self.fired = sensors.scatter(fired, False, n) & self.mask
+        if isinstance(since, np.ndarray) and since.dtype == np.int64:
+            self.since = sensors.scatter(since, NEVER, n)
+        names, g_fired, g_since = (
+            tree.get("groups"),
+            tree.get("group_fired"),
+            tree.get("group_since"),
+        )
+        if (
+            isinstance(names, list)
+            and isinstance(g_fired, np.ndarray)
+            and len(g_fired) == len(names)
+        ):
+            by_name = dict(zip(names, g_fired.tolist(), strict=True))
+            self.group_fired = np.array([by_name.get(g, False) for g in self.group_names], bool)
+            if isinstance(g_since, np.ndarray) and len(g_since) == len(names):
+                at = dict(zip(names, g_since.tolist(), strict=True))
+                self.group_since = np.array([at.get(g, NEVER) for g in self.group_names], np.int64)
+        elif isinstance(tree.get("fired_groups"), list):  # the first layout: names only
+            old = set(tree["fired_groups"])
+            self.group_fired = np.array([g in old for g in self.group_names], bool)
         return Restored({"no-data fired": int(self.fired.sum()) + int(self.group_fired.sum())})
+
+
+def _gap(back_ns: int, since_ns: int) -> int:
+    """How long data was missing: from the last data before the silence to the reading
+    that ended it (0 when the start is unknown, e.g. state from an older version)."""
+    return max(0, back_ns - since_ns) if since_ns != NEVER else 0

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from riskwatch.catalog import SensorRegistry
-from riskwatch.model import Flags, SignalState
+from riskwatch.model import RAISE_ONLY, Flags, SignalState
 from riskwatch.rules.compile import resolve_number
 from riskwatch.rules.conditions.base import ReadingCondition, Rows
 from riskwatch.rules.kinds import ConditionKind
@@ -58,7 +58,9 @@ class RangeColumns:
 
 class RangeCondition(ReadingCondition[RangeColumns]):
     kind = ConditionKind.OUT_OF_RANGE
-    skip_flags = int(Flags.CALIBRATING)
+    skip_flags = int(Flags.CALIBRATING | RAISE_ONLY)
+    raise_only = True  # a faulty out-of-order -266 still raises
+    raise_only_never = int(Flags.CALIBRATING)
     pends = False
     resolved_shows_clear = False
     sample = """\

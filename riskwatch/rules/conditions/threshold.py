@@ -99,6 +99,7 @@ class ValueCondition(ThresholdCondition[None]):
     """The reading's value against the levels."""
 
     kind = ConditionKind.VALUE
+    raise_only = True
     sample = """\
 rules:
   - name: o2_low

@@ -149,6 +149,12 @@ class TableBuilder:
             )
         )  # fmt: skip
 
+    def tag_all(self, name: str, value: str) -> TableBuilder:
+        """Give every row the tag ``name`` unless it has one (a plant's ``domain``)."""
+        for r in self.rows:
+            r["tags"].setdefault(name, value)
+        return self
+
     def extend(self, other: TableBuilder) -> None:
         self.rows += other.rows
 

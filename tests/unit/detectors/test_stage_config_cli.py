@@ -26,7 +26,7 @@ from riskwatch.detectors.robust import RobustZScore
 from riskwatch.detectors.stage import DetectorStage
 from riskwatch.durations import Duration
 from riskwatch.errors import ConfigErrors
-from riskwatch.model import Batch, Flags, Level
+from riskwatch.model import Batch, EndReason, Flags, Level, SignalSource
 from riskwatch.pipeline import StageContext
 
 MIN = 60 * 10**9
@@ -397,3 +397,47 @@ def test_score_help_examples_name_real_entries() -> None:
     assert names
     for name in names:
         assert select_spec(None, name).name == name
+
+
+def _fire(st: DetectorStage, reg: SensorRegistry, sensor: int = 0) -> None:
+    """Warm ``sensor`` up for 100 minutes, then one reading of 9: its window opens at 100."""
+    rng = np.random.default_rng(5)
+    st.process(_batch(0, 100, {sensor: rng.normal(1, 0.05, 100)}), StageContext(0, reg))
+    (sig,) = st.process(_batch(100, 1, {sensor: np.array([9.0])}), StageContext(0, reg))
+    assert (sig.state, sig.sensor) == ("firing", sensor)
+
+
+def test_reload_changed_entry_takes_over_open_windows_which_close_after_hold(
+    tmp_path: Path,
+) -> None:
+    reg = _registry()
+    st = _stage(tmp_path, reg)  # hold 10m
+    _fire(st, reg)
+    f = st.watched_files()[0]
+    f.write_text(f.read_text().replace("alpha: 0.05", "alpha: 0.1"))
+    result = st.reload(StageContext(101 * MIN, reg))
+    assert (result.source, result.changed, result.removed, result.ended) == (
+        SignalSource.DETECTOR, ("ch4_level",), (), (),
+    )  # fmt: skip
+    assert st.entries[0].ensemble.open_ids().tolist() == [0]
+    assert st.tick(StageContext(109 * MIN, reg)) == []
+    (res,) = st.tick(StageContext(110 * MIN, reg))  # hold after the last hot reading (100)
+    assert (res.rule, res.sensor, res.state, res.reason) == ("ch4_level", 0, "resolved", None)
+
+
+def test_reload_narrowed_entry_ends_unwatched_and_removed_entry_is_named(
+    tmp_path: Path,
+) -> None:
+    reg = _registry()
+    st = _stage(tmp_path, reg)
+    _fire(st, reg, sensor=1)
+    f = st.watched_files()[0]
+    f.write_text(f.read_text().replace("{kind: ch4}", "{kind: ch4, sensor: ch4-1}"))
+    result = st.reload(StageContext(101 * MIN, reg))
+    assert [(s.rule, s.sensor, s.state, s.reason, s.source) for s in result.ended] == [
+        ("ch4_level", 1, "resolved", EndReason.UNWATCHED, SignalSource.DETECTOR)
+    ]
+    f.write_text("detectors: []\n")
+    result = st.reload(StageContext(102 * MIN, reg))
+    assert (result.removed, result.changed, result.added) == (("ch4_level",), (), ())
+    assert st.names() == []

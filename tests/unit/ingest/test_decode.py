@@ -55,9 +55,20 @@ def test_envelope_takes_envelope_ts_and_gateway(dec: Decoder, reg: SensorRegistr
         "ts": MS,
         "readings": [{"sensor": "A", "value": 1}, {"sensor": "B", "value": 2, "ts": MS + 5}],
     }
-    m = dec.decode(TOPIC, j(payload), NOW_NS)
+    m = dec.decode("rw/mine1/face1/GW-9", j(payload), NOW_NS)
     assert m.batch.time.tolist() == [MS * 1_000_000, (MS + 5) * 1_000_000]
     assert reg.meta(int(m.batch.sensor[0]))["gateway"] == "GW-9"
+
+
+def test_envelope_gateway_contradicting_the_topic_is_refused(reg: SensorRegistry) -> None:
+    payload = j({"gateway": "GW-9", "ts": MS, "readings": [{"sensor": "A", "value": 1}]})
+    m = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}")).decode(
+        "rw/mine1/face1/GW-7", payload, NOW_NS)  # fmt: skip
+    assert len(m.batch) == 0
+    assert [(d.reason, d.field) for d in m.deadletters] == [(R.TOPIC_MISMATCH, "gateway")]
+    # a topic without a gateway level: the payload names it
+    m = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}")).decode("rw/m/f", payload, NOW_NS)
+    assert m.deadletters == [] and reg.meta(int(m.batch.sensor[0]))["gateway"] == "GW-9"
 
 
 def test_column_form_with_scalar_ts_and_kind(dec: Decoder, reg: SensorRegistry) -> None:
@@ -219,3 +230,96 @@ def test_sensor_ids_are_per_site_and_stable_across_calls(dec: Decoder, reg: Sens
     assert len(set(first)) == 20
     assert again == first[10:] + first[:10]
     assert [reg.key(i) for i in first[:2]] == ["mine1/face1/S0", "mine1/face1/S1"]
+
+
+# ---------------------------------------------------------------- hostile input
+GOOD = b'{"sensor":"A","ts":1795880000000,"value":0.4}'
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "field"),
+    [
+        (b"[" * 10_000 + b"]" * 10_000, R.TOO_DEEP, None),  # orjson's depth limit
+        (b'{"readings":' + b"[" * 1100 + b"]" * 1100 + b"}", R.TOO_DEEP, None),
+        (b'{"sensor":"A","ts":1795880000000,"value":' + b"9" * 400 + b"}",
+         R.NUMBER_OUT_OF_RANGE, "value"),
+        (b'{"sensor":"A","ts":"9999-12-31T23:59:59+00:00","value":1}', R.ABSURD_TIMESTAMP, "ts"),
+        (b'{"sensor":"A","ts":"1600-01-01T00:00:00+00:00","value":1}', R.ABSURD_TIMESTAMP, "ts"),
+        (b'{"sensor":"A","ts":99999999999999999999,"value":1}', R.ABSURD_TIMESTAMP, "ts"),
+        (b'{"sensor":"A","ts":1e300,"value":1}', R.ABSURD_TIMESTAMP, "ts"),
+        (b'{"sensor":"X\\ud800","ts":1795880000000,"value":1}', R.BAD_TEXT, "sensor"),
+        (b'[{"sensor":"A","ts":1795880000000,"value":NaN,"unit":"\\udc00"}]', R.BAD_TEXT, "unit"),
+        (b'{"gateway":"gw\\udc00","readings":[{"sensor":"A","value":1}]}', R.BAD_TEXT, "gateway"),
+    ],
+)  # fmt: skip
+def test_poison_is_dead_lettered_with_its_reason_and_the_next_message_passes(
+    reg: SensorRegistry, payload: bytes, reason: R, field: str | None
+) -> None:
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"))
+    m = dec.decode_many([("rw/m1/f1/gw", payload, NOW_NS), ("rw/m1/f1/gw", GOOD, NOW_NS)])
+    assert m.batch.value.tolist() == [0.4]
+    assert [(d.reason, d.field) for d in m.deadletters] == [(reason, field)]
+
+
+def test_a_surrogate_pair_is_good_text(dec: Decoder, reg: SensorRegistry) -> None:
+    m = dec.decode("rw/m1/f1/gw", b'{"sensor":"A\\ud83d\\ude00","ts":1795880000000,"value":1}',
+                   NOW_NS)  # fmt: skip
+    assert m.deadletters == [] and reg.key(int(m.batch.sensor[0])).endswith("A\U0001f600")
+
+
+def test_a_decoder_failure_dead_letters_only_its_message(
+    dec: Decoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = dec._parse_one
+
+    def parse_one(topic, payload, received, acc):  # type: ignore[no-untyped-def]
+        if payload == b"boom":
+            raise RuntimeError("a decoder bug")
+        return real(topic, payload, received, acc)
+
+    monkeypatch.setattr(dec, "_parse_one", parse_one)
+    m = dec.decode_many([("rw/m1/f1/gw", GOOD, NOW_NS), ("rw/m1/f1/gw", b"boom", NOW_NS)])
+    assert m.batch.value.tolist() == [0.4]
+    assert [d.reason for d in m.deadletters] == [R.DECODE_ERROR]
+
+
+def test_dead_letters_are_capped_per_message(reg: SensorRegistry) -> None:
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"),
+                  max_deadletters_per_message=3)  # fmt: skip
+    junk = b"[" + b",".join([b"1"] * 10) + b"]"
+    m = dec.decode_many([("rw/m1/f1/gw", junk, NOW_NS), ("rw/m1/f1/gw", GOOD, NOW_NS),
+                         ("rw/m1/f1/gw", junk, NOW_NS)])  # fmt: skip
+    assert m.batch.value.tolist() == [0.4]
+    assert [(d.index, d.count) for d in m.deadletters] == [(0, 1), (1, 1), (2, 1), (3, 7)] * 2
+    assert "7 more bad readings" in m.deadletters[3].detail
+    assert sum(d.count for d in m.deadletters) == 20
+
+
+def test_new_sensors_over_the_limits_are_dead_lettered_and_not_registered(
+    reg: SensorRegistry,
+) -> None:
+    from riskwatch.ingest.limits import SensorLimits
+
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"),
+                  limits=SensorLimits(per_enterprise=5, per_minute=3))  # fmt: skip
+    msg = j([{"sensor": f"S{i % 4}", "ts": MS + i, "value": 1} for i in range(8)])
+    m = dec.decode_many([("rw/e/s/g", msg, NOW_NS)])
+    assert len(reg) == 3 and len(m.batch) == 6  # the bucket held 3 new sensors
+    assert [(d.reason, d.index, d.field) for d in m.deadletters] == [
+        (R.SENSOR_LIMIT, 3, "sensor"), (R.SENSOR_LIMIT, 7, "sensor")]  # fmt: skip
+    m = dec.decode_many([("rw/e/s/g", msg, NOW_NS + 60 * 10**9)])  # a minute later
+    assert len(reg) == 4 and len(m.batch) == 8 and m.deadletters == []
+    other = j([{"sensor": f"T{i}", "ts": MS, "value": 1} for i in range(3)])
+    m = dec.decode_many([("rw/e/s/g", other, NOW_NS + 120 * 10**9)])  # e holds 5 at most
+    assert len(m.batch) == 1 and [d.index for d in m.deadletters] == [1, 2]
+
+
+def test_bad_text_in_one_reading_of_a_list_loses_only_that_reading(reg: SensorRegistry) -> None:
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"))
+    payload = (b'[{"sensor":"A","ts":1795880000000,"value":1},'
+               b'{"sensor":"B\\ud800","ts":1795880000000,"value":2},'
+               b'{"sensor":"C","ts":1795880000000,"value":NaN}]')  # fmt: skip
+    m = dec.decode("rw/m1/f1/gw", payload, NOW_NS)
+    assert m.batch.value.tolist() == [1.0]
+    assert [(d.reason, d.index, d.field) for d in m.deadletters] == [
+        (R.BAD_TEXT, 1, "sensor"), (R.NON_FINITE_VALUE, 2, "value")]  # fmt: skip

@@ -206,11 +206,17 @@ def test_calibrating_readings_never_raise_and_never_clear() -> None:
     assert got == [(3.0, "ch4", 0, "firing", "orange"), (5.0, "ch4", 0, "resolved", None)]
 
 
-def test_duplicate_and_out_of_order_readings_are_not_evaluated_again() -> None:
+def test_duplicates_are_not_evaluated_again_and_out_of_order_readings_only_raise() -> None:
     rs = ruleset(CH4, ch4_reg())
     d, o = int(Flags.DUPLICATE), int(Flags.OUT_OF_ORDER)
     got = series(rs, 0, [0.5, 2.0, 1.2, 0.3, 0.3], flags=[0, o, 0, d, 0])
-    assert got == [(2.0, "ch4", 0, "firing", "orange"), (4.0, "ch4", 0, "resolved", None)]
+    # in order: 1.2 raises orange, the redelivered 0.3 counts once, the next 0.3 clears;
+    # then the out-of-order 2.0 raises red (after the in-order readings: raise-only)
+    assert got == [
+        (2.0, "ch4", 0, "firing", "orange"),
+        (4.0, "ch4", 0, "resolved", None),
+        (1.0, "ch4", 0, "firing", "red"),
+    ]
 
 
 def test_calibration_overrun() -> None:
@@ -243,8 +249,13 @@ def test_latched_alert_survives_data_loss_and_deadman_fires() -> None:
     assert brief(rs.tick(100 * S)) == []  # no repeats
     assert ("ch4", 0, "firing", rs.active()[0][3]) in rs.active()
     # data again: the deadman resolves, but 1.2 is not below restore 1.0, so red stays latched
-    got = brief(feed(rs, [(100, 0, 1.2)], now=100))
-    assert got == [(100.0, "ch4_nodata", 0, "resolved", None)]
+    sig = feed(rs, [(100, 0, 1.2)], now=100)
+    assert brief(sig) == [(100.0, "ch4_nodata", 0, "resolved", None)]
+    # the resolution says how long data was missing: from the last reading (0 s) to 100 s
+    assert (
+        sig[0].message == "m1/s1/CH4-T1: data again after 100 s without data [ch4_nodata, resolved]"
+    )
+    assert sig[0].value == 100.0
 
 
 def test_deadman_for_catalogued_sensor_that_never_reported() -> None:
@@ -293,6 +304,19 @@ rules:
     assert sig[0].extra == {"enterprise": "m1", "site": "s1"}
     sig = feed(rs, [(112, 1, 1.0)], now=112)
     assert [(s.group, s.state) for s in sig] == [("m1/s1", "resolved")]
+    assert sig[0].message == "m1/s1: data again after 112 s without data [site_nd, resolved]"
+
+
+def test_deadman_resolution_on_the_event_clock_counts_event_time() -> None:
+    text = """
+rules:
+  - {name: nd_event, match: {kind: x}, no_data: {after: 60s, clock: event}}
+"""
+    rs = ruleset(text, registry({"sensor": "A", "kind": "x"}))
+    feed(rs, [(10, 0, 1.0)])
+    assert brief(rs.tick(75 * S)) == [(75.0, "nd_event", 0, "firing", "yellow")]
+    sig = feed(rs, [(95, 0, 1.0)], now=96)
+    assert sig[0].message == "m1/s1/A: data again after 85 s without data [nd_event, resolved]"
 
 
 def test_feed_anomaly_compound() -> None:

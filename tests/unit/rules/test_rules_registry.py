@@ -1,6 +1,6 @@
 """Conformance over every registered condition kind: its sample rule file parses into that
-kind, compiles, raises and resolves on data made for it, and a reload that keeps the rule
-keeps its state. And the rule set finds kinds only through the registry."""
+kind, compiles, raises and resolves on data made for it, a reload that keeps the rule
+keeps its state, and a reload that changes it takes over its active subjects. And the rule set finds kinds only through the registry."""
 
 from __future__ import annotations
 
@@ -92,6 +92,18 @@ def test_sample_raises_resolves_and_survives_a_reload(kind: ConditionKind) -> No
     reset = RuleSet([load_rules_text(CONDITIONS[kind].sample)], before.registry)
     reset.import_state(before.export_state(), keep=set())
     assert not [a for a in reset.active() if a[0] == rule.name]
+    # a reload that changed the rule: it takes over what was active, so its alert is
+    # neither stranded (the rest of the run resolves it) nor raised again
+    before = RuleSet([rf], catalog())  # stopped right after it fired, as above
+    run(before, steps[:cut])
+    changed = RuleSet([load_rules_text(CONDITIONS[kind].sample)], before.registry)
+    others = {r.name for r in rf.rules} - {rule.name}
+    changed.import_state(before.export_state(), keep=others, changed={rule.name})
+    assert [a for a in changed.active() if a[0] == rule.name] == [
+        a for a in before.active() if a[0] == rule.name
+    ]
+    after = [s.state for s in run(changed, steps[cut:]) if s.rule == rule.name]
+    assert after and after[-1] is SignalState.RESOLVED and SignalState.FIRING not in after
 
 
 class AbsValueCondition(ValueCondition):

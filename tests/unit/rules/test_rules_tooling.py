@@ -152,7 +152,7 @@ def test_catalogue_aware_checks(tmp_path: Path) -> None:
         "'alarm' and no default, so level orange is off for them (e.g. m1/w1/CH4-2)",
         "r.yaml:6:25: warning: rules[1].match: selects no sensor of the catalogue",
         "r.yaml:7:42: warning: rules[2].match.zone: no catalogue column 'zone', so this selects "
-        "nothing (have: enterprise, site, sensor, kind, unit, location, gateway, name, "
+        "nothing (have: enterprise, site, sensor, kind, unit, location, gateway, name, domain, "
         "range_low, range_high, period_s, alarm, power_off, restore, catalogued)",
     ]
 

@@ -34,7 +34,7 @@ def test_values_times_and_flags_round_trip() -> None:
     for i, line in enumerate(lines):
         series, value, fl, t = _parse(line)
         assert value == FLOATS[i] and math.copysign(1, value) == math.copysign(1, FLOATS[i])
-        assert (fl, t) == (flags[i], times[i])
+        assert (fl, t) == (flags[i] & ~8, times[i])  # DUPLICATE (8) is not stored
         assert series == (
             r"reading,enterprise=mine\ 1,kind=ch4,sensor=CH4\=1,site=face\,3"
             if i % 2 == 0
@@ -53,3 +53,15 @@ def test_sensors_interned_after_the_first_batch_get_their_series() -> None:
     b = int(reg.intern("e", "s", ["B"])[0])
     body = enc.encode(Batch.from_arrays([2, 3], [b, a], np.array([2.0, 3.0])))
     assert body.split(b"\n")[0].startswith(b"reading,enterprise=e,sensor=B,site=s value=2.0")
+
+
+def test_the_stored_copy_of_a_redelivered_reading_is_not_flagged_duplicate() -> None:
+    from riskwatch.model import Flags
+
+    reg = SensorRegistry()
+    sid = int(reg.intern("e", "s", ["a"])[0])
+    flags = np.array([int(Flags.DUPLICATE), int(Flags.DUPLICATE | Flags.LATE)], dtype=np.uint8)
+    b = Batch(np.array([1, 2]), np.array([sid, sid], dtype=np.int32), np.array([1.0, 2.0]),
+              flags, np.array([5, 5]))  # fmt: skip
+    lines = LineEncoder(reg).encode(b).decode().splitlines()
+    assert [x.split(",flags=")[1].split(" ")[0] for x in lines] == ["0i", f"{int(Flags.LATE)}i"]

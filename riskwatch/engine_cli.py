@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
             print(w, file=sys.stderr)
         where = state if state is not None else "off"
         print(f"{args.config}: OK ({n['sensors']} catalogued sensors, stages: {stages}; "
-              f"{len(n['warnings'])} warning(s); state: {where})")  # fmt: skip
+              f"{len(n['warnings'])} warning(s)); engine state: {where}")  # fmt: skip
         return 0
 
     return Engine(cfg).run_forever()

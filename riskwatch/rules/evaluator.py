@@ -292,7 +292,8 @@ class RuleSet:
         keep = {n for n, fp in new_fp.items() if old_fp.get(n) == fp}
         changed = sorted(n for n in new_fp if n in old_fp and n not in keep)
         if changed:
-            out.dropped.append("rules: changed since the snapshot (state reset): "
+            out.dropped.append("rules: changed since the snapshot (active subjects adopted, "
+                               "timers reset): "
                                + ", ".join(changed))  # fmt: skip
         gone = sorted(set(old_fp) - set(new_fp))
         if gone:
@@ -303,7 +304,7 @@ class RuleSet:
         for m in self.members:
             st = members.get(self._state_key(m))
             if isinstance(st, dict):
-                out.merge(m.load_state(st, sensors, keep))
+                out.merge(m.load_state(st, sensors, keep, set(changed)))
         out.counts["rules kept"] = len(keep)
         return out
 

@@ -385,7 +385,9 @@ class ReadingRules:
             "columns": {kind.key: fields_of(cols) for kind, cols in s.columns.items()},
         }
 
-    def load_state(self, tree: StateTree, sensors: SensorMap, keep: set[str]) -> Restored:
+    def load_state(
+        self, tree: StateTree, sensors: SensorMap, keep: set[str], changed: set[str]
+    ) -> Restored:
         """Take over the slots of the rules in ``keep`` (same name and definition) whose
         sensor still exists, matched by (rule name, sensor key)."""
         out = Restored()
@@ -445,6 +447,10 @@ class ReadingRules:
             if kind in old.columns:
                 cols.carry(old.columns[kind], src, dst)
         s.refresh_band()
+        adopt = {n: i for i, n in enumerate(names) if n in changed and n in self.by_name}
+        if adopt and "status" in present and "latch" in present:
+            old.rule = np.where(o_sensor >= 0, o_rule_old, -1).astype(np.int32)
+            self.adopt_state({n: ReadingState(old, i) for n, i in adopt.items()})
         kept_rules = {names[i] for i in np.unique(o_rule_old[src]).tolist()} if len(src) else set()
         out.counts = {
             "rules with slots": len(kept_rules),

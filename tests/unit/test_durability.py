@@ -267,7 +267,9 @@ def test_changed_catalogue_and_rule_load_what_matches_and_say_the_rest(
             T0 + 131 * S, None)  # fmt: skip
     dropped = "\n".join(rep.restored.dropped)
     assert "1 sensor(s) of the snapshot no longer exist" in dropped
-    assert "changed since the snapshot (state reset): ch4_return" in dropped
+    assert (
+        "changed since the snapshot (active subjects adopted, timers reset): ch4_return" in dropped
+    )
     assert "detectors: sensor ids moved" in dropped
     assert rep.restored.counts["rules: latched"] == 1
     rules_stage = p2.stages[1]
@@ -437,3 +439,42 @@ def test_a_second_engine_on_the_same_state_folder_is_refused(tmp_path: Path) -> 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == f"{tmp_path}: in use by another running engine"
+
+
+def test_a_rule_edited_while_the_engine_was_down_adopts_its_alert_and_resolves_it(
+    tmp_path: Path,
+) -> None:
+    """As on a reload: the state of a changed rule is not taken over whole (its timers
+    start anew), but what was active is, so its open alert resolves on the next reading
+    if the new condition does not hold, instead of being stranded."""
+    reg = registry()
+    p = engine(reg)
+    st = EngineState(tmp_path, p, reg, snapshot_every_ns=S, background=False)
+    st.restore(T0, None)
+    fid = reg.id_of(FACE)
+    b = Batch.from_arrays([T0], [fid], [1.6])
+    st.record_batch(T0, b)
+    p.run(b, StageContext(T0, reg))
+    st.close(T0 + S)
+    rules = tmp_path / "coal.yaml"
+    rules.write_text(
+        (CONFIG / "rules" / "coal_mine.yaml")
+        .read_text()
+        .replace(
+            "description: methane at a working face", "description: methane at a face (edited)", 1
+        )
+    )
+    reg2 = registry()
+    p2 = engine(reg2, rules)
+    rep = EngineState(tmp_path, p2, reg2, snapshot_every_ns=S, background=False).restore(
+        T0 + 2 * S, None
+    )
+    assert any("changed since the snapshot" in d and "ch4_face" in d for d in rep.restored.dropped)
+    rs = p2.stages[1]
+    assert isinstance(rs, RuleStage)
+    assert ("ch4_face", FACE, "red") in [(a[0], a[1], a[3].colour)
+                                         for a in rs.ruleset.active_subjects()]  # fmt: skip
+    held = p2.run(Batch.from_arrays([T0 + 3 * S], [fid], [1.2]), StageContext(T0 + 3 * S, reg2))
+    assert [s for s in held[1] if s.rule == "ch4_face"] == []  # still latched at 1.2 %
+    out = p2.run(Batch.from_arrays([T0 + 4 * S], [fid], [0.8]), StageContext(T0 + 4 * S, reg2))
+    assert [(s.rule, s.state.value) for s in out[1]] == [("ch4_face", "resolved")]

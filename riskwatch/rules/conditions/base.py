@@ -148,10 +148,15 @@ class Condition(Protocol):
         name (the rule set adds the sensor table and each rule's fingerprint)."""
         ...
 
-    def load_state(self, tree: StateTree, sensors: SensorMap, keep: set[str]) -> Restored:
+    def load_state(
+        self, tree: StateTree, sensors: SensorMap, keep: set[str], changed: set[str]
+    ) -> Restored:
         """Take over a snapshot's state of its rules named in ``keep`` (same name and
-        definition), for the sensors that still exist (``sensors`` maps the snapshot's
-        ids to today's); what does not match is dropped and said, never raised."""
+        definition), and what was active of those in ``changed`` (same name, another
+        definition: as :meth:`adopt_state` does on a reload, so their alerts resolve on
+        the next evaluation if the new condition does not hold), for the sensors that
+        still exist (``sensors`` maps the snapshot's ids to today's); what does not match
+        is dropped and said, never raised."""
         ...
 
     def adopt_state(self, states: Mapping[str, object]) -> None:

@@ -258,8 +258,10 @@ rules:
         return {"v": 1, "names": list(self.names), "status": self.status.copy(),
                 "since": self.since.copy()}  # fmt: skip
 
-    def load_state(self, tree: StateTree, sensors: SensorMap, keep: set[str]) -> Restored:
-        if self.spec.name not in keep:
+    def load_state(
+        self, tree: StateTree, sensors: SensorMap, keep: set[str], changed: set[str]
+    ) -> Restored:
+        if self.spec.name not in keep | changed:  # a changed one keeps its groups too
             return Restored()
         names, status, since = tree.get("names"), tree.get("status"), tree.get("since")
         if not (

@@ -343,8 +343,10 @@ rules:
             "group_since": self.group_since.copy(),
         }
 
-    def load_state(self, tree: StateTree, sensors: SensorMap, keep: set[str]) -> Restored:
-        if self.spec.name not in keep:
+    def load_state(
+        self, tree: StateTree, sensors: SensorMap, keep: set[str], changed: set[str]
+    ) -> Restored:
+        if self.spec.name not in keep | changed:
             return Restored()
         n = len(self.fired)
         fired, since = tree.get("fired"), tree.get("since")
@@ -370,6 +372,10 @@ rules:
         elif isinstance(tree.get("fired_groups"), list):  # the first layout: names only
             old = set(tree["fired_groups"])
             self.group_fired = np.array([g in old for g in self.group_names], bool)
+        if self.spec.name in changed and self.nd.per != "sensor":  # as adopt_state does
+            watched = np.zeros(len(self.group_names), bool)
+            watched[self.group[self.mask]] = True
+            self.group_fired &= watched
         return Restored({"no-data fired": int(self.fired.sum()) + int(self.group_fired.sum())})
 
 

@@ -348,6 +348,10 @@ class SensorRegistry:
     def id_of(self, key: str) -> int | None:
         return self._ids.get(key)
 
+    def catalogued(self, sid: int) -> bool:
+        """Whether the catalogue names the sensor (else its payloads registered it)."""
+        return self._catalogued[sid]
+
     def key(self, sid: int) -> str:
         c = self._cols
         return f"{c['enterprise'][sid]}/{c['site'][sid]}/{c['sensor'][sid]}"

@@ -259,6 +259,7 @@ def engine_yaml(
         lines.append(f"detectors: {paths(detectors)}")
     lines += [
         "alerts: {store: var/alerts.sqlite, topic: 'rw-alerts/{enterprise}'}",
+        "state: {dir: var/state, snapshot_every: 30s}  # rules and detectors survive a restart",
         f"metrics: {{listen: {repr(metrics) if metrics else 'null'}}}",
     ]
     if console:
@@ -368,7 +369,7 @@ class Demo:
             f"  storage:       {where_store}\n"
             f"  plants:        {sc.name}: {len(sim.table)} sensors on {len(sim.gateway_keys)} "
             f"gateways ({', '.join(sorted({p.type for p in sc.plants}))})\n"
-            f"  work folder:   {self.workdir} (engine.yaml, alerts, labels.jsonl, dead letters)\n"
+            f"  work folder:   {self.workdir} (engine.yaml, alerts, state, labels, dead letters)\n"
             f"  stop with Ctrl-C{'' if dur is None else f' (or after {a.duration})'}"
         )
 

@@ -51,8 +51,9 @@ from riskwatch.console.server import ConsoleServer
 from riskwatch.console.window import SeriesWindow
 from riskwatch.detectors import build_stage as build_detector_stage
 from riskwatch.detectors.stage import DetectorStage
+from riskwatch.durability import EngineState
 from riskwatch.engine_loop import EngineLoop
-from riskwatch.errors import ConfigError, ConfigErrors, StorageError
+from riskwatch.errors import ConfigError, ConfigErrors, SnapshotError, StorageError
 from riskwatch.gateway_clock import RULE as GATEWAY_CLOCK_RULE
 from riskwatch.gateway_clock import GatewayClockStage
 from riskwatch.ingest.acks import AckLedger
@@ -143,6 +144,7 @@ class Engine:
         self.window: SeriesWindow | None = None  # recent readings, when the console runs
         self.console: ConsoleServer | None = None
         self.console_url: str | None = None
+        self.state: EngineState | None = None  # durable engine state (state.dir)
         self.first_received_ns: int | None = None  # arrival of the first message (benchmarks)
         self.started = threading.Event()
 
@@ -264,6 +266,7 @@ class Engine:
             log.info("writing readings to %s (api %s)", writer.url, api)
         self.storage.start()
         self.sink.start()
+        self._restore_state()  # before the first message, into a running sink
         if cfg.alerts.api.listen and isinstance(self.sink, AlertSink):
             api_tls = cfg.alerts.api.tls.paths(cfg.path) if cfg.alerts.api.tls else None
             self.api = ApiServer(self.sink, cfg.alerts.api, tls=api_tls)
@@ -273,7 +276,7 @@ class Engine:
             self._start_console()
         self._spine = Spine(
             self.pipeline, self.sink, self.storage, self.mqtt, self.acks, self.metrics,
-            self.registry, self.clock, window=self.window,
+            self.registry, self.clock, window=self.window, journal=self.state,
         )  # fmt: skip
         loop = EngineLoop(
             self.mqtt, self.batcher, on_batch=self._spine.handle, on_tick=self._spine.tick,
@@ -293,6 +296,27 @@ class Engine:
             cfg.ingest.batch_max_wait_ms,
         )  # fmt: skip
         self.started.set()
+
+    def _restore_state(self) -> None:
+        """Durable engine state: load the snapshot and replay the journal into the stages
+        (and the replayed signals into the sink) before the first message is taken."""
+        folder = self.cfg.state_dir()
+        if folder is None:
+            log.warning(
+                "engine state is not kept (state.dir is null or the config has no "
+                "file to place it beside): a restart starts rules and detectors empty"
+            )
+            return
+        state = EngineState(
+            folder, self.pipeline, self.registry,
+            snapshot_every_ns=int(self.cfg.state.snapshot_every), fsync=self.cfg.state.fsync,
+        )  # fmt: skip
+        try:
+            state.restore(self.clock.now_ns(), self.sink)
+        except SnapshotError as exc:  # the alarms matter more than surviving the next crash
+            log.error("engine state is not kept: %s", exc)
+            return
+        self.state = state
 
     def _start_console(self) -> None:
         cfg = self.cfg
@@ -323,6 +347,11 @@ class Engine:
             self.api.stop()
             self.api = None
         self.storage.stop()
+        if self.state is not None:
+            try:
+                self.state.close(self.clock.now_ns())
+            except Exception:  # the journal stays: the next start replays it
+                log.exception("engine state: final snapshot failed")
         self.sink.stop()
         time.sleep(0.2)  # let paho send the last acks
         self.mqtt.stop()
@@ -385,7 +414,13 @@ class Engine:
     def _reload(self, forced: bool) -> None:
         assert self._reloader is not None and self._spine is not None
         ctx = StageContext(now_ns=self.clock.now_ns(), registry=self.registry)
-        self._spine.reloaded(self._reloader.check(ctx, force=forced))
+        reloads = self._reloader.check(ctx, force=forced)
+        self._spine.reloaded(reloads)
+        if reloads and self.state is not None:
+            try:
+                self.state.checkpoint(ctx.now_ns)  # the journal never spans two rule sets
+            except Exception:
+                log.exception("engine state: snapshot after the reload failed")
 
     # ------------------------------------------------------------------ storage thread
     def _storage_rejected(self, body: bytes, exc: StorageError) -> None:

@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "flushing; SIGHUP reloads rules, detectors and the sensor catalogue (files are also "
         "watched for changes). Validate a config without running it with --check: it also "
         "lints the rule files against the catalogue (errors fail, as in 'rules check') and "
-        "warns about alert matchers on rules that no loaded file defines.",
+        "warns about alert matchers on rules that no loaded file defines. Rule and "
+        "detector state (latches, timers, baselines) and the quality watermarks survive a "
+        "stop or a crash in state.dir (default var/state beside the config): a snapshot "
+        "every state.snapshot_every and a journal of the batches since, restored at start.",
         epilog="example: riskwatch run -c engine.yaml   "
         "(get an editable set with: riskwatch config init mycfg/)",
     )
@@ -43,10 +46,12 @@ def _run(args: argparse.Namespace) -> int:
         eng = Engine(cfg)
         n = eng.check()
         stages = ", ".join(n["stages"]) or "none"
+        state = cfg.state_dir()
         for w in n["warnings"]:
             print(w, file=sys.stderr)
+        where = state if state is not None else "off"
         print(f"{args.config}: OK ({n['sensors']} catalogued sensors, stages: {stages}; "
-              f"{len(n['warnings'])} warning(s))")  # fmt: skip
+              f"{len(n['warnings'])} warning(s)); engine state: {where}")  # fmt: skip
         return 0
 
     return Engine(cfg).run_forever()

@@ -10,6 +10,8 @@ boundary with ``raise ... from exc`` so callers only ever catch these::
     ├── DecodeError            one unusable reading or message (dead-letter reason, payload field)
     ├── StorageError           a write failed (``retryable`` says whether trying again can help)
     ├── SpoolFullError         the on-disk spool reached its bound
+    ├── SnapshotError          a state snapshot or journal is unreadable (file, why):
+    │                          logged and ignored at start, never fatal
     ├── StateError             an illegal state-machine move (alerts, operator actions)
     │   └── IllegalTransition  an alert refused a move: state, event and why (HTTP 409;
     │                          riskwatch.alerts.state, next to the states it names)
@@ -44,6 +46,7 @@ __all__ = [
     "NotOwned",
     "NotifyError",
     "RiskwatchError",
+    "SnapshotError",
     "SpoolFullError",
     "StateError",
     "StorageError",
@@ -153,6 +156,15 @@ class StorageError(RiskwatchError):
 
 class SpoolFullError(RiskwatchError):
     """The on-disk spool reached ``storage.spool_max_bytes``; ingest must slow down."""
+
+
+class SnapshotError(RiskwatchError):
+    """A state snapshot or journal file is unreadable: wrong format, version, truncated."""
+
+    def __init__(self, file: str, why: str) -> None:
+        super().__init__(f"{file}: {why}")
+        self.file = file
+        self.why = why
 
 
 class StateError(RiskwatchError):

@@ -46,6 +46,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from riskwatch.catalog import SensorRegistry
 from riskwatch.model import Batch, Flags, Level, Signal, SignalSource, SignalState
 from riskwatch.pipeline import StageContext
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["RULE", "GatewayClockStage"]
 
@@ -171,3 +172,17 @@ class GatewayClockStage:
             group=group,
             extra={"enterprise": parts[0], "site": parts[1] if len(parts) > 1 else ""},
         )
+
+    # -- durable state (riskwatch.state.Durable) -------------------------------------------
+    def dump_state(self) -> StateTree:
+        """The gateways whose clock alert is raised, by name."""
+        return {"v": 1, "skewed": [g for g, f in zip(self.gateways, self.skewed.tolist(),
+                                                      strict=True) if f]}  # fmt: skip
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
+        names = set(tree.get("skewed") or [])
+        old = dict.fromkeys(names, True)
+        self.gateways = sorted(set(self.gateways) | names)
+        self.skewed = np.array([old.get(g, False) for g in self.gateways], bool)
+        self._generation = -1  # the registry's gateways are laid out again on the next batch
+        return Restored({"gateways skewed": len(names)})

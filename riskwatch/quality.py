@@ -40,6 +40,7 @@ import numpy as np
 
 from riskwatch.model import Batch, Flags
 from riskwatch.pipeline import StageContext
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["DEFAULT_MAX_CLOCK_SKEW_S", "QualityStage"]
 
@@ -127,3 +128,24 @@ class QualityStage:
             self.watermark[sensor] = newest
             self.watermark_value[sensor] = v[o[run_start[li[moves]]]]
         return batch.with_flags(flags)
+
+    # -- durable state (riskwatch.state.Durable) -------------------------------------------
+    def dump_state(self) -> StateTree:
+        """The watermark per sensor id (newest event time) and the value at it."""
+        seen = np.flatnonzero(self.watermark != _NEVER)
+        n = int(seen[-1]) + 1 if len(seen) else 0  # not the spare room of the doubling
+        return {"v": 2, "watermark": self.watermark[:n].copy(),
+                "watermark_value": self.watermark_value[:n].copy()}  # fmt: skip
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
+        """Take over the watermarks of the sensors that still exist (by key)."""
+        mark = tree.get("watermark", tree.get("last"))  # "last": the first layout
+        if not isinstance(mark, np.ndarray) or mark.dtype != np.int64:
+            return Restored(dropped=["quality: no watermarks in the snapshot"])
+        self.watermark = sensors.scatter(mark, _NEVER)
+        value = tree.get("watermark_value")
+        if isinstance(value, np.ndarray) and value.dtype == np.float64 and len(value) == len(mark):
+            self.watermark_value = sensors.scatter(value, np.nan)
+        else:
+            self.watermark_value = np.full(len(self.watermark), np.nan)
+        return Restored({"sensors": int((self.watermark != _NEVER).sum())})

@@ -8,7 +8,9 @@ timers and the sink's. What a reload changed (:class:`~riskwatch.pipeline.StageR
 goes to the sink too, when it follows reloads (the alert sink ends the alerts of removed
 rules: :class:`~riskwatch.pipeline.ReloadListener`). ``now`` comes from the engine's
 clock, read once per batch and once per tick; a failing stage, sink or stage timer is
-logged and never stops the spine (the batch is still stored and acknowledged).
+logged and never stops the spine (the batch is still stored and acknowledged). With a
+``journal`` (durable engine state), each batch is journaled before the stages see it and
+its acks wait until the journal is on disk.
 
 >>> from types import SimpleNamespace
 >>> from prometheus_client import CollectorRegistry
@@ -77,6 +79,16 @@ class _Window(Protocol):
     def add(self, batch: Batch) -> None: ...
 
 
+class _Journal(Protocol):
+    """Durable engine state (:class:`~riskwatch.durability.EngineState`)."""
+
+    def record_batch(self, now_ns: int, batch: Batch) -> int: ...
+
+    def record_tick(self, now_ns: int, changed: bool) -> None: ...
+
+    def durable(self, mark: int) -> None: ...
+
+
 class _Acknowledger(Protocol):
     def ack_many(self, acks: list[Ack]) -> None: ...
 
@@ -97,6 +109,7 @@ class Spine:
         registry: SensorRegistry,
         clock: Clock,
         window: _Window | None = None,
+        journal: _Journal | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sink = sink
@@ -107,6 +120,7 @@ class Spine:
         self.registry = registry
         self.clock = clock
         self.window = window
+        self.journal = journal
         self.readings_total = 0
 
     def handle(self, cut: MicroBatch) -> None:
@@ -115,6 +129,9 @@ class Spine:
         now = self.clock.now_ns()
         ctx = StageContext(now_ns=now, registry=self.registry)
         signals: list[Signal] = []
+        # the journal first: whatever the stages do with this batch is replayed after a
+        # crash, and its acks wait for the journal to be on disk (_durable)
+        mark = self._journal(now, batch) if self.journal is not None and len(batch) else 0
         if len(batch):
             self.metrics.readings_in.inc(len(batch))
             self.metrics.batch_size.observe(len(batch))
@@ -133,7 +150,7 @@ class Spine:
         if self.window is not None and len(batch):
             self.window.add(batch)  # recent series for the console's sensor view
         oldest = int(batch.received.min()) if len(batch) else now
-        self.storage.submit(batch, lambda: self._durable(cut.acks, oldest))
+        self.storage.submit(batch, lambda: self._durable(cut.acks, oldest, mark))
         self.metrics.queue_depth.set(self.receiver.backlog())
 
     def tick(self) -> None:
@@ -146,10 +163,25 @@ class Spine:
             signals = []
         if signals:
             self._emit(signals, ctx)
+        if self.journal is not None:
+            try:
+                self.journal.record_tick(ctx.now_ns, bool(signals))
+            except Exception:
+                log.exception("engine state: tick not journaled")
         try:
             self.sink.tick(ctx)
         except Exception:
             log.exception("alert sink tick failed")
+
+    def _journal(self, now: int, batch: Batch) -> int:
+        """Journal the batch; a failing journal (a full disk) is logged and the batch goes
+        on: its alarms matter more than surviving a crash after it."""
+        assert self.journal is not None
+        try:
+            return self.journal.record_batch(now, batch)
+        except Exception:
+            log.exception("engine state: batch not journaled (its state may not survive a crash)")
+            return 0
 
     def reloaded(self, reloads: list[StageReload]) -> None:
         """Hand what a reload changed to the sink (if it follows reloads), at ``now``."""
@@ -172,7 +204,10 @@ class Spine:
         except Exception:
             log.exception("alert sink failed on %d signals", len(signals))
 
-    def _durable(self, acks: list[Ack], oldest_received_ns: int) -> None:
-        """The storage thread made the batch durable: acknowledge its messages."""
+    def _durable(self, acks: list[Ack], oldest_received_ns: int, mark: int = 0) -> None:
+        """The storage thread made the batch durable: once the journal holds it too (the
+        state it changed), acknowledge its messages."""
+        if self.journal is not None and mark:
+            self.journal.durable(mark)
         self.receiver.ack_many(acks)
         self.acks.settled(len(acks), oldest_received_ns)

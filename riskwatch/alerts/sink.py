@@ -281,6 +281,22 @@ class AlertSink:
         if self.outbox.writes_inline:
             self.flush()
 
+    def replay(self, signals: Sequence[Signal], ctx: StageContext) -> int:
+        """Signals the engine recomputed from its journal at start (durable engine state):
+        those an open alert has already moved past (a reading time before its last
+        transition's) were recorded before the restart and are skipped; the rest go
+        through :meth:`handle`, where a repeat of the alert's current state is dedup. So
+        a transition lost in a crash is recorded, and a stored one is not notified twice.
+        Returns how many were skipped."""
+        with self._lock:
+            fresh = []
+            for s in signals:
+                a = self.index.by_key.get(subject_of(s, self.registry).key)
+                if a is None or s.time >= a.ts_ns:
+                    fresh.append(s)
+        self.handle(fresh, ctx)
+        return len(signals) - len(fresh)
+
     def reloaded(self, reloads: Sequence[StageReload], ctx: StageContext) -> None:
         """End the alerts a reload stranded: every open alert of a removed rule (of that
         stage's source), and each subject a changed rule no longer watches. Each ends as

@@ -29,6 +29,7 @@ from riskwatch.config.schema import check_listen, parse
 from riskwatch.config.secrets import resolve_secret
 from riskwatch.config.servertls import ServerTlsConfig, check_server_tls
 from riskwatch.config.yamldoc import YamlDoc
+from riskwatch.durations import Duration
 from riskwatch.errors import ConfigErrors
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "MetricsConfig",
     "MqttConfig",
     "ServerTlsConfig",
+    "StateConfig",
     "StorageConfig",
     "TlsConfig",
     "load_engine_config",
@@ -262,6 +264,24 @@ class ConsoleConfig:
     tls: ServerTlsConfig | None = None
 
 
+def _positive_duration(v: Duration) -> str | None:
+    return None if int(v) > 0 else f"must be > 0, got {v}"
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Durable engine state (quality watermarks, rule and detector state): a snapshot
+    every ``snapshot_every`` and a journal of the batches since, fsynced before their
+    messages are acknowledged (``fsync: false`` survives a killed process but not a
+    power cut). ``dir`` is relative to this file; ``null`` switches it off."""
+
+    dir: str | None = "var/state"
+    snapshot_every: Duration = field(
+        default=Duration.parse("60s"), metadata={"check": _positive_duration}
+    )
+    fsync: bool = True
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """The whole engine file. ``source`` is the file it came from (for relative paths)."""
@@ -275,6 +295,7 @@ class EngineConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     source: str | None = field(default=None, metadata={"yaml": "__source__"})
 
     def path(self, p: str) -> Path:
@@ -283,6 +304,14 @@ class EngineConfig:
         if pp.is_absolute() or self.source is None:
             return pp
         return Path(self.source).resolve().parent / pp
+
+    def state_dir(self) -> Path | None:
+        """The state folder, or None when it is off or cannot be derived (a relative
+        folder of a config that came from no file)."""
+        d = self.state.dir
+        if d is None or (self.source is None and not Path(d).is_absolute()):
+            return None
+        return self.path(d)
 
 
 def load_engine_config_text(text: str, file: str = "<string>") -> EngineConfig:

@@ -25,7 +25,9 @@ named in the :class:`~riskwatch.pipeline.StageReload` so their alerts end
 
 from __future__ import annotations
 
+import io
 import logging
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ from riskwatch.detectors.ensemble import Ensemble, EnsembleOutput
 from riskwatch.model import PROCESS_SKIP, Batch, EndReason, Signal, SignalSource, SignalState
 from riskwatch.pipeline import StageContext, StageReload
 from riskwatch.rules.compile import select
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["DetectorStage"]
 
@@ -55,6 +58,22 @@ class _Entry:
     mask: np.ndarray
     generation: int = -1
     watched: bool = False  # any sensor selected
+
+
+#: what a detector state may be built of (a snapshot is the engine's own file, but it is
+#: still read as data: anything else in it is refused, not executed)
+_PICKLE_ROOTS = frozenset({"riskwatch", "numpy", "river", "collections", "copyreg", "builtins"})
+_BUILTINS_OK = frozenset({"dict", "list", "tuple", "set", "frozenset", "int", "float", "bool",
+                          "str", "bytes", "bytearray", "complex", "slice", "range", "object",
+                          "type"})  # fmt: skip
+
+
+class _StateUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> object:
+        root = module.split(".")[0]
+        if root not in _PICKLE_ROOTS or (root == "builtins" and name not in _BUILTINS_OK):
+            raise pickle.UnpicklingError(f"{module}.{name} is not detector state")
+        return super().find_class(module, name)
 
 
 def _load(paths: Sequence[Path]) -> list[DetectorSpec]:
@@ -260,3 +279,66 @@ class DetectorStage:
             message=f"{spec.name}: detector changed by a reload no longer watches {key}",
             source=SignalSource.DETECTOR, reason=EndReason.UNWATCHED,
         )  # fmt: skip
+
+    # ------------------------------------------------------------------ durable state
+    def dump_state(self) -> StateTree:
+        """Each entry's whole ensemble (members' baselines, calibrator, windows), by
+        detector name with its fingerprint. The ensemble is pickled as bytes: its
+        members hold per-sensor state of many shapes, and a member added later is saved
+        without code of its own."""
+        out: StateTree = {"v": 2, "n_sensors": len(self.registry), "entries": {}}
+        for e in self.entries:
+            # protocol 5 hands the big arrays over out of band: one memcpy each instead of
+            # a copy into the pickle stream and another out of it
+            buffers: list[pickle.PickleBuffer] = []
+            blob = pickle.dumps(e.ensemble, protocol=5, buffer_callback=buffers.append)
+            out["entries"][e.spec.name] = {
+                "fingerprint": e.spec.fingerprint(),
+                "ensemble": np.frombuffer(blob, np.uint8).copy(),
+                "buffers": [np.frombuffer(b.raw(), np.uint8).copy() for b in buffers],
+            }
+        return out
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
+        """Take over the ensembles of unchanged detectors. Their arrays are indexed by
+        sensor id, so they are taken over only when every sensor kept its id (the same
+        catalogue in the same order); otherwise they start fresh and the log says so."""
+        out = Restored()
+        entries = tree.get("entries")
+        if not isinstance(entries, dict):
+            out.dropped.append("detectors: no detector state in the snapshot")
+            return out
+        mine = {e.spec.name: e for e in self.entries}
+        if not sensors.identity:
+            if entries:
+                out.dropped.append(
+                    "detectors: sensor ids moved (catalogue changed): baselines start fresh for "
+                    + ", ".join(sorted(entries))
+                )
+            return out
+        kept = 0
+        for name, st in entries.items():
+            e = mine.get(name)
+            if e is None:
+                out.dropped.append(f"detectors: {name} no longer loaded")
+                continue
+            if not isinstance(st, dict) or st.get("fingerprint") != e.spec.fingerprint():
+                out.dropped.append(f"detectors: {name} changed since the snapshot (fresh state)")
+                continue
+            blob, buffers = st.get("ensemble"), st.get("buffers", [])
+            try:
+                assert isinstance(blob, np.ndarray) and isinstance(buffers, list)
+                assert all(isinstance(b, np.ndarray) for b in buffers)
+                ensemble = _StateUnpickler(io.BytesIO(blob.tobytes()), buffers=buffers).load()
+            except Exception as exc:  # any unreadable blob: start this detector fresh
+                out.dropped.append(f"detectors: {name} state unreadable ({exc!r})")
+                continue
+            if not isinstance(ensemble, Ensemble):
+                out.dropped.append(f"detectors: {name} state is not an ensemble")
+                continue
+            e.ensemble = ensemble
+            e.generation = -1
+            self._mask(e)
+            kept += 1
+        out.counts["detectors"] = kept
+        return out

@@ -45,6 +45,7 @@ colour. Losing data never clears a latch: only real readings do.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ from riskwatch.rules.conditions.base import ActiveAlert
 from riskwatch.rules.parse import RuleFile, RuleSpec
 from riskwatch.rules.readings import ReadingRules
 from riskwatch.rules.sensor_memory import Needs, SensorMemory
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["RuleSet", "rule_fingerprint"]
 
@@ -250,3 +252,63 @@ class RuleSet:
             m.import_state(kept)
             if adopted:
                 m.adopt_state(adopted)
+
+    # ------------------------------------------------------------------ durable state
+    def fingerprints(self) -> dict[str, str]:
+        """Each rule's identity (a digest of :func:`rule_fingerprint`): a snapshot's state
+        of a rule is taken over only by a rule of the same name and fingerprint."""
+        return {
+            r.name: hashlib.sha256(rule_fingerprint(r, self.calendars).encode()).hexdigest()[:24]
+            for r in self.specs
+        }
+
+    def _state_key(self, m: Condition) -> str:
+        """A member's name in a snapshot: the per-reading rules share one slot table."""
+        return "readings" if m is self.readings else "+".join(m.rule_names())
+
+    def dump_state(self) -> StateTree:
+        """A snapshot of every member's state, with the rules' fingerprints."""
+        if self.registry.generation != self.generation:
+            self._rebuild()
+        return {
+            "v": 1,
+            "fingerprints": self.fingerprints(),
+            "sensors": self.sensors.dump_state(),
+            "members": {self._state_key(m): m.dump_state() for m in self.members},
+        }
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
+        """Take over a snapshot's state: rules by name and fingerprint (a changed rule
+        starts fresh, as on a reload), sensors by key."""
+        if self.registry.generation != self.generation:
+            self._rebuild()  # sensors the snapshot registered again
+        out = Restored()
+        old_fp = tree.get("fingerprints")
+        members = tree.get("members")
+        if not isinstance(old_fp, dict) or not isinstance(members, dict):
+            out.dropped.append("rules: no rule state in the snapshot")
+            return out
+        new_fp = self.fingerprints()
+        keep = {n for n, fp in new_fp.items() if old_fp.get(n) == fp}
+        changed = sorted(n for n in new_fp if n in old_fp and n not in keep)
+        if changed:
+            out.dropped.append("rules: changed since the snapshot (active subjects adopted, "
+                               "timers reset): "
+                               + ", ".join(changed))  # fmt: skip
+        gone = sorted(set(old_fp) - set(new_fp))
+        if gone:
+            out.dropped.append("rules: no longer loaded: " + ", ".join(gone))
+        mem = tree.get("sensors")
+        if isinstance(mem, dict):
+            out.counts["sensors seen"] = self.sensors.load_state(mem, sensors)
+        for m in self.members:
+            st = members.get(self._state_key(m))
+            if isinstance(st, dict):
+                out.merge(m.load_state(st, sensors, keep, set(changed)))
+        out.counts["rules kept"] = len(keep)
+        return out
+
+    def resume(self, stopped_ns: int, now_ns: int) -> int:
+        """After a restore and its replay: arrival-clock silences resume where they stood
+        (:meth:`SensorMemory.resume`); returns the downtime skipped (ns)."""
+        return self.sensors.resume(stopped_ns, now_ns)

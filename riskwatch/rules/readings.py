@@ -52,6 +52,7 @@ from riskwatch.rules.rows import active_rows
 from riskwatch.rules.segments import run_ends, shift_in_segments
 from riskwatch.rules.sensor_memory import Needs
 from riskwatch.rules.slots import RankTable, SlotTable, carry_state, copy_state, rank_tables
+from riskwatch.state.tree import Restored, SensorMap, StateTree, fields_of, with_fields
 
 __all__ = ["ReadingRules", "ReadingState"]
 
@@ -368,6 +369,95 @@ class ReadingRules:
             s.status[dst] = status
             s.busy[dst] = True
         s.refresh_band()
+
+    # ------------------------------------------------------------------ durable state
+    def dump_state(self) -> StateTree:
+        """The slot table's state arrays by name, each slot's (rule name, sensor id), and
+        every kind's own columns field by field (:func:`~riskwatch.state.tree.fields_of`)."""
+        s = self.slots
+        return {
+            "v": 1,
+            "rules": list(self._names),
+            "sensor": s.sensor.copy(),
+            "rule": s.rule.copy(),
+            "kind": s.kind.copy(),
+            "state": {name: arr.copy() for name, arr in s.state_named().items()},
+            "columns": {kind.key: fields_of(cols) for kind, cols in s.columns.items()},
+        }
+
+    def load_state(
+        self, tree: StateTree, sensors: SensorMap, keep: set[str], changed: set[str]
+    ) -> Restored:
+        """Take over the slots of the rules in ``keep`` (same name and definition) whose
+        sensor still exists, matched by (rule name, sensor key)."""
+        out = Restored()
+        try:
+            names = [str(n) for n in tree["rules"]]
+            o_sensor = sensors.ids(tree["sensor"])
+            o_rule_old = np.asarray(tree["rule"], np.int64)
+            saved_state = dict(tree["state"])
+            saved_cols = dict(tree.get("columns", {}))
+            o_kind = np.asarray(tree["kind"])
+        except (KeyError, TypeError, ValueError) as exc:
+            out.dropped.append(f"rules: per-reading state unreadable ({exc!r})")
+            return out
+        # old rule index -> this set's index, for kept rules only
+        remap = np.full(len(names) + 1, -1, np.int64)
+        for i, n in enumerate(names):
+            r = self.by_name.get(n)
+            if r is not None and n in keep:
+                remap[i] = r.index
+        o_rule = remap[np.where((o_rule_old >= 0) & (o_rule_old < len(names)), o_rule_old, -1)]
+        # the old table, as far as it is readable: its sensors and rules in today's ids
+        n_old = len(o_sensor)
+        old = SlotTable(n_old)
+        old.sensor, old.rule = o_sensor.astype(np.int32), o_rule.astype(np.int32)
+        present = []
+        for name, arr in old.state_named().items():
+            got = saved_state.get(name)
+            if isinstance(got, np.ndarray) and got.shape == arr.shape and got.dtype == arr.dtype:
+                arr[...] = got
+                present.append(name)
+            else:
+                out.dropped.append(f"rules: slot field {name!r} not in the snapshot (reset)")
+        s = self.slots
+        for kind, cols in s.columns.items():
+            rebuilt, bad = with_fields(cols, saved_cols.get(kind.key))
+            if rebuilt is None:
+                if (s.kind == kind).any() and (o_kind == int(kind)).any():
+                    out.dropped.append(
+                        f"rules: {kind.key} columns of another layout ({', '.join(bad)}): reset"
+                    )
+                continue
+            old.columns[kind] = rebuilt
+        # match (rule, sensor) pairs of the old table with today's slots
+        ok = np.flatnonzero((o_rule >= 0) & (o_sensor >= 0))
+        src = dst = np.zeros(0, np.intp)
+        if len(ok) and s.n:
+            okey = o_rule[ok] << 32 | o_sensor[ok]
+            nkey = s.rule.astype(np.int64) << 32 | s.sensor.astype(np.int64)
+            order = np.argsort(nkey)
+            pos = np.minimum(np.searchsorted(nkey[order], okey), s.n - 1)
+            hit = nkey[order][pos] == okey
+            src, dst = ok[hit], order[pos[hit]]
+        states_new = s.state_named()
+        for name in present:
+            states_new[name][dst] = old.state_named()[name][src]
+        for kind, cols in s.columns.items():
+            if kind in old.columns:
+                cols.carry(old.columns[kind], src, dst)
+        s.refresh_band()
+        adopt = {n: i for i, n in enumerate(names) if n in changed and n in self.by_name}
+        if adopt and "status" in present and "latch" in present:
+            old.rule = np.where(o_sensor >= 0, o_rule_old, -1).astype(np.int32)
+            self.adopt_state({n: ReadingState(old, i) for n, i in adopt.items()})
+        kept_rules = {names[i] for i in np.unique(o_rule_old[src]).tolist()} if len(src) else set()
+        out.counts = {
+            "rules with slots": len(kept_rules),
+            "slots": len(dst),
+            "latched": int(s.latch[dst].any(axis=1).sum()),
+        }
+        return out
 
     def nbytes(self) -> tuple[int, int]:
         tables = sum(table.nbytes for _, ts in self.tables for table, _ in ts)

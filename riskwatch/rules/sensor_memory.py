@@ -22,6 +22,7 @@ import numpy as np
 
 from riskwatch.model import PROCESS_SKIP, Batch, Flags
 from riskwatch.rules.slots import NEVER
+from riskwatch.state.tree import SensorMap, StateTree
 
 __all__ = ["Needs", "SensorMemory", "SensorSnapshot"]
 
@@ -64,6 +65,20 @@ class SensorMemory:
         if self.start_ns is None:
             self.start_ns = now_ns
 
+    def resume(self, stopped_ns: int, now_ns: int) -> int:
+        """After a restart: the engine's own downtime (``stopped_ns`` .. ``now_ns``) is not
+        a sensor's silence on the arrival clock (nothing was received, whatever the sensors
+        did: their readings wait in the broker), so arrival times and the start move on by
+        it. Returns the gap skipped (ns)."""
+        gap = now_ns - stopped_ns
+        if gap <= 0:
+            return 0
+        seen = self.seen_arrival != NEVER
+        self.seen_arrival[seen] += gap
+        if self.start_ns is not None:
+            self.start_ns += gap
+        return gap
+
     def observe(self, batch: Batch, needs: Needs) -> None:
         """Record a time-sorted batch (only what some rule needs); a clock-skewed reading
         counts as seen at its arrival."""
@@ -91,3 +106,33 @@ class SensorMemory:
         self.seen_arrival[:n] = snap.seen_arrival[:n]
         self.last_value[:n] = snap.last_value[:n]
         self.start_ns = snap.start_ns
+
+    def dump_state(self) -> StateTree:
+        return {
+            "v": 1,
+            "seen_event": self.seen_event.copy(),
+            "seen_arrival": self.seen_arrival.copy(),
+            "last_value": self.last_value.copy(),
+            "start_ns": self.start_ns,
+        }
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> int:
+        """Take over last-seen times and values by sensor key; returns how many sensors
+        had been seen."""
+        n = len(self.seen_event)
+
+        def column(name: str, dtype: type, fill: float) -> np.ndarray | None:
+            got = tree.get(name)
+            if not isinstance(got, np.ndarray) or got.ndim != 1:
+                return None
+            return sensors.scatter(got.astype(dtype), fill, n)
+
+        if (ev := column("seen_event", np.int64, NEVER)) is not None:
+            self.seen_event = ev
+        if (ar := column("seen_arrival", np.int64, NEVER)) is not None:
+            self.seen_arrival = ar
+        if (lv := column("last_value", np.float64, np.nan)) is not None:
+            self.last_value = lv
+        start = tree.get("start_ns")
+        self.start_ns = int(start) if isinstance(start, int) else self.start_ns
+        return int((self.seen_event != NEVER).sum())

@@ -130,20 +130,26 @@ class SlotTable:
         t.sensor, t.rule, t.kind = sensor, rule, kind
         return t
 
+    def state_named(self) -> dict[str, np.ndarray]:
+        """The state arrays by name (what a rebuild or a reload carries over per slot,
+        and what a snapshot writes: a state array added here is saved and restored with
+        no code of its own)."""
+        return {
+            "latch": self.latch,
+            "trigger_run": self.trigger_run,
+            "trigger_since": self.trigger_since,
+            "clear_run": self.clear_run,
+            "clear_since": self.clear_since,
+            "count_history": self.count_history,
+            "status": self.status,
+            "last_time": self.last_time,
+            "last_value": self.last_value,
+            "busy": self.busy,
+        }
+
     def state_arrays(self) -> list[np.ndarray]:
         """The state arrays (what a rebuild or a reload carries over per slot)."""
-        return [
-            self.latch,
-            self.trigger_run,
-            self.trigger_since,
-            self.clear_run,
-            self.clear_since,
-            self.count_history,
-            self.status,
-            self.last_time,
-            self.last_value,
-            self.busy,
-        ]
+        return list(self.state_named().values())
 
     def param_arrays(self) -> list[np.ndarray]:
         return [

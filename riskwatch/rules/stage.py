@@ -35,6 +35,7 @@ from riskwatch.model import Batch, EndReason, Signal, SignalSource, SignalState
 from riskwatch.pipeline import StageContext, StageReload
 from riskwatch.rules.evaluator import RuleSet, rule_fingerprint
 from riskwatch.rules.parse import load_rules
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["RuleStage", "compile_files"]
 
@@ -80,6 +81,19 @@ class RuleStage:
         for c in self.ruleset.calendars.values():
             files += c.files()
         return files
+
+    def dump_state(self) -> StateTree:
+        """The rule set's state (:meth:`RuleSet.dump_state`), for the engine's snapshots."""
+        return self.ruleset.dump_state()
+
+    def load_state(self, tree: StateTree, sensors: SensorMap) -> Restored:
+        return self.ruleset.load_state(tree, sensors)
+
+    def resume(self, stopped_ns: int, now_ns: int) -> None:
+        gap = self.ruleset.resume(stopped_ns, now_ns)
+        if gap:
+            log.info("rules: %.1f s of engine downtime not counted as sensor silence "
+                     "(no-data, arrival clock)", gap / 1e9)  # fmt: skip
 
     def reconfigure(self, cfg: EngineConfig) -> None:
         """The rule files of a re-read engine config (loaded by the next reload)."""

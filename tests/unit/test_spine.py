@@ -143,3 +143,45 @@ def test_a_failing_stage_timer_still_ticks_the_sink(caplog: pytest.LogCaptureFix
     rig.spine.tick()
     assert rig.log == [f"sink tick at {NOW}"]
     assert "stage tick failed" in caplog.text
+
+
+def test_with_engine_state_the_batch_is_journaled_first_and_acked_after_its_fsync(
+    tmp_path: Any,
+) -> None:
+    """Durable state: the journal holds the batch before any stage sees it, and the acks
+    go out only after the journal was synced up to it (the ack rule)."""
+    from riskwatch.durability import EngineState
+    from riskwatch.state import read_segment
+
+    rig = Rig()
+    state = EngineState(tmp_path, rig.spine.pipeline, SensorRegistry(), snapshot_every_ns=10**15,
+                        background=False)  # fmt: skip
+    state.restore(NOW, sink=None)
+
+    class Spy:  # the real EngineState, its calls written into the rig's log
+        def record_batch(self, now: int, batch: Batch) -> int:
+            rig.log.append(f"journal {batch.time.tolist()}")
+            return state.record_batch(now, batch)
+
+        def record_tick(self, now: int, changed: bool) -> None:
+            rig.log.append(f"journal tick {changed}")
+            state.record_tick(now, changed)
+
+        def durable(self, mark: int) -> None:
+            rig.log.append("journal synced")
+            state.durable(mark)
+
+    rig.spine.journal = Spy()
+    rig.acks.arrived(1)
+    rig.spine.handle(cut([1, 2], [0.5, 2.5], [(4, 1)]))
+    assert rig.log == ["journal [1, 2]", f"pipeline at {NOW}", "sink [2.5]", "window 2",
+                       "storage [1, 2]"]  # fmt: skip
+    got = [r.batch.time.tolist() for r in read_segment(state.journal.segment_path(0)).records
+           if r.batch is not None]  # fmt: skip
+    assert got == [[1, 2]]
+    rig.durable[0]()
+    assert rig.log[-2:] == ["journal synced", "ack [(4, 1)]"]
+    assert state.journal._synced >= state.journal._written
+    rig.spine.tick()
+    assert rig.log[-4:] == [f"stage tick at {NOW}", "sink [-1.0]", "journal tick True",
+                            f"sink tick at {NOW}"]  # fmt: skip

@@ -43,6 +43,7 @@ from riskwatch.rules.parse import RuleSpec
 from riskwatch.rules.segments import run_ends, shift_in_segments
 from riskwatch.rules.sensor_memory import Needs, SensorMemory
 from riskwatch.rules.slots import SlotTable
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 if TYPE_CHECKING:
     from riskwatch.rules.calendars import Calendar
@@ -140,6 +141,22 @@ class Condition(Protocol):
 
     def import_state(self, states: Mapping[str, object]) -> None:
         """Take over the states of its rules that ``states`` names (unchanged rules)."""
+        ...
+
+    def dump_state(self) -> StateTree:
+        """A copy of its state for a snapshot: per-sensor arrays by sensor id, groups by
+        name (the rule set adds the sensor table and each rule's fingerprint)."""
+        ...
+
+    def load_state(
+        self, tree: StateTree, sensors: SensorMap, keep: set[str], changed: set[str]
+    ) -> Restored:
+        """Take over a snapshot's state of its rules named in ``keep`` (same name and
+        definition), and what was active of those in ``changed`` (same name, another
+        definition: as :meth:`adopt_state` does on a reload, so their alerts resolve on
+        the next evaluation if the new condition does not hold), for the sensors that
+        still exist (``sensors`` maps the snapshot's ids to today's); what does not match
+        is dropped and said, never raised."""
         ...
 
     def adopt_state(self, states: Mapping[str, object]) -> None:

@@ -38,6 +38,7 @@ from riskwatch.rules.compile import select
 from riskwatch.rules.conditions.base import ActiveAlert, CompileContext, Phase, RuleEnv
 from riskwatch.rules.parse import RuleSpec
 from riskwatch.rules.sensor_memory import Needs
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["CompoundCondition", "CompoundState"]
 
@@ -251,6 +252,33 @@ rules:
         for i, g in enumerate(self.names):
             if g in by_group:
                 self.status[i], self.since[i] = by_group[g]
+
+    def dump_state(self) -> StateTree:
+        """Status and start per group, by group name (groups are named, not numbered)."""
+        return {"v": 1, "names": list(self.names), "status": self.status.copy(),
+                "since": self.since.copy()}  # fmt: skip
+
+    def load_state(
+        self, tree: StateTree, sensors: SensorMap, keep: set[str], changed: set[str]
+    ) -> Restored:
+        if self.spec.name not in keep | changed:  # a changed one keeps its groups too
+            return Restored()
+        names, status, since = tree.get("names"), tree.get("status"), tree.get("since")
+        if not (
+            isinstance(names, list)
+            and isinstance(status, np.ndarray)
+            and isinstance(since, np.ndarray)
+            and len(names) == len(status) == len(since)
+        ):
+            return Restored(dropped=[f"rules: {self.spec.name}: group state unreadable"])
+        by_group = dict(zip(names, zip(status.tolist(), since.tolist(), strict=True),
+                            strict=True))  # fmt: skip
+        n = 0
+        for i, g in enumerate(self.names):
+            if g in by_group:
+                self.status[i], self.since[i] = by_group[g]
+                n += 1
+        return Restored({"compound groups": n})
 
     def adopt_state(self, states: Mapping[str, object]) -> None:
         """A changed compound rule keeps its groups' status: a firing group stays firing

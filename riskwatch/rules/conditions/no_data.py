@@ -36,6 +36,7 @@ from riskwatch.rules.conditions.base import ActiveAlert, CompileContext, Phase, 
 from riskwatch.rules.parse import RuleSpec, Setpoint
 from riskwatch.rules.sensor_memory import Needs
 from riskwatch.rules.slots import NEVER
+from riskwatch.state.tree import Restored, SensorMap, StateTree
 
 __all__ = ["NoDataCondition", "NoDataState"]
 
@@ -329,6 +330,53 @@ rules:
             watched = np.zeros(len(self.group_names), bool)
             watched[self.group[self.mask]] = True
             self.group_fired &= watched
+
+    def dump_state(self) -> StateTree:
+        """Which sensors (per sensor id) and groups (by name) have fired, and since when
+        their data was missing (for the resolution's "data again after")."""
+        return {
+            "v": 2,
+            "fired": self.fired.copy(),
+            "since": self.since.copy(),
+            "groups": list(self.group_names),
+            "group_fired": self.group_fired.copy(),
+            "group_since": self.group_since.copy(),
+        }
+
+    def load_state(
+        self, tree: StateTree, sensors: SensorMap, keep: set[str], changed: set[str]
+    ) -> Restored:
+        if self.spec.name not in keep | changed:
+            return Restored()
+        n = len(self.fired)
+        fired, since = tree.get("fired"), tree.get("since")
+        if isinstance(fired, np.ndarray) and fired.dtype == bool:
+            self.fired = sensors.scatter(fired, False, n) & self.mask
+        if isinstance(since, np.ndarray) and since.dtype == np.int64:
+            self.since = sensors.scatter(since, NEVER, n)
+        names, g_fired, g_since = (
+            tree.get("groups"),
+            tree.get("group_fired"),
+            tree.get("group_since"),
+        )
+        if (
+            isinstance(names, list)
+            and isinstance(g_fired, np.ndarray)
+            and len(g_fired) == len(names)
+        ):
+            by_name = dict(zip(names, g_fired.tolist(), strict=True))
+            self.group_fired = np.array([by_name.get(g, False) for g in self.group_names], bool)
+            if isinstance(g_since, np.ndarray) and len(g_since) == len(names):
+                at = dict(zip(names, g_since.tolist(), strict=True))
+                self.group_since = np.array([at.get(g, NEVER) for g in self.group_names], np.int64)
+        elif isinstance(tree.get("fired_groups"), list):  # the first layout: names only
+            old = set(tree["fired_groups"])
+            self.group_fired = np.array([g in old for g in self.group_names], bool)
+        if self.spec.name in changed and self.nd.per != "sensor":  # as adopt_state does
+            watched = np.zeros(len(self.group_names), bool)
+            watched[self.group[self.mask]] = True
+            self.group_fired &= watched
+        return Restored({"no-data fired": int(self.fired.sum()) + int(self.group_fired.sum())})
 
 
 def _gap(back_ns: int, since_ns: int) -> int:

@@ -247,3 +247,32 @@ def test_retained_summary_per_site(tmp_path: Path) -> None:
     assert (summ["open"], summ["by_level"], [a["level"] for a in summ["alerts"]]) == (
         2, {"red": 1, "yellow": 1}, ["red", "yellow"])  # fmt: skip
     r.sink.stop()
+
+
+def test_replayed_signals_the_alert_moved_past_are_skipped_lost_ones_recorded(
+    tmp_path: Path,
+) -> None:
+    """Durable engine state replays the journal at start: a signal older than the open
+    alert's last transition was recorded before the restart (skipped, not re-sent); one the
+    crash lost (newer) is recorded once; a repeat of the current state is dedup."""
+    from riskwatch.model import Signal, SignalState
+
+    r = Rig(tmp_path)
+
+    def s(t: int, state: SignalState, level: Level | None) -> Signal:
+        return Signal("ch4", 0, T0 + t * S, state, level, 1.2, 1.0, f"ch4 {state}")
+
+    fired, resolved = s(1, SignalState.FIRING, Level.RED), s(5, SignalState.RESOLVED, None)
+    r.sink.handle([fired, resolved], r.ctx())
+    assert r.sink.wait_idle()
+    r2 = r.new_sink()  # the restarted engine's sink: restores the resolved alert
+    r.sink.stop()
+    r.sink = r2
+    lost = s(9, SignalState.FIRING, Level.ORANGE)
+    # fired (t=1) is older than the alert's last transition (t=5): skipped; resolved (t=5)
+    # is the alert's own state: handed on and dedup; lost (t=9) is recorded
+    assert r.sink.replay([fired, resolved, lost], r.ctx()) == 1
+    assert r.sink.replay([lost], r.ctx()) == 0  # same state again: dedup in handle
+    assert r.sink.wait_idle()
+    assert r.sent() == [("firing", "firing", "red"), ("resolved", "resolved", None),
+                        ("firing", "firing", "orange")]  # fmt: skip

@@ -43,6 +43,12 @@ CASES = [
     ),
     ("mqtt: [1, 2\n", "engine.yaml:2:1: invalid YAML"),
     ("mqtt:\n  qos: 1\n  qos: 2\n", "engine.yaml:3: mqtt.qos: duplicate key"),
+    ("state:\n  snapshot_every: 0s\n", "engine.yaml:2:19: state.snapshot_every: must be > 0, got 0s"),
+    (
+        "state:\n  snapshot_every: soon\n",
+        "engine.yaml:2:19: state.snapshot_every: bad duration 'soon'",
+    ),
+    ("state:\n  folder: x\n", "engine.yaml:2:3: state.folder: unknown key"),
     (
         "ingest:\n  min_time: last year\n",
         "engine.yaml:2:13: ingest.min_time: must be an RFC 3339 time such as "
@@ -96,3 +102,19 @@ def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_min_time_is_epoch_ns_with_its_offset(tmp_path: Path) -> None:
     cfg = load_engine_config(write(tmp_path, "ingest: {min_time: '2020-01-01T08:00:00+08:00'}\n"))
     assert cfg.ingest.min_time_ns == 1_577_836_800 * 10**9
+
+
+def test_state_is_kept_beside_the_config_by_default_and_can_be_switched_off(
+    tmp_path: Path,
+) -> None:
+    from riskwatch.config.engine import load_engine_config_text
+    from riskwatch.durations import Duration
+
+    cfg = load_engine_config(write(tmp_path, "state: {snapshot_every: 5m}\n"))
+    assert cfg.state_dir() == tmp_path / "var" / "state"
+    assert cfg.state.snapshot_every == Duration.parse("5m") and cfg.state.fsync is True
+    assert load_engine_config(write(tmp_path, "state: {dir: null}\n")).state_dir() is None
+    # a config from text has no folder to place it beside: off unless absolute
+    assert load_engine_config_text("metrics: {listen: null}\n").state_dir() is None
+    absolute = load_engine_config_text(f"state: {{dir: '{tmp_path}/st'}}\n")
+    assert absolute.state_dir() == tmp_path / "st"

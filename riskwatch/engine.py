@@ -22,7 +22,7 @@ context) and loop timing only through ``monotonic``; both are injected.
 >>> from riskwatch.config.engine import load_engine_config_text
 >>> eng = Engine(load_engine_config_text("storage: {influx: null}\\nmetrics: {listen: null}\\n"))
 >>> eng.registry.strict, eng.check()
-(False, {'sensors': 0, 'stages': ['quality', 'gateway_clock'], 'warnings': []})
+(False, {'sensors': 0, 'stages': ['quality', 'gateway_clock', 'sensor_limit'], 'warnings': []})
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ from riskwatch.reloader import Reloader
 from riskwatch.rules import build_stage as build_rule_stage
 from riskwatch.rules.lint import Finding, check_files
 from riskwatch.rules.stage import RuleStage
+from riskwatch.sensor_limit_health import RULE as SENSOR_LIMIT_RULE
+from riskwatch.sensor_limit_health import SensorLimitStage
 from riskwatch.spine import Spine
 from riskwatch.storage.influx import Writer, make_writer
 from riskwatch.storage.influx_query import series_reader
@@ -172,6 +174,8 @@ class Engine:
             QualityStage(skew),
             GatewayClockStage(skew, self.metrics_registry),
         ]
+        if self.decoder.limits is not None:  # refused new sensors raise an alert
+            stages.append(SensorLimitStage(self.decoder.limits, self.metrics_registry))
         self._built = []
         for build in STAGE_FACTORIES:
             stage = build(self.cfg, self.registry)
@@ -209,7 +213,7 @@ class Engine:
     def _matcher_findings(self) -> list[Finding]:
         """Alert matchers on ``rule`` names that no built stage defines (never match)."""
         cfg = self.cfg
-        known: set[str] = {GATEWAY_CLOCK_RULE}  # the engine's own health signal
+        known: set[str] = {GATEWAY_CLOCK_RULE, SENSOR_LIMIT_RULE}  # the engine's own signals
         for stage in self.pipeline.stages:
             if isinstance(stage, (RuleStage, DetectorStage)):
                 known |= set(stage.names())

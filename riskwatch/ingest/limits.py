@@ -43,6 +43,9 @@ class SensorLimits:
         self._count: Counter[str] = Counter()
         #: refused sensors by the limit that refused them (``per_enterprise``, ``per_minute``)
         self.refused: Counter[str] = Counter()
+        #: refused sensors by enterprise, and the arrival time of the last refusal
+        self.refused_by_enterprise: Counter[str] = Counter()
+        self.last_refused_ns: dict[str, int] = {}
         self._logged_ns: dict[str, int] = {}
 
     def admit(self, enterprise: str, n: int, *, now_ns: int) -> int:
@@ -57,6 +60,8 @@ class SensorLimits:
         if ok < n:  # counted against the limit that bound
             limit = "per_enterprise" if room <= self._tokens else "per_minute"
             self.refused[limit] += n - ok
+            self.refused_by_enterprise[enterprise] += n - ok
+            self.last_refused_ns[enterprise] = now_ns
             last = self._logged_ns.get(limit)
             if last is None or now_ns - last >= _MINUTE_NS:  # at most once a minute
                 self._logged_ns[limit] = now_ns

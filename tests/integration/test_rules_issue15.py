@@ -215,7 +215,7 @@ def test_run_check_warns_about_an_inhibition_on_a_rule_no_pack_defines(tmp_path:
     assert (f"{eng}:9:45: warning: alerts.inhibit[0].target.rule[2]: regex 'nothing_.*' "
             "matches no loaded rule or detector") in r.stderr  # fmt: skip
     assert "target.rule[0]" not in r.stderr and "target.rule[1]" not in r.stderr
-    assert "OK (1 catalogued sensors, stages: quality, gateway_clock, rules; 2 warning(s))" in r.stdout
+    assert "OK (1 catalogued sensors, stages: quality, gateway_clock, sensor_limit, rules; 2 warning(s))" in r.stdout
 
 
 def test_run_check_refuses_a_bad_metrics_listen_address(tmp_path: Path) -> None:

@@ -323,3 +323,26 @@ def test_bad_text_in_one_reading_of_a_list_loses_only_that_reading(reg: SensorRe
     assert m.batch.value.tolist() == [1.0]
     assert [(d.reason, d.index, d.field) for d in m.deadletters] == [
         (R.BAD_TEXT, 1, "sensor"), (R.NON_FINITE_VALUE, 2, "value")]  # fmt: skip
+
+
+def test_refused_sensors_raise_and_later_resolve_the_sensor_limit_alert(reg: SensorRegistry) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from riskwatch.ingest.limits import SensorLimits
+    from riskwatch.model import Batch, SignalState
+    from riskwatch.pipeline import StageContext
+    from riskwatch.sensor_limit_health import SensorLimitStage
+
+    limits = SensorLimits(per_enterprise=2, per_minute=100)
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"), limits=limits)
+    metrics = CollectorRegistry()
+    stage = SensorLimitStage(limits, metrics)
+    msg = j([{"sensor": f"S{i}", "ts": MS, "value": 1} for i in range(5)])
+    dec.decode_many([("rw/entA/s/g", msg, NOW_NS)])
+    [sig] = stage.process(Batch.empty(), StageContext(now_ns=NOW_NS, registry=reg))
+    assert (sig.rule, sig.group, sig.state, sig.value) == ("sensor_limit", "entA", SignalState.FIRING, 3.0)
+    assert metrics.get_sample_value("riskwatch_sensors_refused_total", {"limit": "per_enterprise"}) == 3
+    nine_min = StageContext(now_ns=NOW_NS + 9 * 60 * 10**9, registry=reg)
+    assert stage.tick(nine_min) == []  # still within the quiet time
+    [end] = stage.tick(StageContext(now_ns=NOW_NS + 10 * 60 * 10**9, registry=reg))
+    assert end.state == SignalState.RESOLVED and end.group == "entA"

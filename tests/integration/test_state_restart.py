@@ -100,7 +100,7 @@ class Engine:
             raise AssertionError(f"engine exited:\n{self.log.read_text()[-3000:]}")
         try:
             r = self.api.get("/healthz")
-            return r.status_code == 200 and r.json()["mqtt_ready"] is True
+            return r.status_code == 200 and r.json() == {"status": "ok"}
         except httpx.HTTPError:
             return False
 

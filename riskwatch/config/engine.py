@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from riskwatch.config.adapters import AdaptersConfig
 from riskwatch.config.alerts import AlertsConfig
 from riskwatch.config.schema import check_listen, parse
 from riskwatch.config.secrets import resolve_secret
 from riskwatch.config.yamldoc import YamlDoc
 
 __all__ = [
+    "AdaptersConfig",
     "AlertsConfig",
     "ConsoleConfig",
     "DeadLetterConfig",
@@ -38,6 +40,7 @@ __all__ = [
     "IngestConfig",
     "MetricsConfig",
     "MqttConfig",
+    "MqttWill",
     "StorageConfig",
     "TlsConfig",
     "load_engine_config",
@@ -78,6 +81,18 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class MqttWill:
+    """The MQTT will (last will and testament): the broker publishes it when the engine's
+    connection is lost without a DISCONNECT. Set by the engine's wiring (the Sparkplug
+    host's offline STATE), not usually in the YAML."""
+
+    topic: str
+    payload: str
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
 class MqttConfig:
     url: str = field(default="mqtt://127.0.0.1:1883", metadata={"check": _url("mqtt", "mqtts")})
     client_id: str = "riskwatch-1"
@@ -102,6 +117,7 @@ class MqttConfig:
     reconnect_min_s: float = _pos(0.5)
     reconnect_max_s: float = _pos(30.0)
     max_payload_bytes: int = _pos(1_048_576)
+    will: MqttWill | None = None
 
     @property
     def host(self) -> str:
@@ -260,6 +276,7 @@ class EngineConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    adapters: AdaptersConfig = field(default_factory=AdaptersConfig)
     source: str | None = field(default=None, metadata={"yaml": "__source__"})
 
     def path(self, p: str) -> Path:

@@ -1,0 +1,115 @@
+"""Sparkplug host session rules and KJ parsing, on a manual clock, without services."""
+
+from __future__ import annotations
+
+import pytest
+
+from riskwatch.catalog import SensorRegistry
+from riskwatch.config.adapters import KjConfig
+from riskwatch.ingest.decode import Decoder
+from riskwatch.ingest.health import AdapterSignals
+from riskwatch.ingest.kj import KjDecoder, split_records
+from riskwatch.ingest.sparkplug.host import SparkplugDecoder
+from riskwatch.ingest.sparkplug.payloads import Payload
+from riskwatch.ingest.topics import TopicTemplate
+from riskwatch.model import SignalState
+
+T0 = 1_795_880_000_000  # ms
+S = 1_000_000_000
+
+
+class Pub:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        self.sent.append(topic)
+
+
+def _host() -> tuple[SparkplugDecoder, AdapterSignals, Pub, SensorRegistry]:
+    reg, sig, pub = SensorRegistry(), AdapterSignals(), Pub()
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"))
+    return SparkplugDecoder(dec, sig, pub, rebirth_min_interval_s=0.0), sig, pub, reg
+
+
+def _birth(bd: int, seq: int = 0) -> bytes:
+    p = Payload(timestamp=T0, seq=seq)
+    p.metrics.add(name="bdSeq", datatype=8, long_value=bd)
+    p.metrics.add(name="A", alias=7, datatype=10, double_value=1.0)
+    return p.SerializeToString()
+
+
+def _death(bd: int) -> bytes:
+    p = Payload(timestamp=T0 + 5)
+    p.metrics.add(name="bdSeq", datatype=8, long_value=bd)
+    return p.SerializeToString()
+
+
+def test_stale_ndeath_of_an_older_session_is_ignored_and_live_one_fires() -> None:
+    h, sig, _, _ = _host()
+    h.decode("spBv1.0/g/NBIRTH/n", _birth(bd=3), T0 * 10**6)
+    h.decode("spBv1.0/g/NDEATH/n", _death(bd=2), T0 * 10**6 + S)
+    assert sig.drain() == []
+    h.decode("spBv1.0/g/NDEATH/n", _death(bd=3), T0 * 10**6 + 2 * S)
+    [s] = sig.drain()
+    assert (s.rule, s.group, s.state) == ("sparkplug_offline", "g/n", SignalState.FIRING)
+    h.decode("spBv1.0/g/NDEATH/n", _death(bd=3), T0 * 10**6 + 3 * S)
+    assert sig.drain() == []  # already offline: no second firing
+    h.decode("spBv1.0/g/NBIRTH/n", _birth(bd=4), T0 * 10**6 + 4 * S)
+    assert [s.state for s in sig.drain()] == [SignalState.RESOLVED]
+
+
+@pytest.mark.parametrize(
+    "seqs, rebirths",
+    [([1, 2, 3], 0), ([1, 3], 1), ([255], 1), ([1, 2, 2], 1)],
+    ids=["in-order", "skip-one", "jump", "repeat"],
+)
+def test_seq_gap_requests_a_rebirth(seqs: list[int], rebirths: int) -> None:
+    h, _, pub, _ = _host()
+    h.decode("spBv1.0/g/NBIRTH/n", _birth(bd=0, seq=0), T0 * 10**6)
+    for i, q in enumerate(seqs):
+        p = Payload(timestamp=T0 + 1 + i, seq=q)
+        p.metrics.add(alias=7, datatype=10, double_value=2.0)
+        out = h.decode("spBv1.0/g/NDATA/n", p.SerializeToString(), (T0 + 1 + i) * 10**6)
+        assert out.batch.value.tolist() == [2.0]  # the data is still used
+    assert pub.sent == ["spBv1.0/g/NCMD/n"] * rebirths
+
+
+def test_seq_wraps_255_to_0() -> None:
+    h, _, pub, _ = _host()
+    h.decode("spBv1.0/g/NBIRTH/n", _birth(bd=0, seq=254), T0 * 10**6)
+    for i, q in enumerate([255, 0, 1]):
+        p = Payload(timestamp=T0 + 1 + i, seq=q)
+        p.metrics.add(alias=7, datatype=10, double_value=2.0)
+        h.decode("spBv1.0/g/NDATA/n", p.SerializeToString(), (T0 + 1 + i) * 10**6)
+    assert pub.sent == []
+
+
+def test_signed_int_metrics_are_two_complement() -> None:
+    h, _, _, reg = _host()
+    p = Payload(timestamp=T0, seq=0)
+    p.metrics.add(name="i8", alias=1, datatype=1, int_value=0xFF)
+    p.metrics.add(name="i64", alias=2, datatype=4, long_value=(1 << 64) - 2)
+    p.metrics.add(name="u32", alias=3, datatype=7, int_value=0xFFFFFFFF)
+    out = h.decode("spBv1.0/g/NBIRTH/n", p.SerializeToString(), T0 * 10**6)
+    assert out.batch.value.tolist() == [-1.0, -2.0, 4294967295.0]
+
+
+def test_kj_records_span_lines_and_keep_their_line_numbers() -> None:
+    recs = split_records("\n\na;b~c;\nd~\n\ne~\n‖")
+    assert [(r.fields, r.line, r.number) for r in recs] == [
+        (["a", "b"], 3, 1), (["c", "d"], 3, 2), (["e"], 6, 3)]
+
+
+def test_kj_o2_low_limit_below_the_cap_is_capped_and_state_bits_become_quality() -> None:
+    reg = SensorRegistry()
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"))
+    kj = KjDecoder(KjConfig(drop_dir="."), dec, AdapterSignals())
+    kj.decode("kj/M_CDDY_20261204100000.txt",
+              "O2-1;氧气;进风巷;%;0;25;;18.5;;;;~".encode("gb18030"), T0 * 10**6)
+    assert reg.meta(0)["setpoints"]["low"] == 20.0
+    now_ns = 1_796_378_460_000_000_000  # 2026-12-04 10:01:00 +08:00
+    out = kj.decode("kj/M_CDSS_20261204100000.txt",
+                    "O2-1;氧气;进风巷;20.5;%;0x4;2026-12-04 10:00:00~"
+                    "O2-1;氧气;进风巷;20.6;%;8;2026-12-04 10:00:10~".encode(), now_ns)
+    assert [f & 3 for f in out.batch.flags.tolist()] == [2, 1]  # FAULT, CALIBRATING

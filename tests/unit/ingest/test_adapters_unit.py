@@ -86,7 +86,7 @@ def test_seq_wraps_255_to_0() -> None:
 
 
 def test_signed_int_metrics_are_two_complement() -> None:
-    h, _, _, reg = _host()
+    h, _, _, _ = _host()
     p = Payload(timestamp=T0, seq=0)
     p.metrics.add(name="i8", alias=1, datatype=1, int_value=0xFF)
     p.metrics.add(name="i64", alias=2, datatype=4, long_value=(1 << 64) - 2)

@@ -59,6 +59,7 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any, ClassVar
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
 from riskwatch.catalog import CatalogEntry
@@ -380,30 +381,58 @@ class KjDecoder:
         self, enterprise: str, sensors: list[str], values: list[float], states: list[int],
         ts: list[int],
     ) -> None:  # fmt: skip
-        """Our power-off limit against the mine's power-off state, per reading."""
+        """Our power-off limit against the mine's power-off state, over the file's columns;
+        a signal only where a point's agreement changed (Python touches those alone)."""
         reg = self.decoder.registry
         if "power_off" not in reg.setpoint_names():
             return
-        limits = reg.column("power_off")
-        ids = reg.lookup([f"{enterprise}/{self.cfg.site}/"] * len(sensors), sensors).tolist()
-        for sid, v, st, t in zip(ids, values, states, ts, strict=True):
-            if sid < 0 or math.isnan(limits[sid]):
-                continue
-            bad = v >= limits[sid] and not st & POWER_OFF_BIT and not st & FAULT_BIT
-            if bad and sid not in self._mismatch:
-                self._mismatch.add(sid)
+        ids = reg.lookup([f"{enterprise}/{self.cfg.site}/"] * len(sensors), sensors)
+        known = ids >= 0
+        if not known.any():
+            return
+        sid, v = ids[known], np.asarray(values, dtype=np.float64)[known]
+        st, t = np.asarray(states, dtype=np.int64)[known], np.asarray(ts, dtype=np.int64)[known]
+        limit = reg.column("power_off")[sid]
+        has = ~np.isnan(limit)
+        if not has.any():
+            return
+        sid, v, st, t, limit = sid[has], v[has], st[has], t[has], limit[has]
+        off = (st & POWER_OFF_BIT) != 0
+        bad = (v >= limit) & ~off & ((st & FAULT_BIT) == 0)
+        agree = (off | (v < limit)) & ~bad
+        # per point: did any reading disagree (the first one fires), and does the file's
+        # last reading of it agree (then it resolves); records are in time order
+        uniq, inv = np.unique(sid, return_inverse=True)
+        n = len(sid)
+        first_bad = np.full(len(uniq), n)
+        np.minimum.at(first_bad, inv[bad], np.flatnonzero(bad))
+        last = np.zeros(len(uniq), dtype=np.int64)
+        np.maximum.at(last, inv, np.arange(n))
+        firing = np.fromiter((u in self._mismatch for u in uniq.tolist()), bool, len(uniq))
+        fire = (first_bad < n) & ~firing
+        resolve = (firing | fire) & agree[last]
+        for k in np.flatnonzero(fire | resolve).tolist():  # only points that changed
+            p = int(uniq[k])
+            if fire[k]:
+                j = int(first_bad[k])
+                self._mismatch.add(p)
                 self.mismatches.inc()
-                self.signals.emit(MISMATCH_RULE, "", t * _MS, SignalState.FIRING, Level.RED,
-                                  f"{reg.key(sid)}: {v:g} at or above power-off {limits[sid]:g} "
-                                  "but the mine's KJ system reports no power-off",
-                                  sensor=sid, value=v, threshold=float(limits[sid]))  # fmt: skip
+                self.signals.emit(
+                    MISMATCH_RULE, "", int(t[j]) * _MS, SignalState.FIRING, Level.RED,
+                    f"{reg.key(p)}: {v[j]:g} at or above power-off {limit[j]:g} but the "
+                    "mine's KJ system reports no power-off",
+                    sensor=p, value=float(v[j]), threshold=float(limit[j]),
+                )
                 log.warning("%s: %g >= power-off %g without the KJ power-off state",
-                            reg.key(sid), v, limits[sid])  # fmt: skip
-            elif not bad and sid in self._mismatch and (st & POWER_OFF_BIT or v < limits[sid]):
-                self._mismatch.discard(sid)
-                self.signals.emit(MISMATCH_RULE, "", t * _MS, SignalState.RESOLVED, None,
-                                  f"{reg.key(sid)}: the mine's power-off state agrees again",
-                                  sensor=sid, value=v, threshold=float(limits[sid]))  # fmt: skip
+                            reg.key(p), v[j], limit[j])  # fmt: skip
+            if resolve[k]:
+                i = int(last[k])
+                self._mismatch.discard(p)
+                self.signals.emit(
+                    MISMATCH_RULE, "", int(t[i]) * _MS, SignalState.RESOLVED, None,
+                    f"{reg.key(p)}: the mine's power-off state agrees again",
+                    sensor=p, value=float(v[i]), threshold=float(limit[i]),
+                )
 
     # ------------------------------------------------------------------ YCBJ
     def _ycbj(self, name: str, enterprise: str, records: list[KjRecord]) -> list[DeadLetter]:

@@ -36,13 +36,16 @@ def _create_db(url: str, db: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{url}/query?{q}", method="POST"), timeout=10)
 
 
-def _config(tmp: Path, mqtt_port: int, influx: str, db: str, root: str, adapters: str) -> Path:
+def _config(
+    tmp: Path, mqtt_port: int, influx: str, db: str, root: str, adapters: str,
+    receiver: str = "thread",
+) -> Path:
     cfg = tmp / "engine.yaml"
     cfg.write_text(
         f"mqtt: {{url: 'mqtt://127.0.0.1:{mqtt_port}', client_id: {root},"
         f" topics: ['{root}/#'], topic_template: '{root}/{{enterprise}}/{{site}}/{{gateway}}'}}\n"
         f"storage: {{influx: {{url: '{influx}', database: {db}}}, spool_dir: '{tmp}/spool'}}\n"
-        f"ingest: {{batch_max_wait_ms: 50, receiver: thread,"
+        f"ingest: {{batch_max_wait_ms: 50, receiver: {receiver},"
         f" deadletter: {{file: '{tmp}/dl.jsonl', topic: null}}}}\n"
         "metrics: {listen: null}\n"
         f"alerts:\n  topic: '{root}-al/{{enterprise}}'\n  store: '{tmp}/alerts.sqlite'\n"
@@ -238,7 +241,7 @@ def test_sparkplug_edge_node(
     _create_db(influx_v1_url, db)
     cfg = _config(tmp_path, mqtt_addr[1], influx_v1_url, db, root,
                   f"  sparkplug: {{host_id: {host_id}, groups: [{group}],"
-                  f" rebirth_min_interval_s: 0.1}}\n")  # fmt: skip
+                  f" rebirth_min_interval_s: 0.1}}\n", receiver="process")  # fmt: skip
     col = Collector(*mqtt_addr, f"{root}-al/#")
     state = Collector(*mqtt_addr, f"spBv1.0/STATE/{host_id}")
     p = _start(cfg, tmp_path / "engine.log")
@@ -356,3 +359,54 @@ def test_http_ingest_with_keys_and_durable_answers(
     finally:
         _stop(p)
         http.close()
+
+
+def test_http_decrypt_hook_in_an_engine(
+    tmp_path: Path, mqtt_addr: tuple[str, int], influx_v1_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ``decrypt`` callable given to the Engine opens the envelope's ``data`` field (a
+    toy XOR stands in for the platform's SM4: the hook is what is under test)."""
+    from riskwatch.config.engine import load_engine_config
+    from riskwatch.engine import Engine
+
+    root, db = unique("t21fmt"), unique("t21fmt_dec_")
+    _create_db(influx_v1_url, db)
+    port = next(PORTS)
+    monkeypatch.setenv("T21FMT_KEY_D", "kd")
+    cfg = _config(tmp_path, mqtt_addr[1], influx_v1_url, db, root,
+                  f"  http:\n    listen: '127.0.0.1:{port}'\n    encrypted_field: data\n"
+                  "    keys: [{name: d, enterprise: entD, key_env: T21FMT_KEY_D}]\n")
+    seen: list[str] = []
+
+    def decrypt(key_name: str, cipher: bytes) -> bytes:
+        seen.append(key_name)
+        if cipher[:1] != b"\x01":
+            raise ValueError("bad padding")
+        return bytes(b ^ 0x5A for b in cipher[1:])
+
+    def seal(plain: bytes) -> str:
+        import base64
+
+        return base64.b64encode(b"\x01" + bytes(b ^ 0x5A for b in plain)).decode()
+
+    eng = Engine(load_engine_config(cfg), decrypt=decrypt)
+    eng.start()
+    try:
+        assert eng.http_url == f"http://127.0.0.1:{port}"
+        now = int(time.time() * 1000)
+        h = {"Authorization": "Bearer kd"}
+        batch = orjson.dumps({"sensor": "D1", "ts": now, "value": 4.5})
+        with httpx.Client(base_url=eng.http_url, timeout=15) as c:
+            r = c.post("/ingest/v1/entD/s1", headers=h,
+                       content=orjson.dumps({"appid": "x", "data": seal(batch)}))
+            assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+            bad = c.post("/ingest/v1/entD/s1", headers=h,
+                         content=orjson.dumps({"appid": "x", "data": "AAAA"}))
+            assert (bad.status_code, bad.json()["reason"]) == (400, "decrypt_failed")
+            plain = c.post("/ingest/v1/entD/s1", headers=h, content=batch)
+            assert (plain.status_code, plain.json()["reason"]) == (422, "bad_shape")
+        assert seen == ["d", "d"]
+        assert [(x["sensor"], x["value"]) for x in _rows(influx_v1_url, db)] == [("D1", 4.5)]
+    finally:
+        eng.stop()

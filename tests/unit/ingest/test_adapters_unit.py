@@ -113,3 +113,50 @@ def test_kj_o2_low_limit_below_the_cap_is_capped_and_state_bits_become_quality()
                     "O2-1;氧气;进风巷;20.5;%;0x4;2026-12-04 10:00:00~"
                     "O2-1;氧气;进风巷;20.6;%;8;2026-12-04 10:00:10~".encode(), now_ns)
     assert [f & 3 for f in out.batch.flags.tolist()] == [2, 1]  # FAULT, CALIBRATING
+
+
+@pytest.mark.parametrize(
+    "records, states",
+    [
+        ([("1.6", "0")], ["firing"]),  # no power-off bit at 1.6 >= 1.5
+        ([("1.6", "2")], []),  # the mine cut power: agrees
+        ([("1.6", "4")], []),  # a faulty reading proves nothing
+        ([("1.6", "0"), ("1.7", "2")], ["firing", "resolved"]),  # cut later in the file
+        ([("1.6", "0"), ("1.4", "0")], ["firing", "resolved"]),  # back below the limit
+        ([("1.4", "0"), ("1.6", "0"), ("1.7", "0")], ["firing"]),  # fires once
+    ],
+    ids=["no-cut", "cut", "fault", "cut-later", "below-again", "once"],
+)
+def test_kj_power_off_mismatch(records: list[tuple[str, str]], states: list[str]) -> None:
+    reg, sig = SensorRegistry(), AdapterSignals()
+    dec = Decoder(reg, TopicTemplate("rw/{enterprise}/{site}/{gateway}"))
+    kj = KjDecoder(KjConfig(drop_dir="."), dec, sig)
+    kj.decode("kj/M_CDDY_20261204100000.txt", "C1;甲烷;工作面;%;0;4;1.0;;;;1.5;1.0~".encode(),
+              T0 * 10**6)
+    body = "".join(f"C1;甲烷;工作面;{v};%;{st};2026-12-04 10:00:{i:02d}~"
+                   for i, (v, st) in enumerate(records))
+    kj.decode("kj/M_CDSS_20261204100000.txt", body.encode(), 1_796_378_460_000_000_000)
+    got = sig.drain()
+    assert [s.state.value for s in got] == states
+    assert all(s.rule == "kj_power_off_mismatch" and s.sensor == 0 for s in got)
+
+
+def test_http_answers_503_when_the_batch_is_not_durable_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from riskwatch.clock import ManualClock
+    from riskwatch.config.adapters import HttpIngestConfig, HttpKey
+    from riskwatch.ingest.channels import HTTP_CHANNEL, LocalChannel
+    from riskwatch.ingest.http import HttpIngest
+
+    monkeypatch.setenv("T21FMT_UNIT_KEY", "k")
+    key = HttpKey(name="a", enterprise="e", key_env="T21FMT_UNIT_KEY")
+    http = HttpIngest(HttpIngestConfig(keys=[key], durable_timeout_s=0.05),
+                      TopicTemplate("rw/{enterprise}/{site}/{gateway}"), ManualClock(0))
+    ch = LocalChannel(HTTP_CHANNEL, "http", on_acked=http.acked, on_arrival=lambda n: None)
+    http.channel = ch  # nobody takes the message: storage never acknowledges it
+    r = http.handle(key, "e", "s", "", b'{"sensor": "A", "ts": 1795880000000, "value": 1}')
+    assert r.status_code == 503
+    [msg] = ch.take()
+    assert msg[0] == "rw/e/s/http" and msg[4] == HTTP_CHANNEL
+    http.acked([msg[3]])  # a late acknowledgement finds no waiting request: harmless

@@ -160,3 +160,60 @@ def test_http_answers_503_when_the_batch_is_not_durable_in_time(
     [msg] = ch.take()
     assert msg[0] == "rw/e/s/http" and msg[4] == HTTP_CHANNEL
     http.acked([msg[3]])  # a late acknowledgement finds no waiting request: harmless
+
+
+def test_sparkplug_device_birth_data_death() -> None:
+    h, sig, _, reg = _host()
+    h.decode("spBv1.0/g/NBIRTH/n", _birth(bd=0, seq=0), T0 * 10**6)
+    p = Payload(timestamp=T0 + 1, seq=1)
+    p.metrics.add(name="CO", alias=20, datatype=10, double_value=12.0)
+    out = h.decode("spBv1.0/g/DBIRTH/n/dev1", p.SerializeToString(), (T0 + 1) * 10**6)
+    assert reg.key(int(out.batch.sensor[0])) == "g/n/dev1/CO"
+    d = Payload(timestamp=T0 + 2, seq=2)
+    d.metrics.add(alias=20, datatype=10, double_value=30.0)
+    out = h.decode("spBv1.0/g/DDATA/n/dev1", d.SerializeToString(), (T0 + 2) * 10**6)
+    assert out.batch.value.tolist() == [30.0] and out.batch.sensor.tolist() == [1]
+    h.decode("spBv1.0/g/DDEATH/n/dev1", Payload(timestamp=T0 + 3, seq=3).SerializeToString(),
+             (T0 + 3) * 10**6)
+    p.seq = 4
+    h.decode("spBv1.0/g/DBIRTH/n/dev1", p.SerializeToString(), (T0 + 4) * 10**6)
+    got = [(s.group, s.state.value) for s in sig.drain()]
+    assert got == [("g/n/dev1", "firing"), ("g/n/dev1", "resolved")]
+
+
+def test_kj_watcher_takes_only_settled_complete_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from riskwatch.clock import ManualClock
+    from riskwatch.ingest.channels import KJ_CHANNEL, LocalChannel
+    from riskwatch.ingest.kj_watch import KjWatcher
+
+    now = [0.0]
+    dead: list[str] = []
+    drop = tmp_path / "drop"
+    w = KjWatcher(KjConfig(drop_dir=str(drop), settle_s=2.0), drop, drop / "archive",
+                  drop / "rejected", ManualClock(0),
+                  lambda dls, t: dead.extend(d.reason.value for d in dls),
+                  monotonic=lambda: now[0])  # fmt: skip
+    ch = LocalChannel(KJ_CHANNEL, "kj", on_acked=w.acked, on_arrival=lambda n: None)
+    drop.mkdir()
+    w.channel = ch
+    (drop / "processing").mkdir()
+    f = drop / "M1_CDSS_20261204100000.txt"
+    f.write_text("a;b~")
+    (drop / "M1_CDSS_20261204100010.txt.part").write_text("partial")
+    (drop / "junk.txt").write_text("x")
+    assert w.scan() == 0  # first sight
+    now[0] = 1.0
+    f.write_text("a;b~c;d~")  # still being written
+    assert w.scan() == 0
+    now[0] = 2.5
+    assert w.scan() == 1  # junk.txt settled (and is rejected); the KJ file changed at 1.0
+    assert dead == ["bad_file_name"] and (drop / "rejected" / "junk.txt").exists()
+    assert ch.take() == []
+    now[0] = 3.1
+    assert w.scan() == 1
+    [msg] = ch.take()
+    assert msg[0] == "kj/M1_CDSS_20261204100000.txt" and msg[1] == b"a;b~c;d~"
+    assert not f.exists() and (drop / "processing" / f.name).exists()
+    assert (drop / "M1_CDSS_20261204100010.txt.part").exists()  # never taken
+    w.acked([msg[3]])
+    assert (drop / "archive" / "20261204" / f.name).exists()

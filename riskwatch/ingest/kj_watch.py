@@ -136,10 +136,11 @@ class KjWatcher:
         log.warning("KJ file %s rejected: %s", p.name, why)
         self.deadletter([DeadLetter(reason, f"{p.name}: {why}", f"kj/{p.name}")],
                         self.clock.now_ns())  # fmt: skip
+        self.rejected.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(p, self.rejected / p.name)
         except FileNotFoundError:
-            pass
+            pass  # taken away meanwhile
 
     def acked(self, mids: list[int]) -> None:
         """The storage thread made these files' readings durable: archive them."""

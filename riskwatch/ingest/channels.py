@@ -92,6 +92,9 @@ class MultiReceiver:
         self.mqtt = mqtt
         self.channels = {c.code: c for c in channels}
         self.connected = mqtt.connected
+        self._wake = threading.Event()  # set by any channel's put
+        for c in channels:
+            c.wake = self._wake
 
     def _local(self) -> list[Message]:
         out: list[Message] = []
@@ -107,11 +110,18 @@ class MultiReceiver:
             if local:
                 return local + self.mqtt.receive(0.0)
             left = deadline - time.monotonic()
-            got = self.mqtt.receive(max(0.0, min(left, _SLICE_S)))
+            slice_s = max(0.0, min(left, _SLICE_S))
+            started = time.monotonic()
+            got = self.mqtt.receive(slice_s)
             if got:
                 return self._local() + got
             if left <= 0:
                 return []
+            # a receiver that returns at once (stopping, disconnected) must not make this
+            # spin: wait out the slice, waking early for a local message
+            rest = slice_s - (time.monotonic() - started)
+            if rest > 0 and self._wake.wait(rest):
+                self._wake.clear()
 
     def backlog(self) -> int:
         return int(self.mqtt.backlog()) + sum(len(c) for c in self.channels.values())

@@ -344,7 +344,7 @@ class Demo:
             self.store = LocalStore(self.workdir / "readings.lp")
             kw["writer"] = self.store
             where_store = f"embedded local store {self.store.path} (line protocol)"
-        self.console_login = self._console_user()
+        self.console_login = self._console_user(catalog)
         engine = self.engine = Engine(cfg, **kw)
         engine.start()
         engine.sink.add_listener(self._on_transitions)
@@ -379,20 +379,28 @@ class Demo:
         host, _, port = c.rpartition(":")
         return f"{host or '127.0.0.1'}:{free_port(int(port))}"
 
-    def _console_user(self) -> str:
-        """A demo operator with a fresh random password (the console needs a log-in)."""
+    def _console_user(self, catalog: Path) -> str:
+        """A demo operator with a fresh random password (the console needs a log-in),
+        scoped to the simulated enterprises: an operator, not an admin who sees
+        everything, so a demo left listening grants no more than the demo shows."""
         if not self.args.console:
             return ""
         import secrets
 
         from riskwatch.console.users import UserStore
 
+        with catalog.open(encoding="utf-8", newline="") as fh:
+            ents = sorted({row["enterprise"] for row in csv.DictReader(fh)})
         users = UserStore(self.workdir / "var" / "console-users.json")
-        if users.get("demo") is None:
+        u = users.get("demo")
+        if u is None:
             pw = secrets.token_urlsafe(9)
-            users.add("demo", pw, "admin", ["*"])
-            return f" (user demo, password {pw})"
-        return " (user demo, password as before in this work folder)"
+            users.add("demo", pw, "operator", ents)
+            return f" (user demo, operator, password {pw})"
+        if u.role != "operator" or set(u.enterprises) != set(ents):  # an older demo's admin
+            users.set_role("demo", "operator")
+            users.set_enterprises("demo", ents)
+        return " (user demo, operator, password as before in this work folder)"
 
     def _simulate(self, sim: Any, encoder: Any, sink: Any) -> None:
         from riskwatch.sensors_sim.publisher import run_scenario

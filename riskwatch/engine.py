@@ -278,7 +278,7 @@ class Engine:
         )  # fmt: skip
         if cfg.metrics.listen:
             self._metrics_server, _, self.metrics_url = serve_metrics(
-                cfg.metrics.listen, self.metrics_registry
+                cfg.metrics.listen, self.metrics_registry, token=cfg.metrics.token()
             )
             log.info("metrics at %s", self.metrics_url)
         if writer is None:
@@ -289,7 +289,8 @@ class Engine:
         self.storage.start()
         self.sink.start()
         if cfg.alerts.api.listen and isinstance(self.sink, AlertSink):
-            self.api = ApiServer(self.sink, cfg.alerts.api)
+            api_tls = cfg.alerts.api.tls.paths(cfg.path) if cfg.alerts.api.tls else None
+            self.api = ApiServer(self.sink, cfg.alerts.api, tls=api_tls)
             self.api.start()
             self.api_url = self.api.url
         if cfg.console.listen:
@@ -396,6 +397,7 @@ class Engine:
             cfg.console, sink=self.sink, registry=self.registry, window=self.window,
             stored=series_reader(cfg.storage.influx), users_path=cfg.path(cfg.console.users),
             request_reload=self.request_reload, clock=self.clock,
+            tls=cfg.console.tls.paths(cfg.path) if cfg.console.tls else None,
         )  # fmt: skip
         self.console.start()
         self.console_url = self.console.url

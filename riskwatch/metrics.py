@@ -10,13 +10,19 @@ they are given (never the global one), so tests can build as many engines as the
 
 from __future__ import annotations
 
+import hmac
+import logging
 import threading
 from enum import StrEnum
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from riskwatch.errors import DeadLetterReason
+
+log = logging.getLogger("riskwatch.engine")
 
 __all__ = ["IngestMetrics", "ReloadMetrics", "ReloadOutcome", "StorageMetrics", "serve_metrics"]
 
@@ -167,10 +173,43 @@ class ReloadMetrics:
 
 
 def serve_metrics(
-    listen: str, registry: CollectorRegistry
+    listen: str, registry: CollectorRegistry, *, token: str | None = None
 ) -> tuple[WSGIServer, threading.Thread, str]:
-    """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one); returns the URL."""
+    """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one); returns the URL.
+
+    With ``token``, a scrape must send ``Authorization: Bearer <token>`` (else 401)."""
     host, _, port = listen.rpartition(":")
-    server, thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    app = make_wsgi_app(registry)
+    if token is not None:
+        app = _bearer_only(app, token)
+    server = make_server(host or "127.0.0.1", int(port), app, _ThreadingServer, _QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="riskwatch-metrics", daemon=True)
+    thread.start()
     real_port = server.server_address[1]
+    if token is None and (host or "127.0.0.1") not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("metrics on %s without a token: every enterprise's figures are readable "
+                    "there (set metrics.token_env or keep it on loopback)", listen)  # fmt: skip
     return server, thread, f"http://{host or '127.0.0.1'}:{real_port}/metrics"
+
+
+def _bearer_only(app: Any, token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        given = environ.get("HTTP_AUTHORIZATION", "").encode()
+        if not hmac.compare_digest(given, expected):
+            start_response("401 Unauthorized", [("WWW-Authenticate", "Bearer"),
+                                                ("Content-Type", "text/plain")])  # fmt: skip
+            return [b"a bearer token is required\n"]
+        return app(environ, start_response)
+
+    return guarded
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+        pass

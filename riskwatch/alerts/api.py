@@ -1,13 +1,18 @@
 """HTTP JSON API for operators and integrators (FastAPI; OpenAPI at ``/openapi.json``,
-interactive docs at ``/docs``).
+interactive docs at ``/docs``, both behind a token too).
 
-Every call but ``/healthz`` needs ``Authorization: Bearer <token>``. Tokens are named in
-``alerts.api.tokens`` with their secret in an environment variable or file, the
-enterprises they may see (``["*"]`` for all) and a role: ``read`` (list, show, health),
+Every call but the probe ``/healthz`` (which answers ``{"status": "ok"}`` or, with 503,
+``{"status": "not ok"}``, and nothing else) needs ``Authorization: Bearer <token>``.
+Tokens are named in ``alerts.api.tokens`` with their secret in an environment variable
+or file, the enterprises they may see (``["*"]`` for all) and a role: ``read`` (list, show, health),
 ``operate`` (also acknowledge, shelve, out-of-service, close, silences) or ``admin``.
-Errors are JSON ``{"detail": "..."}``: 401 no or unknown token, 403 role or enterprise
-out of scope, 404 unknown id, 409 a move the state machine refuses (the text says why),
-422 bad input (which field, what was wrong), 503 store unavailable.
+A scoped token sees nothing of other enterprises: an alert or silence out of its scope
+answers exactly as an unknown id does (404, same body), lists and the health answer
+hold only its enterprises. Errors are JSON ``{"detail": "..."}``: 401 no or unknown
+token, 403 role missing, 404 unknown (or out-of-scope) id, 409 a move the state machine
+refuses (the text says why), 422 bad input (which field, what was wrong), 503 store
+unavailable. Every answer carries the browser security headers
+(:class:`riskwatch.webserver.SecurityHeaders`).
 
 ==========  =======================================  ==========================================
 method      path                                     what
@@ -24,7 +29,8 @@ POST        /api/v1/alerts/{id}/close                close a resolved alert with
 GET/POST    /api/v1/silences                         list / create (matchers, duration, reason)
 DELETE      /api/v1/silences/{id}                    expire now
 GET         /api/v1/health                           alarm-system health (ISA-18.2 / EEMUA 191)
-GET         /healthz                                 liveness, no token
+GET         /healthz                                 probe, no token: ok / not ok, nothing else
+GET         /openapi.json, /docs                     the API's description (token)
 ==========  =======================================  ==========================================
 """
 
@@ -34,10 +40,12 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -47,12 +55,19 @@ from riskwatch.alerts.store import Silence
 from riskwatch.config.alerts import LEVEL_NAMES, AlertsApiConfig, ApiToken
 from riskwatch.errors import AlertNotFound, AlertStoreError, NotOwned
 from riskwatch.model import Level
-from riskwatch.webserver import ThreadedServer
+from riskwatch.webserver import SecurityHeaders, ThreadedServer
 
-__all__ = ["ApiServer", "create_app"]
+__all__ = ["API_CSP", "DOCS_CSP", "ApiServer", "Principal", "create_app", "scoped_health"]
 
 log = logging.getLogger(__name__)
 ROLES = {"read": 0, "operate": 1, "admin": 2}
+#: JSON answers load nothing; the Swagger page (``/docs``) loads FastAPI's Swagger UI
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+DOCS_CSP = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 # ---------------------------------------------------------------------- schemas
@@ -122,13 +137,13 @@ class AckIn(BaseModel):
 
 class ShelveIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
-    duration_s: float = Field(gt=0, description="how long to hide it")
+    duration_s: float = Field(gt=0, allow_inf_nan=False, description="how long to hide it")
     by: str | None = Field(default=None, max_length=200)
 
 
 class OutOfServiceIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
-    duration_s: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     by: str | None = Field(default=None, max_length=200)
 
 
@@ -147,7 +162,7 @@ class SilenceIn(BaseModel):
         description="label -> accepted values; '~' starts a regular expression",
         examples=[{"enterprise": ["mine1"], "site": ["face1"], "rule": ["~ch4_.*"]}],
     )
-    duration_s: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     ends: int | None = Field(default=None, description="epoch ms (instead of duration_s)")
     starts: int | None = Field(default=None, description="epoch ms; default now")
     reason: str = Field(min_length=1, max_length=2000)
@@ -240,6 +255,29 @@ def _load_tokens(tokens: list[ApiToken]) -> list[tuple[bytes, Principal]]:
     return out
 
 
+def scoped_health(
+    snap: dict[str, Any], enterprises: frozenset[str] | None, open_alerts: list[Alert]
+) -> dict[str, Any]:
+    """The health answer one scope may see. Unscoped (``None``): everything. Scoped: only
+    the sites of its enterprises (their counts, top-10 keys and stale ids are of those
+    sites only) and its own open count; the per-console groups (defined over labels, they
+    may span enterprises) and the notifier queues (shared by all) are left out.
+
+    >>> snap = {"sites": {"a/s1": {"alarms_10min": 3}, "b/s1": {"alarms_10min": 9}},
+    ...         "consoles": {"north": {}}, "notifiers": {"hook": {}}, "open_alerts": 12}
+    >>> from types import SimpleNamespace as A
+    >>> scoped_health(snap, frozenset({"a"}), [A(enterprise="a"), A(enterprise="b")])
+    {'sites': {'a/s1': {'alarms_10min': 3}}, 'open_alerts': 1}
+    """
+    if enterprises is None:
+        return snap
+    return {
+        "sites": {k: v for k, v in snap.get("sites", {}).items()
+                  if k.partition("/")[0] in enterprises},
+        "open_alerts": sum(1 for a in open_alerts if a.enterprise in enterprises),
+    }  # fmt: skip
+
+
 def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
     """The API over one alert sink (anything with the :class:`AlertService` surface).
     Token secrets are read once, here."""
@@ -248,7 +286,8 @@ def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
         title="riskwatch alerts",
         version="1",
         description=(__doc__ or "").split("\n\n")[0] + " See docs/alerts.md.",
-    )
+        docs_url=None, redoc_url=None, openapi_url=None,  # served below, behind a token
+    )  # fmt: skip
     bearer = HTTPBearer(auto_error=False)
 
     def principal(
@@ -257,10 +296,13 @@ def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
         if cred is None or cred.scheme.lower() != "bearer":
             raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
         given = cred.credentials.encode()
-        for secret, p in tokens:
+        found = None
+        for secret, p in tokens:  # every secret compared: the time says nothing of which
             if hmac.compare_digest(secret, given):
-                return p
-        raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
+                found = p
+        if found is None:
+            raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
+        return found
 
     Who = Annotated[Principal, Depends(principal)]
 
@@ -269,9 +311,10 @@ def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
             raise HTTPException(403, f"token {p.name!r} has no {role!r} rights")
 
     def visible(p: Principal, alert_id: str) -> Alert:
-        a = sink.get(alert_id)
+        a = sink.get(alert_id)  # AlertNotFound: 404 "no alert with id ..."
         if not p.sees(a.enterprise):
-            raise HTTPException(403, f"token {p.name!r} may not see enterprise {a.enterprise!r}")
+            # the very answer an unknown id gets: scope does not leak existence
+            raise AlertNotFound(f"no alert with id {alert_id!r}")
         return a
 
     def who(p: Principal, by: str | None) -> str:
@@ -284,12 +327,22 @@ def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.get("/healthz", tags=["meta"])
-    def healthz() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "open_alerts": sink.open_count(),
-            "mqtt_ready": all(p.ready() for p in sink.mqtt_notifiers()),
-        }
+    def healthz() -> JSONResponse:
+        """The probe for a supervisor or load balancer: no token, and nothing but ``ok``
+        (200: the API answers and the engine's MQTT connection, which its notifiers
+        publish on, is up) or ``not ok`` (503)."""
+        ok = all(n.ready() for n in sink.mqtt_notifiers())
+        return JSONResponse({"status": "ok" if ok else "not ok"}, status_code=200 if ok else 503)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Who) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(_: Who) -> HTMLResponse:
+        # the spec inline: the page's own fetch of /openapi.json would carry no token
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="riskwatch alerts",
+                                   swagger_ui_parameters={"spec": app.openapi()})  # fmt: skip
 
     @app.get("/api/v1/alerts", response_model=AlertList, tags=["alerts"])
     def list_alerts(
@@ -302,11 +355,11 @@ def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
         level: Annotated[list[Literal["red", "orange", "yellow", "blue"]] | None, Query()] = None,
         open: Annotated[bool, Query(description="only alerts not closed")] = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> dict[str, Any]:
         if enterprise is not None:
-            if not p.sees(enterprise):
-                raise HTTPException(403, f"token {p.name!r} may not see enterprise {enterprise!r}")
+            if not p.sees(enterprise):  # as for an enterprise with no alerts
+                return {"total": 0, "items": []}
             ents: list[str] | None = [enterprise]
         else:
             ents = None if p.enterprises is None else sorted(p.enterprises)
@@ -407,34 +460,36 @@ def create_app(sink: AlertService, cfg: AlertsApiConfig) -> FastAPI:
     def expire_silence(silence_id: str, p: Who) -> dict[str, Any]:
         need(p, "operate")
         hit = next((s for s in sink.silences() if s.id == silence_id), None)
-        if hit is None:
+        if hit is None or not silence_visible(p, hit):  # out of scope: as if unknown
             raise HTTPException(404, f"no silence with id {silence_id!r}")
-        if not silence_visible(p, hit):
-            raise HTTPException(403, f"token {p.name!r} may not expire silence {silence_id!r}")
         return sink.expire_silence(silence_id).as_json(sink.clock.now_ns())
 
     @app.get("/api/v1/health", tags=["health"])
     def health(p: Who) -> dict[str, Any]:
         """Alarm-system health per site and console: alarms per 10 min (flood > 10),
-        chattering, stale (> 24 h), time-to-acknowledge percentiles, top-10 alarms."""
+        chattering, stale (> 24 h), time-to-acknowledge percentiles, top-10 alarms. A
+        scoped token gets its enterprises' sites and open count only."""
         snap = sink.health_snapshot()
-        if p.enterprises is not None:
-            snap["sites"] = {
-                k: v for k, v in snap["sites"].items() if k.split("/")[0] in p.enterprises
-            }
-        return snap
+        return scoped_health(snap, p.enterprises, sink.open_alerts() if p.enterprises else [])
 
     return app
 
 
 class ApiServer:
     """Serve the API with uvicorn in a daemon thread on ``cfg.listen`` (``host:port``;
-    port 0 picks a free one, see :attr:`url`)."""
+    port 0 picks a free one, see :attr:`url`), over HTTPS when ``tls`` gives the
+    certificate and key files (``cfg.tls`` resolved against the config file)."""
 
-    def __init__(self, sink: AlertService, cfg: AlertsApiConfig) -> None:
+    def __init__(
+        self, sink: AlertService, cfg: AlertsApiConfig, tls: tuple[Path, Path] | None = None
+    ) -> None:
         assert cfg.listen
         self.app = create_app(sink, cfg)
-        self._server = ThreadedServer(self.app, cfg.listen, name="alerts-api")
+        cert, key = tls if tls is not None else (None, None)
+        guarded = SecurityHeaders(self.app, csp=API_CSP, csp_for={"/docs": DOCS_CSP},
+                                  hsts=tls is not None)  # fmt: skip
+        self._server = ThreadedServer(guarded, cfg.listen, name="alerts-api", cert_file=cert,
+                                      key_file=key)  # fmt: skip
         self.url: str | None = None
 
     def start(self, timeout: float = 10.0) -> None:

@@ -50,7 +50,6 @@ in place; each step swaps in a new copy.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import secrets
 import threading
@@ -154,8 +153,6 @@ class AlertSink:
         self._retention = Cadence(RETENTION_EVERY_NS)
         self._health_due = Cadence(HEALTH_EVERY_NS)
         self._started = False
-        self._id_prefix = secrets.token_hex(4)
-        self._id_seq = itertools.count()
         self._restore()
 
     # ------------------------------------------------------------------ set-up
@@ -226,9 +223,11 @@ class AlertSink:
         return False
 
     def _new_id(self) -> str:
-        """16 hex digits: 8 random per sink start + a counter (unique across restarts and
-        engine instances sharing a database, without a random draw per alert)."""
-        return f"{self._id_prefix}{next(self._id_seq) & 0xFFFFFFFF:08x}"
+        """32 random hex digits (128 bits): unique across restarts and engine instances
+        sharing a database, and not guessable from another alert's id (a counter would let
+        anyone holding one id walk to the next). Ids of earlier versions (16 hex digits)
+        stay valid: an id is only ever looked up whole."""
+        return secrets.token_hex(16)
 
     # ------------------------------------------------------------------ reading
     @property

@@ -24,6 +24,7 @@ from typing import Literal
 
 from riskwatch.config.schema import check_listen
 from riskwatch.config.secrets import resolve_secret
+from riskwatch.config.servertls import ServerTlsConfig
 
 __all__ = [
     "AlertsApiConfig",
@@ -164,8 +165,12 @@ class ApiToken:
 
 @dataclass(frozen=True)
 class AlertsApiConfig:
+    """``listen`` (``host:port``) turns the API on; ``tls`` (``cert_file``, ``key_file``)
+    serves it over HTTPS."""
+
     listen: str | None = field(default=None, metadata={"check": check_listen})
     tokens: list[ApiToken] = field(default_factory=list)
+    tls: ServerTlsConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ from riskwatch.config.adapters import AdaptersConfig
 from riskwatch.config.alerts import AlertsConfig
 from riskwatch.config.schema import check_listen, parse
 from riskwatch.config.secrets import resolve_secret
+from riskwatch.config.servertls import ServerTlsConfig, check_server_tls
 from riskwatch.config.yamldoc import YamlDoc
+from riskwatch.errors import ConfigErrors
 
 __all__ = [
     "AdaptersConfig",
@@ -41,6 +43,7 @@ __all__ = [
     "MetricsConfig",
     "MqttConfig",
     "MqttWill",
+    "ServerTlsConfig",
     "StorageConfig",
     "TlsConfig",
     "load_engine_config",
@@ -249,7 +252,16 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
+    """``/metrics`` for Prometheus on ``listen``. Its figures span every enterprise: keep it
+    on loopback or the scraper's network, or require a bearer token (``token_env`` or
+    ``token_file``; Prometheus' scrape config sets ``authorization: {credentials: ...}``)."""
+
     listen: str | None = field(default="127.0.0.1:9108", metadata={"check": check_listen})
+    token_env: str | None = None
+    token_file: str | None = None
+
+    def token(self) -> str | None:
+        return resolve_secret(self.token_env, self.token_file, what="metrics.token")
 
 
 @dataclass(frozen=True)
@@ -261,6 +273,9 @@ class ConsoleConfig:
     users: str = "var/console-users.json"
     session_ttl_s: float = _pos(8 * 3600.0)
     window_readings: int = _pos(1_000_000)
+    #: HTTPS for the console (``cert_file``, ``key_file``); the session cookie is then
+    #: ``Secure`` and answers carry ``Strict-Transport-Security``
+    tls: ServerTlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -289,11 +304,28 @@ class EngineConfig:
 
 def load_engine_config_text(text: str, file: str = "<string>") -> EngineConfig:
     doc = YamlDoc.from_text(text, file=file)
-    return parse(EngineConfig, doc)
+    cfg = parse(EngineConfig, doc)
+    _check_tls(cfg, doc)
+    return cfg
 
 
 def load_engine_config(path: str | Path) -> EngineConfig:
     """Load and validate an engine YAML file; raises :class:`ConfigErrors`."""
     doc = YamlDoc.from_path(path)
-    cfg = parse(EngineConfig, doc)
-    return replace(cfg, source=str(path))
+    cfg = replace(parse(EngineConfig, doc), source=str(path))
+    _check_tls(cfg, doc)
+    return cfg
+
+
+def _check_tls(cfg: EngineConfig, doc: YamlDoc) -> None:
+    """Load each server's certificate and key now: a bad pair fails the load, not the start."""
+    servers = (
+        (("console", "tls"), cfg.console.tls),
+        (("alerts", "api", "tls"), cfg.alerts.api.tls),
+    )
+    errors = []
+    for key, tls in servers:
+        why = check_server_tls(tls, cfg.path) if tls is not None else None
+        if why:
+            errors.append(doc.error(key, why))
+    ConfigErrors.raise_if(errors)

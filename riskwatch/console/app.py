@@ -7,7 +7,10 @@ CDN). Open alerts reach the browser by server-sent events (``/api/events``): a s
 on connect, then every stored change (the alert sink's transition listener, through
 :class:`~riskwatch.console.hub.Hub`), filtered by the user's enterprise scope. Log-in is
 by user name and password (``riskwatch users``; sessions in
-:mod:`riskwatch.console.auth`).
+:mod:`riskwatch.console.auth`, wrong passwords throttled per client and per user). Every
+route but the page shell, its static files and ``/api/login`` needs a session; the
+event stream re-checks it before every push (:mod:`riskwatch.console.hub`). Anything of
+an enterprise out of the user's scope answers as an unknown id (404, same body).
 
 ==========  =====================================  =========================================
 method      path                                   what (role needed)
@@ -20,8 +23,10 @@ GET         /api/alerts[.csv]                      search: enterprise, site, kin
 GET         /api/alerts/{id}[/history.csv]         one alert with history (viewer)
 POST        /api/alerts/{id}/ack|shelve|close      operator actions (operator)
 GET/POST    /api/silences                          site silences (viewer / engineer)
-POST        /api/reload                            reload rules, detectors, catalogue (engineer)
-GET         /api/sensors/{ent}/{site}/{sensor}     recent series, thresholds, alerts (viewer)
+POST        /api/reload                            reload rules, detectors, catalogue (engineer
+                                                   who sees every enterprise: a reload is global)
+GET         /api/sensors/{ent}/{site}/{sensor}     recent series, thresholds, alerts (viewer);
+                                                   ``sensor`` may hold ``/`` (sent as ``%2F``)
 GET         /api/overview                          per site: worst level, counts, health
 ==========  =====================================  =========================================
 """
@@ -36,8 +41,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -53,11 +58,18 @@ from riskwatch.console.sources import AlertBoard, StoredSeries
 from riskwatch.console.users import User
 from riskwatch.console.window import SeriesWindow
 
-__all__ = ["create_app", "gateway_offline"]
+__all__ = ["CONSOLE_CSP", "create_app", "gateway_offline"]
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 LEVEL_RANK = {n: i for i, n in enumerate(LEVEL_NAMES)}  # red 0 ... blue 3
+#: the page is its own static JS and CSS (no inline script or style, no CDN); charts are
+#: inline SVG; nothing may frame it
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 
 class LoginIn(BaseModel):
@@ -71,7 +83,7 @@ class AckIn(BaseModel):
 
 class ShelveIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
-    duration_s: float = Field(gt=0, le=7 * 24 * 3600)
+    duration_s: float = Field(gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
 
 
 class CloseIn(BaseModel):
@@ -82,7 +94,7 @@ class SilenceIn(BaseModel):
     enterprise: str = Field(min_length=1, max_length=200)
     site: str | None = Field(default=None, max_length=200)
     rule: str | None = Field(default=None, max_length=200)
-    duration_s: float = Field(gt=0, le=7 * 24 * 3600)
+    duration_s: float = Field(gt=0, le=7 * 24 * 3600, allow_inf_nan=False)
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -109,9 +121,13 @@ def create_app(
     request_reload: Callable[[], None],
     clock: Clock,
     stopping: threading.Event,
+    secure_cookies: bool = False,
+    recheck_s: float = 5.0,
 ) -> FastAPI:
     """The console's routes over the alert sink, the registry, the reading window and,
-    when the readings are stored where they can be read back, the stored series."""
+    when the readings are stored where they can be read back, the stored series.
+    ``secure_cookies``: served over TLS (the session cookie is ``Secure``);
+    ``recheck_s``: how often an idle event stream re-checks its session."""
     app = FastAPI(title="riskwatch console", docs_url=None, redoc_url=None, openapi_url=None)
 
     def current(request: Request) -> User:
@@ -143,6 +159,10 @@ def create_app(
 
     add_lifecycle_error_handlers(app)
 
+    @app.exception_handler(ValueError)
+    async def _bad(_: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
     # ------------------------------------------------------------------ pages
     index = HERE / "static" / "index.html"
 
@@ -150,23 +170,28 @@ def create_app(
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
     for path in ("/", "/board", "/overview", "/search", "/login", "/alert/{alert_id}",
-                 "/sensor/{ent}/{site}/{sensor}"):  # fmt: skip
+                 "/sensor/{ent}/{site}/{sensor:path}"):  # fmt: skip
         app.add_api_route(path, page, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/i18n", StaticFiles(directory=HERE / "i18n"), name="i18n")
 
     # ------------------------------------------------------------------ session
     @app.post("/api/login")
-    def login(body: LoginIn, response: Response) -> dict[str, Any]:
-        sid, s, u = sessions.login(body.name, body.password)
+    def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
+        client = request.client.host if request.client else ""
+        sid, s, u = sessions.login(body.name, body.password, client)
+        secure = secure_cookies or request.url.scheme == "https"
         response.set_cookie(COOKIE, sid, max_age=int(sessions.ttl_s), httponly=True,
-                            samesite="strict", path="/")  # fmt: skip
+                            samesite="strict", path="/", secure=secure)  # fmt: skip
         return me(u, s)
 
     @app.post("/api/logout")
     def logout(request: Request, response: Response) -> dict[str, str]:
-        sessions.logout(request.cookies.get(COOKIE, ""))
-        response.delete_cookie(COOKIE, path="/")
+        sid = request.cookies.get(COOKIE, "")
+        sessions.logout(sid)
+        hub.end_session(sid)  # its live streams end now, not at their next push
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=secure_cookies or request.url.scheme == "https")  # fmt: skip
         return {"status": "logged out"}
 
     @app.get("/api/me")
@@ -177,7 +202,8 @@ def create_app(
     # ------------------------------------------------------------------ live board
     @app.get("/api/events")
     async def events(request: Request, u: Who) -> StreamingResponse:
-        cid, q = hub.join(u)
+        sid = request.cookies.get(COOKIE, "")
+        cid, q = hub.join(sid, u, lambda: sessions.current(sid))
         snap = [alert_out(a) for a in sink.open_alerts() if u.sees(a.enterprise)]
 
         async def gen() -> Any:
@@ -186,8 +212,10 @@ def create_app(
                 yield f"event: snapshot\ndata: {json.dumps(snap)}\n\n"
                 while not stopping.is_set():
                     try:
-                        items = await asyncio.wait_for(q.get(), 15)
+                        items = await asyncio.wait_for(q.get(), recheck_s)
                     except TimeoutError:
+                        if sessions.current(sid) != u:  # removed or changed, no push needed
+                            return
                         yield ": keep-alive\n\n"
                         continue
                     if items is None:
@@ -249,8 +277,13 @@ def create_app(
         return search(
             u, qp.get("enterprise"), qp.get("site"), qp.get("kind"), qp.getlist("level"),
             qp.getlist("state"), qp.get("rule"), qp.get("sensor"), i("since"), i("until"),
-            qp.get("open") in ("1", "true"), min(i("limit") or 500, 1000),
+            qp.get("open") in ("1", "true"), _limit(i("limit")),
         )  # fmt: skip
+
+    def _limit(n: int | None) -> int:
+        if n is not None and n < 1:
+            raise HTTPException(422, f"limit: must be >= 1, got {n}")
+        return min(n or 500, 1000)
 
     @app.get("/api/alerts")
     def list_alerts(request: Request, u: Who) -> dict[str, Any]:
@@ -319,13 +352,21 @@ def create_app(
 
     @app.post("/api/reload", status_code=202)
     def reload(u: Engineer) -> dict[str, str]:
+        if u.scope() is not None:  # a reload applies the files of every enterprise
+            raise HTTPException(
+                403, f"user {u.name!r} is scoped to some enterprises: only an engineer who "
+                "sees every enterprise may reload (a reload is global)",
+            )  # fmt: skip
         request_reload()
         log.info("console: %s asked for a rules reload", u.name)
         return {"status": "reload requested"}
 
     # ------------------------------------------------------------------ sensor view
-    @app.get("/api/sensors/{ent}/{site}/{sensor}")
-    def sensor_view(ent: str, site: str, sensor: str, u: Who, minutes: float = 60) -> dict:
+    @app.get("/api/sensors/{ent}/{site}/{sensor:path}")
+    def sensor_view(
+        ent: str, site: str, sensor: str, u: Who,
+        minutes: Annotated[float, Query(gt=0, le=31 * 24 * 60, allow_inf_nan=False)] = 60,
+    ) -> dict:  # fmt: skip
         if not u.sees(ent):
             raise HTTPException(404, f"no sensor {ent}/{site}/{sensor}")
         sid = registry.id_of(f"{ent}/{site}/{sensor}")

@@ -1,10 +1,13 @@
-"""``riskwatch users``: add users, change passwords, list users of the operator console.
+"""``riskwatch users``: add, remove and list users of the operator console, change their
+password, role or enterprise scope. A change reaches a running console at once: the
+user's live board ends and reconnects with the new rights (or the log-in, once removed).
 
 The user file is ``console.users`` of the engine config (``-c engine.yaml``) or ``--file``.
 Passwords come from ``--password-env VAR``, from standard input (``--password-stdin``) or
 from a prompt; never from the command line (it would show in ``ps`` and shell history).
 
 example: riskwatch users -c engine.yaml add li --role operator --enterprise mine1
+example: riskwatch users -c engine.yaml scope li --enterprise mine1 --enterprise mine2
 """
 
 from __future__ import annotations
@@ -63,6 +66,36 @@ def _passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remove(args: argparse.Namespace) -> int:
+    try:
+        _store(args).remove(args.name)
+    except ValueError as exc:
+        print(f"riskwatch users remove: {exc}", file=sys.stderr)
+        return 2
+    print(f"removed {args.name}")
+    return 0
+
+
+def _role(args: argparse.Namespace) -> int:
+    try:
+        _store(args).set_role(args.name, args.role)
+    except ValueError as exc:
+        print(f"riskwatch users role: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.name} is now {args.role}")
+    return 0
+
+
+def _scope(args: argparse.Namespace) -> int:
+    try:
+        _store(args).set_enterprises(args.name, args.enterprise)
+    except ValueError as exc:
+        print(f"riskwatch users scope: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.name} sees enterprises {', '.join(args.enterprise)}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     for u in _store(args).all():
         print(f"{u.name}\t{u.role}\t{','.join(u.enterprises)}")
@@ -72,7 +105,7 @@ def _list(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "users",
-        help="operator console users (add, passwd, list)",
+        help="operator console users (add, remove, passwd, role, scope, list)",
         description="Manage the users of the operator console (console.users in the config).",
         epilog="example: RW_PW=... riskwatch users -c engine.yaml add li --role operator "
         "--enterprise mine1 --password-env RW_PW",
@@ -97,5 +130,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pw.add_argument("name")
     pw_args(pw)
     pw.set_defaults(func=_passwd)
+    rm = usub.add_parser("remove", help="remove a user (their sessions end)")
+    rm.add_argument("name")
+    rm.set_defaults(func=_remove)
+    ro = usub.add_parser("role", help="change a user's role")
+    ro.add_argument("name")
+    ro.add_argument("role", choices=list(ROLES))
+    ro.set_defaults(func=_role)
+    sc = usub.add_parser("scope", help="change the enterprises a user may see")
+    sc.add_argument("name")
+    sc.add_argument("--enterprise", action="append", required=True,
+                    help="repeatable; '*' for all")  # fmt: skip
+    sc.set_defaults(func=_scope)
     ls = usub.add_parser("list", help="list users (name, role, enterprises)")
     ls.set_defaults(func=_list)

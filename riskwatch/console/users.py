@@ -23,7 +23,7 @@ import json
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = ["ROLES", "User", "UserStore", "hash_password", "verify_password"]
@@ -151,6 +151,36 @@ class UserStore:
             if u is None:
                 raise ValueError(f"no user {name!r} in {self.path}")
             self._users[name] = User(u.name, u.role, u.enterprises, hash_password(password))
+            self._save()
+
+    def _change(self, name: str, **what: object) -> None:
+        with self._lock:
+            self._load()
+            u = self._users.get(name)
+            if u is None:
+                raise ValueError(f"no user {name!r} in {self.path}")
+            self._users[name] = replace(u, **what)  # type: ignore[arg-type]
+            self._save()
+
+    def set_role(self, name: str, role: str) -> None:
+        """Change ``name``'s role; their open console sessions follow at once (the live
+        stream ends and reconnects with the new rights)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        self._change(name, role=role)
+
+    def set_enterprises(self, name: str, enterprises: list[str]) -> None:
+        """Change the enterprises ``name`` may see (``["*"]``: all)."""
+        if not enterprises or any(not e for e in enterprises):
+            raise ValueError("give at least one enterprise (or '*' for all)")
+        self._change(name, enterprises=tuple(enterprises))
+
+    def remove(self, name: str) -> None:
+        """Delete ``name``: their sessions end at their next request or push."""
+        with self._lock:
+            self._load()
+            if self._users.pop(name, None) is None:
+                raise ValueError(f"no user {name!r} in {self.path}")
             self._save()
 
     def check(self, name: str, password: str) -> User | None:

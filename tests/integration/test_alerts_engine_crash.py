@@ -78,7 +78,7 @@ def test_engine_kill9_restores_alerts_without_duplicates(
     def api_up() -> bool:
         try:
             r = api.get("/healthz")  # up, and the engine's MQTT client connected
-            return r.status_code == 200 and r.json()["mqtt_ready"] is True
+            return r.status_code == 200 and r.json() == {"status": "ok"}
         except httpx.HTTPError:
             return False
 

@@ -59,3 +59,27 @@ def test_bad_role_in_the_file_is_named(tmp_path: Path) -> None:
     f.write_text(json.dumps({"users": {"x": {"role": "boss", "password": "scrypt$..."}}}))
     with pytest.raises(ValueError, match=r"u\.json: users\.x\.role: unknown role 'boss'"):
         UserStore(f)
+
+
+def test_users_remove_role_scope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    f = tmp_path / "users.json"
+    monkeypatch.setenv("RW_PW", "pw-12345")
+    base = ["users", "--file", str(f)]
+    assert main([*base, "add", "li", "--role", "operator", "--password-env", "RW_PW"]) == 0
+    store = UserStore(f)  # a running console's view
+    assert main([*base, "role", "li", "engineer"]) == 0
+    assert main([*base, "scope", "li", "--enterprise", "mine1", "--enterprise", "mine2"]) == 0
+    u = store.get("li")
+    assert u is not None and (u.role, u.enterprises) == ("engineer", ("mine1", "mine2"))
+    assert verify_password("pw-12345", u.password)  # the password stays
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # argparse refuses an unknown role
+        main([*base, "role", "li", "boss"])
+    assert main([*base, "role", "nobody", "viewer"]) == 2
+    assert "no user 'nobody'" in capsys.readouterr().err
+    assert main([*base, "remove", "li"]) == 0
+    assert capsys.readouterr().out.strip() == "removed li"
+    assert store.get("li") is None
+    assert main([*base, "remove", "li"]) == 2
+    assert "no user 'li'" in capsys.readouterr().err

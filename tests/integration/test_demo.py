@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from riskwatch.console.users import UserStore
+
 pytestmark = pytest.mark.integration
 
 
@@ -71,6 +73,11 @@ def test_demo_with_embedded_broker_and_store(tmp_path: Path) -> None:
     assert {"ch4_buildup", "gas_leak", "tank_overfill"} <= {x["type"] for x in labels}
     assert (tmp_path / "var" / "alerts.sqlite").exists()
     assert "riskwatch run -c engine.yaml" in (tmp_path / "engine.yaml").read_text()
+    # the console's demo user is an operator of the simulated enterprises, not an admin of all
+    demo = UserStore(tmp_path / "var" / "console-users.json").get("demo")
+    assert demo is not None and demo.role == "operator"
+    assert demo.enterprises and "*" not in demo.enterprises
+    assert "(user demo, operator, password " in out
 
 
 def test_demo_with_mosquitto_and_influxdb(

@@ -101,7 +101,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     def up() -> bool:
         try:
             r = api.get("/healthz")
-            return r.status_code == 200 and r.json()["mqtt_ready"] is True
+            return r.status_code == 200 and r.json() == {"status": "ok"}
         except httpx.HTTPError:
             return False
 

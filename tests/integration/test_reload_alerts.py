@@ -83,7 +83,7 @@ def test_reload_ends_removed_rules_resolves_changed_and_loads_new_files(
     def api_up() -> bool:
         try:
             r = api.get("/healthz")
-            return r.status_code == 200 and r.json()["mqtt_ready"] is True
+            return r.status_code == 200 and r.json() == {"status": "ok"}
         except httpx.HTTPError:
             return False
 

@@ -290,10 +290,13 @@ async function renderOverview() {
       ${silenced(s).map((x) => `<p class="by silenced">${esc(t("silenced", { until: fmtTime(x.ends), who: x.author, reason: x.reason }))}</p>`).join("")}
       <a data-link href="/search?enterprise=${encodeURIComponent(s.enterprise)}&site=${encodeURIComponent(s.site)}&open=1">${t("nav.search")}</a>
       ${S.me.can_engineer ? `<button class="silence" data-ent="${esc(s.enterprise)}" data-site="${esc(s.site)}">${esc(t("silence"))}</button>` : ""}</div>`;
-  }).join("")}</div>${S.me.can_engineer ? `<p><button id="reload">${esc(t("reload"))}</button> <span id="reloaded"></span></p>` : ""}`;
+  }).join("")}</div>${S.me.can_reload ? `<p><button id="reload">${esc(t("reload"))}</button> <span id="reloaded"></span></p>` : ""}`;
   document.querySelectorAll("button.silence").forEach((b) => { b.onclick = () => silenceSite(b.dataset.ent, b.dataset.site); });
   const rl = $("#reload");
-  if (rl) rl.onclick = async () => { await api("/api/reload", { method: "POST" }); $("#reloaded").textContent = t("reload.done"); };
+  if (rl) rl.onclick = async () => {
+    try { await api("/api/reload", { method: "POST" }); $("#reloaded").textContent = t("reload.done"); }
+    catch (e) { $("#reloaded").textContent = e.message; }
+  };
 }
 function silenceSite(ent, site) {
   const d = $("#dlg");

@@ -175,3 +175,23 @@ def test_the_runner_reads_only_its_injected_clocks(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "a.sqlite")
     rows = db.execute("select id, status, done_ns from rw_outbox order by n").fetchall()
     assert rows == [("e0:scripted", "failed", 42), ("e1:scripted", "delivered", 42)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/robot/send?access_token=TOPSECRET",  # connection refused
+        "http://bot:TOPSECRET@127.0.0.1:9/hook",  # credentials in the URL
+        "http://127.0.0.1:99999/hook?k=TOPSECRET",  # a broken port: not retryable
+    ],
+    ids=["query", "userinfo", "invalid"],
+)
+def test_webhook_errors_never_name_the_secret(url: str) -> None:
+    from riskwatch.alerts.notifiers.webhook import WebhookNotifier
+
+    n = WebhookNotifier("hook", url, None, timeout_s=1)
+    with pytest.raises(NotifyError) as ei:
+        n.send(Delivery("e1:hook", "a", "hook", b"{}", "m1", "f1", 0))
+    n.close()
+    assert "TOPSECRET" not in str(ei.value)
+    assert str(ei.value).startswith("webhook http://127.0.0.1:")

@@ -351,8 +351,9 @@ class Engine:
                                metrics_registry=self.metrics_registry)  # fmt: skip
         on_http = None
         if ad.http is not None:
+            tls = ad.http.tls.paths(cfg.path) if ad.http.tls else None
             self.http = HttpIngest(ad.http, TopicTemplate(cfg.mqtt.topic_template), self.clock,
-                                   decrypt=self._decrypt)  # fmt: skip
+                                   decrypt=self._decrypt, tls=tls)  # fmt: skip
             channels.append(LocalChannel(HTTP_CHANNEL, "http", on_acked=self.http.acked,
                                          on_arrival=self.acks.arrived))  # fmt: skip
             on_http = self.http.decoded

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from riskwatch.config.schema import check_listen
 from riskwatch.config.secrets import resolve_secret
+from riskwatch.config.servertls import ServerTlsConfig
 
 __all__ = [
     "AdaptersConfig",
@@ -167,6 +168,9 @@ class HttpIngestConfig:
     max_body_bytes: int = field(default=4 * 1024 * 1024, metadata={"check": _positive})
     durable_timeout_s: float = field(default=10.0, metadata={"check": _positive})
     encrypted_field: str | None = None
+    #: HTTPS (``cert_file``, ``key_file``): keys cross the network; beyond loopback
+    #: without it the engine logs a WARNING
+    tls: ServerTlsConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -322,6 +322,7 @@ def _check_tls(cfg: EngineConfig, doc: YamlDoc) -> None:
     servers = (
         (("console", "tls"), cfg.console.tls),
         (("alerts", "api", "tls"), cfg.alerts.api.tls),
+        (("adapters", "http", "tls"), cfg.adapters.http.tls if cfg.adapters.http else None),
     )
     errors = []
     for key, tls in servers:

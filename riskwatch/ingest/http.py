@@ -32,6 +32,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -45,7 +46,7 @@ from riskwatch.errors import DeadLetterReason as R
 from riskwatch.ingest.channels import LocalChannel
 from riskwatch.ingest.decode import DecodedMessage
 from riskwatch.ingest.topics import TopicTemplate
-from riskwatch.webserver import ThreadedServer
+from riskwatch.webserver import SecurityHeaders, ThreadedServer
 
 __all__ = ["Decrypt", "HttpIngest"]
 
@@ -70,9 +71,10 @@ class HttpIngest:
 
     def __init__(
         self, cfg: HttpIngestConfig, template: TopicTemplate, clock: Clock, *,
-        decrypt: Decrypt | None = None,
+        decrypt: Decrypt | None = None, tls: tuple[Path, Path] | None = None,
     ) -> None:  # fmt: skip
         self.cfg = cfg
+        self.tls = tls
         self.template = template
         self.clock = clock
         self.decrypt = decrypt
@@ -96,7 +98,10 @@ class HttpIngest:
     # ------------------------------------------------------------------ lifecycle
     def start(self, channel: LocalChannel) -> None:
         self.channel = channel
-        self._server = ThreadedServer(self.app, self.cfg.listen, name="http-ingest")
+        cert, key = self.tls if self.tls is not None else (None, None)
+        app = SecurityHeaders(self.app, csp="default-src 'none'", hsts=self.tls is not None)
+        self._server = ThreadedServer(app, self.cfg.listen, name="http-ingest", cert_file=cert,
+                                      key_file=key)  # fmt: skip
         self.url = self._server.start()
         log.info("HTTP ingest at %s/ingest/v1/{enterprise}/{site}", self.url)
 

@@ -197,6 +197,7 @@ class KjDecoder:
         self.signals = signals
         self.tz = timezone(timedelta(hours=cfg.utc_offset_h))
         self._mismatch: set[int] = set()  # sensor ids with kj_power_off_mismatch firing
+        self._times: dict[str, int] = {}  # time text -> epoch ms
         reg = metrics_registry or CollectorRegistry()
         self.files = Counter("riskwatch_kj_files", "KJ files decoded by type", ["type"],
                              registry=reg)  # fmt: skip
@@ -256,6 +257,23 @@ class KjDecoder:
                           f"kj/{name}", r.number, field, r.text, line=r.line)  # fmt: skip
 
     def _time_ms(self, v: str, field: str) -> int:
+        """Epoch ms of a KJ local time (cached: a file's records share a few times, which
+        vendors truncate to tens of seconds)."""
+        hit = self._times.get(v)
+        if hit is not None:
+            return hit
+        if len(self._times) > 100_000:
+            self._times.clear()
+        ms = self._parse_time(v, field)
+        self._times[v] = ms
+        return ms
+
+    def _parse_time(self, v: str, field: str) -> int:
+        if len(v) == 19 and v[4] == "-" and v[10] in " T":  # the usual form, C-fast
+            try:
+                return int(datetime.fromisoformat(v).replace(tzinfo=self.tz).timestamp()) * 1000
+            except ValueError:
+                pass
         for fmt in ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y/%m/%d %H:%M:%S",
                     "%Y-%m-%dT%H:%M:%S"):  # fmt: skip
             try:

@@ -32,11 +32,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from riskwatch.adapter_health import RULES as ADAPTER_RULES
+from riskwatch.adapter_health import AdapterHealthStage
 from riskwatch.alerts import build_sink
 from riskwatch.alerts.api import ApiServer
 from riskwatch.alerts.points import storage_listener
@@ -45,7 +48,7 @@ from riskwatch.alerts.transition_log import log_listener
 from riskwatch.catalog import SensorRegistry
 from riskwatch.clock import Clock, SystemClock
 from riskwatch.config.alerts import unknown_rule_matchers
-from riskwatch.config.engine import EngineConfig
+from riskwatch.config.engine import EngineConfig, MqttWill
 from riskwatch.config.yamldoc import YamlDoc, format_path
 from riskwatch.console.server import ConsoleServer
 from riskwatch.console.window import SeriesWindow
@@ -58,12 +61,20 @@ from riskwatch.gateway_clock import RULE as GATEWAY_CLOCK_RULE
 from riskwatch.gateway_clock import GatewayClockStage
 from riskwatch.ingest.acks import AckLedger
 from riskwatch.ingest.batcher import MicroBatcher
+from riskwatch.ingest.channels import HTTP_CHANNEL, KJ_CHANNEL, LocalChannel, MultiReceiver
 from riskwatch.ingest.deadletter import DeadLetterSink
 from riskwatch.ingest.decode import Decoder
+from riskwatch.ingest.health import AdapterSignals
+from riskwatch.ingest.http import Decrypt, HttpIngest
+from riskwatch.ingest.kj import KjDecoder
+from riskwatch.ingest.kj_watch import KjWatcher
 from riskwatch.ingest.receiver import Message, Receiver
 from riskwatch.ingest.receivers import open_receiver
+from riskwatch.ingest.router import FormatRouter
+from riskwatch.ingest.sparkplug import SparkplugDecoder, state_payload
+from riskwatch.ingest.topics import TopicTemplate
 from riskwatch.metrics import IngestMetrics, ReloadMetrics, StorageMetrics, serve_metrics
-from riskwatch.model import Batch
+from riskwatch.model import Batch, Level
 from riskwatch.pipeline import Pipeline, Stage, StageContext
 from riskwatch.quality import QualityStage
 from riskwatch.reloader import Reloader
@@ -112,8 +123,11 @@ class Engine:
         writer: Writer | object | None = _DEFAULT,
         sink_factory: SinkFactory | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        decrypt: Decrypt | None = None,
     ) -> None:
         self.cfg = cfg
+        #: the HTTP ingest's payload decryption (adapters.http.encrypted_field)
+        self._decrypt = decrypt
         self.clock: Clock = clock or SystemClock()
         self._monotonic = monotonic
         self.metrics_registry = metrics_registry or CollectorRegistry()
@@ -121,6 +135,14 @@ class Engine:
         self.storage_metrics = StorageMetrics(self.metrics_registry)
         self.registry = SensorRegistry(strict=cfg.ingest.strict)
         self.decoder = Decoder.from_config(cfg, self.registry)
+        #: the adapters' health signals (adapter_health stage) and their parts, if configured
+        self.adapter_signals = AdapterSignals()
+        self.router = FormatRouter(self.decoder)
+        self.sparkplug: SparkplugDecoder | None = None
+        self.kj_watcher: KjWatcher | None = None
+        self.http: HttpIngest | None = None
+        self.http_url: str | None = None
+        self._state_ts_ms = 0  # the Sparkplug STATE's timestamp (the will carries it too)
         self.acks = AckLedger(self.metrics, self.clock)
         self.batcher = MicroBatcher.from_config(cfg.ingest, self._decode, monotonic)
         self._writer_override = writer
@@ -176,6 +198,9 @@ class Engine:
         ]
         if self.decoder.limits is not None:  # refused new sensors raise an alert
             stages.append(SensorLimitStage(self.decoder.limits, self.metrics_registry))
+        ad = self.cfg.adapters
+        if ad.sparkplug is not None or ad.kj is not None or ad.http is not None:
+            stages.append(AdapterHealthStage(self.adapter_signals))
         self._built = []
         for build in STAGE_FACTORIES:
             stage = build(self.cfg, self.registry)
@@ -213,7 +238,7 @@ class Engine:
     def _matcher_findings(self) -> list[Finding]:
         """Alert matchers on ``rule`` names that no built stage defines (never match)."""
         cfg = self.cfg
-        known: set[str] = {GATEWAY_CLOCK_RULE, SENSOR_LIMIT_RULE}  # the engine's own signals
+        known: set[str] = {GATEWAY_CLOCK_RULE, SENSOR_LIMIT_RULE, *ADAPTER_RULES}  # own signals
         for stage in self.pipeline.stages:
             if isinstance(stage, (RuleStage, DetectorStage)):
                 known |= set(stage.names())
@@ -231,8 +256,7 @@ class Engine:
             n = self.registry.load_catalog(self._catalog_files())
             log.info("sensor catalogue: %d sensors from %s", n, ", ".join(cfg.catalog))
         writer = self._build_writer()
-        self.mqtt = open_receiver(cfg, clock=self.clock, on_arrival=self.acks.arrived,
-                                  on_connected=self._on_connected)  # fmt: skip
+        self.mqtt = self._open_receivers()
         dl_cfg = cfg.ingest.deadletter
         self.deadletter = DeadLetterSink.from_config(
             dl_cfg, cfg.path(dl_cfg.file) if dl_cfg.file else None, self.mqtt, self.metrics
@@ -294,6 +318,7 @@ class Engine:
         )  # fmt: skip
         self._thread.start()
         self.mqtt.start()
+        self._start_adapters()
         log.info(
             "engine started: MQTT %s topics %s, batches of up to %d readings / %d ms",
             cfg.mqtt.url, ", ".join(cfg.mqtt.topics), cfg.ingest.batch_max_readings,
@@ -322,6 +347,78 @@ class Engine:
             return
         self.state = state
 
+    # ------------------------------------------------------------------ adapters
+    def _open_receivers(self) -> Receiver:
+        """The MQTT receiver (with the Sparkplug host's topics and will when configured),
+        wrapped with the local channels of the KJ and HTTP adapters."""
+        cfg = self.cfg
+        ad = cfg.adapters
+        mqtt_cfg = cfg.mqtt
+        if ad.sparkplug is not None:
+            sp = ad.sparkplug
+            self._state_ts_ms = self.clock.now_ns() // 1_000_000
+            will = MqttWill(sp.state_topic, state_payload(False, self._state_ts_ms).decode())
+            topics = [*mqtt_cfg.topics, *(t for t in sp.topics() if t not in mqtt_cfg.topics)]
+            mqtt_cfg = replace(mqtt_cfg, topics=topics, will=will if sp.publish_state else None)
+        rx = open_receiver(replace(cfg, mqtt=mqtt_cfg), clock=self.clock,
+                           on_arrival=self.acks.arrived,
+                           on_connected=self._on_connected)  # fmt: skip
+        channels: list[LocalChannel] = []
+        kj_dec = None
+        if ad.kj is not None:
+            k = ad.kj
+            drop = cfg.path(k.drop_dir)
+            self.kj_watcher = KjWatcher(
+                k, drop, cfg.path(k.archive_dir) if k.archive_dir else drop / "archive",
+                cfg.path(k.rejected_dir) if k.rejected_dir else drop / "rejected",
+                self.clock, self._write_deadletters,
+            )  # fmt: skip
+            channels.append(LocalChannel(KJ_CHANNEL, "kj", on_acked=self.kj_watcher.acked,
+                                         on_arrival=self.acks.arrived))  # fmt: skip
+            kj_dec = KjDecoder(k, self.decoder, self.adapter_signals,
+                               metrics_registry=self.metrics_registry)  # fmt: skip
+        on_http = None
+        if ad.http is not None:
+            tls = ad.http.tls.paths(cfg.path) if ad.http.tls else None
+            self.http = HttpIngest(ad.http, TopicTemplate(cfg.mqtt.topic_template), self.clock,
+                                   decrypt=self._decrypt, tls=tls)  # fmt: skip
+            channels.append(LocalChannel(HTTP_CHANNEL, "http", on_acked=self.http.acked,
+                                         on_arrival=self.acks.arrived))  # fmt: skip
+            on_http = self.http.decoded
+        receiver: Receiver = MultiReceiver(rx, channels) if channels else rx
+        if ad.sparkplug is not None:
+            self.sparkplug = SparkplugDecoder(
+                self.decoder, self.adapter_signals, receiver,
+                offline_level=Level.from_name(ad.sparkplug.offline_level),
+                rebirth_min_interval_s=ad.sparkplug.rebirth_min_interval_s,
+                metrics_registry=self.metrics_registry,
+            )  # fmt: skip
+        self.router = FormatRouter(self.decoder, sparkplug=self.sparkplug, kj=kj_dec,
+                                   on_http=on_http)  # fmt: skip
+        self._channels = {c.code: c for c in channels}
+        return receiver
+
+    def _start_adapters(self) -> None:
+        if self.kj_watcher is not None:
+            self.kj_watcher.start(self._channels[KJ_CHANNEL])
+        if self.http is not None:
+            self.http.start(self._channels[HTTP_CHANNEL])
+            self.http_url = self.http.url
+
+    def _publish_state(self, online: bool) -> None:
+        """The primary host's STATE (retained, QoS 1), on every connect and at a stop."""
+        sp = self.cfg.adapters.sparkplug
+        if sp is None or not sp.publish_state or self.mqtt is None:
+            return
+        try:
+            self.mqtt.publish(sp.state_topic, state_payload(online, self._state_ts_ms), 1, True)
+        except Exception:
+            log.exception("publishing the Sparkplug STATE on %s failed", sp.state_topic)
+
+    def _write_deadletters(self, dls: list[Any], received_ns: int) -> None:
+        if self.deadletter is not None:
+            self.deadletter.write(dls, received_ns)
+
     def _start_console(self) -> None:
         cfg = self.cfg
         self.window = SeriesWindow(cfg.console.window_readings)
@@ -341,6 +438,8 @@ class Engine:
             return
         log.info("stopping: flushing queued readings")
         assert self.mqtt is not None and self.storage is not None
+        if self.kj_watcher is not None:
+            self.kj_watcher.stop()  # no new files; the taken ones are flushed below
         self.mqtt.stop_receiving()
         self._stop.set()
         self.storage.begin_stop()  # a full spool must not keep the engine thread waiting
@@ -357,6 +456,9 @@ class Engine:
             except Exception:  # the journal stays: the next start replays it
                 log.exception("engine state: final snapshot failed")
         self.sink.stop()
+        if self.http is not None:
+            self.http.stop()
+        self._publish_state(False)  # a graceful stop says so (the will is for a crash)
         time.sleep(0.2)  # let paho send the last acks
         self.mqtt.stop()
         if self.deadletter is not None:
@@ -404,13 +506,15 @@ class Engine:
     # ------------------------------------------------------------------ receiver's thread
     def _on_connected(self, up: bool) -> None:
         self.metrics.mqtt_connected.set(1 if up else 0)
+        if up:
+            self._publish_state(True)
 
     # ------------------------------------------------------------------ engine thread
     def _decode(self, messages: list[Message]) -> tuple[Batch, int]:
         """The batch of good readings, and how many readings the messages held."""
         if self.first_received_ns is None:
             self.first_received_ns = messages[0][2]
-        decoded = self.decoder.decode_many([(m[0], m[1], m[2]) for m in messages])
+        decoded = self.router.decode_many(messages)
         if decoded.deadletters and self.deadletter is not None:
             self.deadletter.write(decoded.deadletters, messages[-1][2])
         return decoded.batch, decoded.n_readings

@@ -124,6 +124,16 @@ class DeadLetterReason(StrEnum):
     BAD_TEXT = "bad_text"  # a string that is not valid UTF-8 (a lone surrogate)
     SENSOR_LIMIT = "sensor_limit"  # a new sensor over the per-enterprise or per-minute limit
     DECODE_ERROR = "decode_error"  # the decoder failed on this message (a bug): kept, not lost
+    # the ingest adapters (docs/ingest.md)
+    BAD_FILE_NAME = "bad_file_name"  # a KJ file whose name is not <mine>_<TYPE>_<time>.txt
+    BAD_ENCODING = "bad_encoding"  # a file that is neither UTF-8 nor GB18030 text
+    FIELD_COUNT = "field_count"  # a KJ record with too few fields for its type
+    BAD_FIELD = "bad_field"  # a KJ field that does not parse (number, time, state)
+    BAD_PROTOBUF = "bad_protobuf"  # a Sparkplug payload that is not a Sparkplug B Payload
+    UNKNOWN_ALIAS = "unknown_alias"  # Sparkplug DATA by an alias (or name) no BIRTH declared
+    UNSUPPORTED_TYPE = "unsupported_type"  # a Sparkplug metric that is not a number/boolean
+    BAD_TOPIC = "bad_topic"  # a Sparkplug topic that is not spBv1.0/<group>/<type>/<node>[/dev]
+    DECRYPT_FAILED = "decrypt_failed"  # an HTTP envelope whose data field did not decrypt
 
 
 class DecodeError(RiskwatchError):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from riskwatch.config.adapters import AdaptersConfig
 from riskwatch.config.alerts import AlertsConfig
 from riskwatch.config.schema import check_listen, parse
 from riskwatch.config.secrets import resolve_secret
@@ -33,6 +34,7 @@ from riskwatch.durations import Duration
 from riskwatch.errors import ConfigErrors
 
 __all__ = [
+    "AdaptersConfig",
     "AlertsConfig",
     "ConsoleConfig",
     "DeadLetterConfig",
@@ -41,6 +43,7 @@ __all__ = [
     "IngestConfig",
     "MetricsConfig",
     "MqttConfig",
+    "MqttWill",
     "ServerTlsConfig",
     "StateConfig",
     "StorageConfig",
@@ -83,6 +86,18 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class MqttWill:
+    """The MQTT will (last will and testament): the broker publishes it when the engine's
+    connection is lost without a DISCONNECT. Set by the engine's wiring (the Sparkplug
+    host's offline STATE), not usually in the YAML."""
+
+    topic: str
+    payload: str
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
 class MqttConfig:
     url: str = field(default="mqtt://127.0.0.1:1883", metadata={"check": _url("mqtt", "mqtts")})
     client_id: str = "riskwatch-1"
@@ -107,6 +122,7 @@ class MqttConfig:
     reconnect_min_s: float = _pos(0.5)
     reconnect_max_s: float = _pos(30.0)
     max_payload_bytes: int = _pos(1_048_576)
+    will: MqttWill | None = None
 
     @property
     def host(self) -> str:
@@ -296,6 +312,7 @@ class EngineConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    adapters: AdaptersConfig = field(default_factory=AdaptersConfig)
     source: str | None = field(default=None, metadata={"yaml": "__source__"})
 
     def path(self, p: str) -> Path:
@@ -334,6 +351,7 @@ def _check_tls(cfg: EngineConfig, doc: YamlDoc) -> None:
     servers = (
         (("console", "tls"), cfg.console.tls),
         (("alerts", "api", "tls"), cfg.alerts.api.tls),
+        (("adapters", "http", "tls"), cfg.adapters.http.tls if cfg.adapters.http else None),
     )
     errors = []
     for key, tls in servers:

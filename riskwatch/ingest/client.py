@@ -90,6 +90,9 @@ class MqttClient:
             )
             if tls and tls.insecure:
                 self.client.tls_insecure_set(True)
+        if cfg.will is not None:
+            w = cfg.will
+            self.client.will_set(w.topic, w.payload.encode(), qos=w.qos, retain=w.retain)
         self.client.on_connect = self._handle_connect
         self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect

@@ -55,6 +55,8 @@ class DeadLetter:
     #: readings this record stands for: 1, or more for the summary of a message's bad
     #: readings beyond ``ingest.deadletter.max_per_message``
     count: int = 1
+    #: the line of a file (KJ files) the record starts on; ``topic`` then names the file
+    line: int | None = None
 
     def to_json(self, received_ns: int) -> dict[str, Any]:
         out = {
@@ -68,6 +70,8 @@ class DeadLetter:
         }
         if self.count != 1:
             out["count"] = self.count
+        if self.line is not None:
+            out["line"] = self.line
         return out
 
 

@@ -229,6 +229,24 @@ class Decoder:
             R.BAD_SHAPE, "payload must be a reading, a list, an envelope or columns", topic
         )
 
+    def decode_columns(
+        self, topic: str, cols: dict[str, Any], enterprise: str, site: str, gateway: str,
+        received_ns: int,
+    ) -> DecodedMessage:  # fmt: skip
+        """Decode readings an adapter (Sparkplug, KJ files) already split into the column
+        form (``ts`` in ms, ``sensor``, ``value``, optional ``kind``, ``unit``,
+        ``quality``), with the identity the adapter decided: the same validation,
+        interning, limits and dead letters as an MQTT message of that form on ``topic``
+        (the dead letters' ``index`` is the row)."""
+        acc = Columns()
+        payload = orjson.dumps(cols)  # re-read only to show the rows of dead letters
+        err = acc.add_columns(cols, payload, topic, enterprise, site, gateway, received_ns)
+        if err is not None:
+            return DecodedMessage(Batch.empty(), [err], 0)
+        if not acc.values:
+            return DecodedMessage(Batch.empty(), [], 0)
+        return self._finish(acc, [])
+
     # ------------------------------------------------------------------ shared
     def _finish(self, acc: Columns, dls: list[tuple[int, DeadLetter]]) -> DecodedMessage:
         sensors, values, ts = acc.sensors, acc.values, acc.ts

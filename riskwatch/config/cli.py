@@ -14,7 +14,7 @@ from pathlib import Path
 
 __all__ = ["bundled_root", "register"]
 
-SUBDIRS = ("rules", "catalog", "detectors", "scenarios", "mosquitto")
+SUBDIRS = ("rules", "catalog", "detectors", "scenarios", "mosquitto", "notifiers")
 
 
 def bundled_root() -> Path:

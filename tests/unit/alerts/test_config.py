@@ -30,9 +30,21 @@ def test_defaults_without_config() -> None:
     ("yaml", "message"),
     [
         ("alerts: {notify: [{kind: sms}]}",
-         "e.yaml:1:26: alerts.notify[0].kind: must be one of 'mqtt', 'webhook', 'log', got 'sms'"),
+         "e.yaml:1:26: alerts.notify[0].kind: must be one of 'mqtt', 'webhook', 'log', "
+         "'dingtalk', 'wecom', 'email', got 'sms'"),
         ("alerts: {notify: [{kind: webhook}]}",
          "e.yaml:1:19: alerts.notify[0].url: a webhook notifier needs url: http(s)://..."),
+        ("alerts: {notify: [{kind: webhook, url: 'http://h/', format: prom}]}",
+         "e.yaml:1:61: alerts.notify[0].format: must be one of 'riskwatch', 'alertmanager', "
+         "got 'prom'"),
+        ("alerts: {notify: [{kind: dingtalk}]}",
+         "e.yaml:1:19: alerts.notify[0].token_env: a dingtalk robot needs its access_token: "
+         "set token_env or token_file"),
+        ("alerts: {notify: [{kind: wecom, token_env: K, timezone: Mars/Olympus}]}",
+         "e.yaml:1:57: alerts.notify[0].timezone: unknown time zone 'Mars/Olympus' (use an "
+         "IANA name such as Asia/Shanghai)"),
+        ("alerts: {notify: [{kind: email, smtp_host: h, from_addr: a@b}]}",
+         "e.yaml:1:19: alerts.notify[0].to: an email notifier needs at least one address in to"),
         ("alerts: {inhibit: [{source: {colour: red}}]}",
          "e.yaml:1:29: alerts.inhibit[0].source: unknown matcher key 'colour' (known: "
          "enterprise, site, sensor, group, rule, level, kind, source)"),

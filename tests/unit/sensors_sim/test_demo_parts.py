@@ -81,6 +81,13 @@ def test_work_folder_config_loads_and_rules_compile(tmp_path: Path) -> None:
     (tmp_path / "engine.yaml").write_text(text)
     cfg = load_engine_config(tmp_path / "engine.yaml")
     assert cfg.mqtt.protocol == "3.1.1" and cfg.storage.influx is None
+    # the demo's own topics: never production's rw/... and rw-alerts/... on a shared broker
+    assert (cfg.mqtt.topics, cfg.mqtt.topic_template) == (
+        ["rw-demo/#"], "rw-demo/{enterprise}/{site}/{gateway}")  # fmt: skip
+    assert cfg.ingest.deadletter.topic == "rw-demo-deadletter"
+    (mq,) = cfg.alerts.notifiers()
+    assert (mq.topic, mq.summary_topic) == (
+        "rw-demo-alerts/{enterprise}", "rw-demo-alerts-summary/{enterprise}/{site}")  # fmt: skip
     assert cfg.path(cfg.catalog[0]) == catalog
     reg = SensorRegistry()
     reg.load_catalog([cfg.path(cfg.catalog[0])])

@@ -14,7 +14,8 @@ from riskwatch.errors import ConfigErrors
 def test_sample_parses() -> None:
     text = (resources.files("riskwatch") / "config" / "alerts_sample.yaml").read_text()
     cfg = load_engine_config_text(text, file="alerts_sample.yaml").alerts
-    assert [n.label for n in cfg.notifiers()] == ["mqtt", "dispatch", "shift-lead", "log"]
+    assert [n.label for n in cfg.notifiers()] == ["mqtt", "dispatch", "shift-lead", "dingtalk",
+                                                 "log"]
     assert cfg.escalate_after_s == {"red": 300, "orange": 900, "yellow": 3600}
     assert cfg.inhibit[1].lower_only and cfg.api.listen == "127.0.0.1:9110"
 

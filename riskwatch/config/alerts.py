@@ -19,6 +19,7 @@ e.yaml:1:19: escalate_after_s: unknown level 'purple'; expected one of red, oran
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +30,7 @@ from riskwatch.config.servertls import ServerTlsConfig
 
 __all__ = [
     "ROBOT_URLS",
+    "TEMPLATE_FIELDS",
     "AlertsApiConfig",
     "AlertsConfig",
     "ApiToken",
@@ -36,6 +38,7 @@ __all__ = [
     "InhibitRule",
     "NotifierConfig",
     "check_matchers",
+    "check_template",
     "unknown_rule_matchers",
 ]
 
@@ -92,6 +95,32 @@ def _zones(d: dict[str, str]) -> str | None:
     return None
 
 
+#: what a message template may name
+TEMPLATE_FIELDS = ("action", "by", "enterprise", "group", "id", "level", "message", "note",
+                   "rule", "sensor", "site", "state", "threshold", "tier", "time", "value",
+                   "what", "where")  # fmt: skip
+
+
+def check_template(t: str) -> str | None:
+    """What is wrong with a message template, or None (config check)."""
+    try:
+        parts = list(string.Formatter().parse(t))
+    except ValueError as exc:
+        return f"bad template: {exc}"
+    for _lit, name, spec, conv in parts:
+        if name is None:
+            continue
+        if name not in TEMPLATE_FIELDS:
+            return f"unknown placeholder {{{name}}}; known: {', '.join(TEMPLATE_FIELDS)}"
+        if spec or conv:
+            return f"placeholder {{{name}}}: no format spec or conversion (the values are text)"
+    return None
+
+
+def _template(v: str | None) -> str | None:
+    return None if v is None else check_template(v)
+
+
 #: where a robot notifier posts when ``url`` is not given
 ROBOT_URLS = {
     "dingtalk": "https://oapi.dingtalk.com/robot/send",
@@ -137,6 +166,8 @@ class NotifierConfig:
     lang: Literal["zh", "en"] = "zh"
     timezone: str = field(default="Asia/Shanghai", metadata={"check": _zone})
     site_timezones: dict[str, str] = field(default_factory=dict, metadata={"check": _zones})
+    title_template: str | None = field(default=None, metadata={"check": _template})
+    text_template: str | None = field(default=None, metadata={"check": _template})
     # email
     smtp_host: str | None = None
     smtp_port: int = 0  # 0: 25 (none), 587 (starttls), 465 (ssl)

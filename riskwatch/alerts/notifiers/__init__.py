@@ -50,7 +50,8 @@ def _log(c: NotifierConfig, publisher: Any, base: Callable[[str], Path]) -> LogN
 
 
 def _renderer(c: NotifierConfig) -> Renderer:
-    return Renderer(c.lang, c.timezone, c.site_timezones)
+    return Renderer(c.lang, c.timezone, c.site_timezones, title_template=c.title_template,
+                    text_template=c.text_template)  # fmt: skip
 
 
 def _dingtalk(c: NotifierConfig, publisher: Any, base: Callable[[str], Path]) -> DingTalkNotifier:

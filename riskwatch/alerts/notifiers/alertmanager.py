@@ -8,8 +8,9 @@ The body has Alertmanager's top-level keys (``version: "4"``, ``groupKey``,
 ``labels``, ``annotations``, ``startsAt``, ``endsAt``, ``generatorURL`` and
 ``fingerprint``. Labels: ``alertname`` (the rule), ``severity`` (the level's colour),
 ``enterprise``, ``site`` and, where set, ``sensor``, ``group``, ``kind``, ``source``.
-The fingerprint is Prometheus' label-set fingerprint (FNV-1a 64 over the sorted labels),
-so it stays the same across the alert's transitions. A transition that leaves the alert
+The fingerprint is Prometheus' label-set fingerprint (FNV-1a 64 over the sorted labels)
+of the identifying labels, all but ``severity``: it stays the same across the alert's
+transitions, level changes included. A transition that leaves the alert
 active (raise, level change, ack, escalation, repeat) is ``firing`` with a zero
 ``endsAt``; one that ends it (resolved, closed) is ``resolved`` with ``endsAt`` set.
 What riskwatch adds (the action, state, value, threshold, ids) goes into annotations;
@@ -26,7 +27,7 @@ console's page of the alert.
 ('4', 'firing', '{}:{alertname="ch4", enterprise="m1", site="f1"}')
 >>> a = body["alerts"][0]
 >>> a["labels"]["severity"], a["startsAt"], a["endsAt"], a["fingerprint"]
-('red', '2026-11-28T15:33:20Z', '0001-01-01T00:00:00Z', '0b4070ae02ed3ec4')
+('red', '2026-11-28T15:33:20Z', '0001-01-01T00:00:00Z', 'ef83ad92d20e6aa8')
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _alert(n: dict[str, Any], external_url: str) -> dict[str, Any]:
         "status": "resolved" if ended else "firing", "labels": labels, "annotations": ann,
         "startsAt": _rfc3339(int(n.get("since") or ts)),
         "endsAt": _rfc3339(ts) if ended else ZERO_TIME, "generatorURL": gen,
-        "fingerprint": fingerprint(labels),
+        "fingerprint": fingerprint({k: v for k, v in labels.items() if k != "severity"}),
     }  # fmt: skip
 
 

@@ -10,6 +10,11 @@ spelled out, so a message forwarded elsewhere is still unambiguous.
 A payload carrying ``alerts: [...]`` (a group of notifications) renders as one message
 listing every alert it stands for.
 
+Templates (``title_template``, ``text_template``; placeholders in :data:`TEMPLATE_FIELDS`,
+checked when the config loads) replace the built-in title and body of a single
+notification, e.g. to carry the keyword a DingTalk robot's "custom keyword" security
+setting requires; in a group each alert's line uses the title template.
+
 >>> import orjson
 >>> p = orjson.dumps({"id": "a1", "event": "a1:1", "rule": "ch4_face", "level": "red",
 ...     "state": "firing", "action": "firing", "enterprise": "m1", "site": "face1",
@@ -30,6 +35,12 @@ listing every alert it stands for.
 告警编号: a1
 >>> Renderer("en", "UTC").title(ns)
 '[RED] raised m1/face1/CH4-01: CH4 1.6 % at the face'
+>>> t = Renderer("zh", title_template="安全监控 {level}预警 {site} {sensor}",
+...              text_template="{message}，{time}")
+>>> t.title(ns), t.text(ns)
+('安全监控 红色预警 face1 CH4-01', 'CH4 1.6 % at the face，2026-11-28 23:33:20 (UTC+08:00)')
+>>> check_template("{level} {colour}")[:40]
+'unknown placeholder {colour}; known: act'
 """
 
 from __future__ import annotations
@@ -44,9 +55,10 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from riskwatch.alerts.records import Action
+from riskwatch.config.alerts import TEMPLATE_FIELDS, check_template
 from riskwatch.errors import NotifyError
 
-__all__ = ["Lang", "Notice", "Renderer", "notices"]
+__all__ = ["TEMPLATE_FIELDS", "Lang", "Notice", "Renderer", "check_template", "notices"]
 
 Lang = Literal["zh", "en"]
 
@@ -157,11 +169,26 @@ class Renderer:
     """Titles, plain text, markdown and HTML for a list of notices in one language."""
 
     def __init__(self, lang: Lang = "zh", timezone: str = "Asia/Shanghai",
-                 site_timezones: Mapping[str, str] | None = None) -> None:  # fmt: skip
+                 site_timezones: Mapping[str, str] | None = None, *,
+                 title_template: str | None = None, text_template: str | None = None,
+                 ) -> None:  # fmt: skip
         self.lang = lang
         self.tz = ZoneInfo(timezone)
         self.site_tz = {k: ZoneInfo(v) for k, v in (site_timezones or {}).items()}
         self.f = _FIELDS[lang]
+        self.title_template = title_template
+        self.text_template = text_template
+
+    def fields(self, n: Notice) -> dict[str, str]:
+        """The template placeholders' values for ``n`` (all text)."""
+        return {
+            "action": n.action, "by": n.by, "enterprise": n.enterprise, "group": n.group or "",
+            "id": n.id, "level": self.level(n), "message": n.message, "note": n.note or "",
+            "rule": n.rule, "sensor": n.sensor or "", "site": n.site, "state": n.state,
+            "threshold": _num(n.threshold), "tier": str(n.tier), "time": self.when(n),
+            "value": _num(n.value), "what": _WHAT[self.lang].get(n.step, n.step),
+            "where": n.where,
+        }  # fmt: skip
 
     def when(self, n: Notice) -> str:
         """``ts`` in the site's zone, with its UTC offset."""
@@ -174,6 +201,8 @@ class Renderer:
         return _LEVEL[self.lang].get(n.level or n.max_level or "", self.f["none"])
 
     def headline(self, n: Notice) -> str:
+        if self.title_template is not None:
+            return self.title_template.format_map(self.fields(n))
         lv = self.f["title_level"].format(lv=self.level(n))
         what = _WHAT[self.lang].get(n.step, n.step)
         msg = n.message
@@ -210,6 +239,8 @@ class Renderer:
         return rows
 
     def text(self, ns: list[Notice]) -> str:
+        if len(ns) == 1 and self.text_template is not None:
+            return self.text_template.format_map(self.fields(ns[0]))
         if len(ns) == 1:
             return "\n".join([self.headline(ns[0])] + [f"{k}: {v}" for k, v in self._rows(ns[0])])
         lines = [self.title(ns)]
@@ -218,6 +249,8 @@ class Renderer:
 
     def markdown(self, ns: list[Notice]) -> str:
         """Markdown both robots render (headings, bold, lists; no tables)."""
+        if len(ns) == 1 and self.text_template is not None:
+            return self.text_template.format_map(self.fields(ns[0]))
         if len(ns) == 1:
             body = [f"### {self.headline(ns[0])}", ""]
             body += [f"- **{k}**: {v}" for k, v in self._rows(ns[0])]
@@ -228,6 +261,9 @@ class Renderer:
 
     def html(self, ns: list[Notice]) -> str:
         e = html.escape
+        if len(ns) == 1 and self.text_template is not None:
+            body = e(self.text_template.format_map(self.fields(ns[0]))).replace("\n", "<br>")
+            return f"<html><body><p>{body}</p></body></html>"
         parts = ["<html><body>"]
         for n in ns:
             parts.append(f"<h3>{e(self.headline(n))}</h3><table>")

@@ -44,6 +44,10 @@ def test_defaults_without_config() -> None:
         ("alerts: {notify: [{kind: wecom, token_env: K, timezone: Mars/Olympus}]}",
          "e.yaml:1:57: alerts.notify[0].timezone: unknown time zone 'Mars/Olympus' (use an "
          "IANA name such as Asia/Shanghai)"),
+        ("alerts: {notify: [{kind: wecom, token_env: K, title_template: '{lvl} alarm'}]}",
+         "e.yaml:1:63: alerts.notify[0].title_template: unknown placeholder {lvl}; known: "
+         "action, by, enterprise, group, id, level, message, note, rule, sensor, site, state, "
+         "threshold, tier, time, value, what, where"),
         ("alerts: {notify: [{kind: email, smtp_host: h, from_addr: a@b}]}",
          "e.yaml:1:19: alerts.notify[0].to: an email notifier needs at least one address in to"),
         ("alerts: {inhibit: [{source: {colour: red}}]}",

@@ -21,8 +21,10 @@ per-site summaries on ``rw-demo-alerts-summary/...`` and dead letters on
 production defaults).
 
 It prints where to look (metrics URL, alert topic with a ready ``mosquitto_sub`` line for
-the broker in use, work folder) and every few seconds a summary line: readings/s into the
-engine and open alerts by level. Ctrl-C stops everything cleanly; ``--duration`` bounds
+the broker in use, work folder), a line for every raise (``ALERT``), level change
+(``LEVEL UP`` / ``STEP DOWN``) and clear (``CLEAR``), and every few seconds a summary
+line: readings/s into the engine and open alerts by level, counted as the console's
+board counts them (every open alert, cleared-but-unacknowledged ones included). Ctrl-C stops everything cleanly; ``--duration`` bounds
 the run. The work folder keeps a ready ``engine.yaml`` to go on with ``riskwatch run -c``.
 """
 
@@ -450,39 +452,53 @@ class Demo:
             self.stop.set()
 
     def _on_transitions(self, items: list[tuple[Any, Any]]) -> None:
+        """One line per raise (``ALERT``), level change (``LEVEL UP`` / ``STEP DOWN``: a
+        level less severe than the alert's worst) and clear (``CLEAR``)."""
         for alert, tr in items:
-            if tr.action not in ("open", "firing", "level") or tr.to_state != "firing":
+            raised = tr.action in ("open", "firing") and tr.to_state == "firing"
+            if not (raised or tr.action in ("level", "resolved")):
                 continue
-            lvl = LEVELS[tr.level - 1] if tr.level else "?"
-            self.raised[lvl] += 1
-            if self.first_alert_s is None:
-                self.first_alert_s = time.monotonic() - self.t_start
+            lvl = LEVELS[tr.level - 1] if tr.level else LEVELS[(alert.max_level or 4) - 1]
+            if raised:
+                tag = "ALERT"
+                self.raised[lvl] += 1
+                if self.first_alert_s is None:
+                    self.first_alert_s = time.monotonic() - self.t_start
+            elif tr.action == "resolved":
+                tag = "CLEAR"
+            else:
+                down = tr.level is not None and tr.level > (alert.max_level or tr.level)
+                tag = "STEP DOWN" if down else "LEVEL UP"
             where = f"{alert.enterprise}/{alert.site}/{alert.sensor or alert.group or ''}"
             msg = alert.message or ""
             if msg.startswith(where):
                 msg = msg[len(where) :].lstrip(": ")
             self.say(
-                f"  ALERT {lvl.upper():<6} {alert.rule:<22} {where}: {msg}"
+                f"  {tag:<9} {lvl.upper():<6} {alert.rule:<22} {where}: {msg}"
                 f" [t+{time.monotonic() - self.t_start:.0f}s]"
             )
 
     # -- run ---------------------------------------------------------------------
     def open_by_level(self) -> dict[str, int]:
-        counts = dict.fromkeys(LEVELS, 0)
+        """Open alerts as the console's board counts them: every open alert (pending,
+        firing, acknowledged, cleared but unacknowledged, shelved), by its current level,
+        else its worst; ``unacked`` those nobody acknowledged yet."""
+        counts = dict.fromkeys((*LEVELS, "unacked"), 0)
         if self.engine is None:
             return counts
         for al in self.engine.sink.open_alerts():
-            if al.active and al.level:
-                counts[LEVELS[al.level - 1]] += 1
+            lv = al.level or al.max_level or 4
+            counts[LEVELS[lv - 1]] += 1
+            counts["unacked"] += 0 if al.acked else 1
         return counts
 
     def summary_line(self, rate: float) -> str:
         o = self.open_by_level()
-        total = sum(o.values())
+        total = sum(o[lv] for lv in LEVELS)
         return (
             f"[t+{time.monotonic() - self.t_start:4.0f}s] {rate:7.1f} readings/s | open alerts: "
             f"{total} (red {o['red']}, orange {o['orange']}, yellow {o['yellow']}, "
-            f"blue {o['blue']})"
+            f"blue {o['blue']}; {o['unacked']} unacknowledged)"
         )
 
     def wait(self) -> None:

@@ -24,8 +24,9 @@ It prints where to look (metrics URL, alert topic with a ready ``mosquitto_sub``
 the broker in use, work folder), a line for every raise (``ALERT``), level change
 (``LEVEL UP`` / ``STEP DOWN``) and clear (``CLEAR``), and every few seconds a summary
 line: readings/s into the engine and open alerts by level, counted as the console's
-board counts them (every open alert, cleared-but-unacknowledged ones included). Ctrl-C stops everything cleanly; ``--duration`` bounds
-the run. The work folder keeps a ready ``engine.yaml`` to go on with ``riskwatch run -c``.
+board counts them (every open alert, cleared-but-unacknowledged ones included). Ctrl-C
+stops everything cleanly; ``--duration`` bounds the run. The work folder keeps a ready
+``engine.yaml`` to go on with ``riskwatch run -c``.
 """
 
 from __future__ import annotations

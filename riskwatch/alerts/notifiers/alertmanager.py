@@ -86,7 +86,7 @@ def _alert(n: dict[str, Any], external_url: str) -> dict[str, Any]:
            "riskwatch_event": str(n.get("event") or "")}  # fmt: skip
     for k in ("value", "threshold", "by", "note", "tier", "max_level", "reason"):
         v = n.get(k)
-        if v not in (None, "", 0) or (k == "value" and v == 0):
+        if v is not None and v != "" and not (k == "tier" and v == 0):
             ann[k] = f"{v:g}" if isinstance(v, float) else str(v)
     ts = int(n.get("ts") or 0)
     gen = f"{external_url.rstrip('/')}/alert/{n.get('id', '')}" if external_url else ""

@@ -70,3 +70,7 @@ def test_alertmanager_clear_is_resolved_with_the_same_fingerprint() -> None:
     down = orjson.loads(to_alertmanager(_d(action="level", level="orange").payload, receiver="r"))
     assert down["alerts"][0]["labels"]["severity"] == "orange"
     assert down["alerts"][0]["fingerprint"] == fire["alerts"][0]["fingerprint"]
+    zero = orjson.loads(to_alertmanager(_d(action="firing", level="blue", value=0.0,
+                                           threshold=0.0).payload, receiver="r"))  # fmt: skip
+    ann = zero["alerts"][0]["annotations"]
+    assert (ann["value"], ann["threshold"], "tier" in ann) == ("0", "0", False)

@@ -14,9 +14,18 @@ What it starts:
   meters of these enterprises) published live, with faults that raise alerts within the
   first minute and recur every ten minutes; ground-truth labels go to ``labels.jsonl``.
 
-It prints where to look (metrics URL, alert topic, work folder) and every few seconds a
-summary line: readings/s into the engine and open alerts by level. Ctrl-C stops
-everything cleanly; ``--duration`` bounds the run. The work folder keeps a ready
+Its topics are its own, so a demo on a shared broker never looks like production: readings
+on ``rw-demo/<enterprise>/<site>/<gateway>``, alerts on ``rw-demo-alerts/<enterprise>``,
+per-site summaries on ``rw-demo-alerts-summary/...`` and dead letters on
+``rw-demo-deadletter`` (``--topic-prefix`` picks another prefix; ``--topic-prefix rw`` the
+production defaults).
+
+It prints where to look (metrics URL, alert topic with a ready ``mosquitto_sub`` line for
+the broker in use, work folder), a line for every raise (``ALERT``), level change
+(``LEVEL UP`` / ``STEP DOWN``) and clear (``CLEAR``), and every few seconds a summary
+line: readings/s into the engine and open alerts by level, counted as the console's
+board counts them (every open alert, cleared-but-unacknowledged ones included). Ctrl-C
+stops everything cleanly; ``--duration`` bounds the run. The work folder keeps a ready
 ``engine.yaml`` to go on with ``riskwatch run -c``.
 """
 
@@ -50,6 +59,8 @@ log = logging.getLogger("riskwatch.demo")
 
 LEVELS = ("red", "orange", "yellow", "blue")
 RULE_PACKS = ("coal_mine.yaml", "hazchem.yaml", "tailings.yaml", "electricity.yaml")
+#: the demo's own topics, apart from production's ``rw/...`` and ``rw-alerts/...``
+DEFAULT_PREFIX = "rw-demo"
 
 
 class DemoError(RiskwatchError):
@@ -66,6 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "  riskwatch demo --mqtt mqtt://127.0.0.1:1883 --influx http://127.0.0.1:8086",
     )
     p.add_argument("--mqtt", help="use this broker (default: local Mosquitto, else embedded)")
+    p.add_argument("--topic-prefix", default=DEFAULT_PREFIX,
+                   help=f"MQTT topic prefix (default {DEFAULT_PREFIX}: readings on "
+                   f"{DEFAULT_PREFIX}/..., alerts on {DEFAULT_PREFIX}-alerts/...; "
+                   "'rw' uses the production topics)")  # fmt: skip
     p.add_argument(
         "--embedded-broker", action="store_true", help="always start the embedded broker"
     )
@@ -88,6 +103,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 # ---------------------------------------------------------------------------- parts
+def mosquitto_sub_hint(url: str, topic: str) -> str:
+    """A ``mosquitto_sub`` line for ``topic`` on the broker at ``url`` (host and port
+    always given: the embedded broker may sit on another port than 1883).
+
+    >>> mosquitto_sub_hint("mqtt://127.0.0.1:18830", "rw-demo-alerts/#")
+    "mosquitto_sub -h 127.0.0.1 -p 18830 -t 'rw-demo-alerts/#' -v"
+    >>> mosquitto_sub_hint("mqtts://broker.example", "x/#")
+    "mosquitto_sub -h broker.example -p 8883 -t 'x/#' -v"
+    """
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    tls = u.scheme in ("mqtts", "ssl", "tls")
+    port = u.port or (8883 if tls else 1883)
+    return f"mosquitto_sub -h {u.hostname or '127.0.0.1'} -p {port} -t '{topic}' -v"
+
+
 def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -235,6 +267,7 @@ def engine_yaml(
     metrics: str | None,
     detectors: list[Path] | None = None,
     console: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
 ) -> str:
     storage = (
         f"  influx: {{url: '{influx_url}', api: v1, database: '{influx_db}'}}\n"
@@ -249,8 +282,10 @@ def engine_yaml(
     lines = [
         "# written by riskwatch demo; run it again with: riskwatch run -c engine.yaml",
         f"mqtt: {{url: '{mqtt_url}', client_id: 'riskwatch-demo-{int(time.time())}', "
-        f"protocol: '{protocol}', clean_start: true, session_expiry_s: 60}}",
-        "ingest:\n  batch_max_wait_ms: 100\n  deadletter: {file: var/deadletter.jsonl}",
+        f"protocol: '{protocol}', clean_start: true, session_expiry_s: 60, "
+        f"topics: ['{prefix}/#'], topic_template: '{prefix}/{{enterprise}}/{{site}}/{{gateway}}'}}",
+        "ingest:\n  batch_max_wait_ms: 100\n"
+        f"  deadletter: {{file: var/deadletter.jsonl, topic: '{prefix}-deadletter'}}",
         f"storage:\n{storage}  spool_dir: var/spool",
         f"catalog: {paths([catalog])}",
         f"rules: {paths(rules)}",
@@ -258,7 +293,9 @@ def engine_yaml(
     if detectors:
         lines.append(f"detectors: {paths(detectors)}")
     lines += [
-        "alerts: {store: var/alerts.sqlite, topic: 'rw-alerts/{enterprise}'}",
+        "alerts:\n  store: var/alerts.sqlite\n  notify:\n"
+        f"    - {{kind: mqtt, topic: '{prefix}-alerts/{{enterprise}}', "
+        f"summary_topic: '{prefix}-alerts-summary/{{enterprise}}/{{site}}'}}",
         "state: {dir: var/state, snapshot_every: 30s}  # rules and detectors survive a restart",
         f"metrics: {{listen: {repr(metrics) if metrics else 'null'}}}",
     ]
@@ -330,7 +367,7 @@ class Demo:
             mqtt_url=url, protocol=protocol, influx_url=a.influx, influx_db=a.influx_db,
             catalog=catalog, rules=rules, metrics=metrics,
             detectors=None if a.no_detectors else detector_files(self.workdir),
-            console=self._console_address(),
+            console=self._console_address(), prefix=a.topic_prefix,
         )  # fmt: skip
         cfg_path = self.workdir / "engine.yaml"
         cfg_path.write_text(text, encoding="utf-8")
@@ -353,7 +390,8 @@ class Demo:
         self.labels = LabelWriter.open(self.workdir / "labels.jsonl")
         sink = MqttSink(url, qos=1, client_id=f"riskwatch-demo-sim-{int(time.time())}")
         self._sim_sink = sink
-        encoder = encoder_for(sim, sc.form, 500)
+        prefix = a.topic_prefix
+        encoder = encoder_for(sim, sc.form, 500, f"{prefix}/{{enterprise}}/{{site}}/{{gateway}}")
         self.sim = sim
         self.sim_thread = threading.Thread(
             target=self._simulate, args=(sim, encoder, sink), name="riskwatch-sim", daemon=True
@@ -361,8 +399,9 @@ class Demo:
         self.sim_thread.start()
         self.say(
             "riskwatch demo is running\n"
-            f"  MQTT broker:   {url} ({kind}); readings on rw/<enterprise>/<site>/<gateway>\n"
-            f"  alert topic:   rw-alerts/<enterprise> (e.g. mosquitto_sub -t 'rw-alerts/#' -v)\n"
+            f"  MQTT broker:   {url} ({kind}); readings on {prefix}/<enterprise>/<site>/<gateway>\n"
+            f"  alert topic:   {prefix}-alerts/<enterprise> "
+            f"(e.g. {mosquitto_sub_hint(url, f'{prefix}-alerts/#')})\n"
             f"  metrics:       {engine.metrics_url or 'off'}\n"
             f"  console:       {engine.console_url or 'off'}"
             f"{self.console_login}\n"
@@ -415,39 +454,53 @@ class Demo:
             self.stop.set()
 
     def _on_transitions(self, items: list[tuple[Any, Any]]) -> None:
+        """One line per raise (``ALERT``), level change (``LEVEL UP`` / ``STEP DOWN``: a
+        level less severe than the alert's worst) and clear (``CLEAR``)."""
         for alert, tr in items:
-            if tr.action not in ("open", "firing", "level") or tr.to_state != "firing":
+            raised = tr.action in ("open", "firing") and tr.to_state == "firing"
+            if not (raised or tr.action in ("level", "resolved")):
                 continue
-            lvl = LEVELS[tr.level - 1] if tr.level else "?"
-            self.raised[lvl] += 1
-            if self.first_alert_s is None:
-                self.first_alert_s = time.monotonic() - self.t_start
+            lvl = LEVELS[tr.level - 1] if tr.level else LEVELS[(alert.max_level or 4) - 1]
+            if raised:
+                tag = "ALERT"
+                self.raised[lvl] += 1
+                if self.first_alert_s is None:
+                    self.first_alert_s = time.monotonic() - self.t_start
+            elif tr.action == "resolved":
+                tag = "CLEAR"
+            else:
+                down = tr.level is not None and tr.level > (alert.max_level or tr.level)
+                tag = "STEP DOWN" if down else "LEVEL UP"
             where = f"{alert.enterprise}/{alert.site}/{alert.sensor or alert.group or ''}"
             msg = alert.message or ""
             if msg.startswith(where):
                 msg = msg[len(where) :].lstrip(": ")
             self.say(
-                f"  ALERT {lvl.upper():<6} {alert.rule:<22} {where}: {msg}"
+                f"  {tag:<9} {lvl.upper():<6} {alert.rule:<22} {where}: {msg}"
                 f" [t+{time.monotonic() - self.t_start:.0f}s]"
             )
 
     # -- run ---------------------------------------------------------------------
     def open_by_level(self) -> dict[str, int]:
-        counts = dict.fromkeys(LEVELS, 0)
+        """Open alerts as the console's board counts them: every open alert (pending,
+        firing, acknowledged, cleared but unacknowledged, shelved), by its current level,
+        else its worst; ``unacked`` those nobody acknowledged yet."""
+        counts = dict.fromkeys((*LEVELS, "unacked"), 0)
         if self.engine is None:
             return counts
         for al in self.engine.sink.open_alerts():
-            if al.active and al.level:
-                counts[LEVELS[al.level - 1]] += 1
+            lv = al.level or al.max_level or 4
+            counts[LEVELS[lv - 1]] += 1
+            counts["unacked"] += 0 if al.acked else 1
         return counts
 
     def summary_line(self, rate: float) -> str:
         o = self.open_by_level()
-        total = sum(o.values())
+        total = sum(o[lv] for lv in LEVELS)
         return (
             f"[t+{time.monotonic() - self.t_start:4.0f}s] {rate:7.1f} readings/s | open alerts: "
             f"{total} (red {o['red']}, orange {o['orange']}, yellow {o['yellow']}, "
-            f"blue {o['blue']})"
+            f"blue {o['blue']}; {o['unacked']} unacknowledged)"
         )
 
     def wait(self) -> None:

@@ -19,14 +19,18 @@ e.yaml:1:19: escalate_after_s: unknown level 'purple'; expected one of red, oran
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from riskwatch.config.schema import check_listen
 from riskwatch.config.secrets import resolve_secret
 from riskwatch.config.servertls import ServerTlsConfig
 
 __all__ = [
+    "ROBOT_URLS",
+    "TEMPLATE_FIELDS",
     "AlertsApiConfig",
     "AlertsConfig",
     "ApiToken",
@@ -34,6 +38,7 @@ __all__ = [
     "InhibitRule",
     "NotifierConfig",
     "check_matchers",
+    "check_template",
     "unknown_rule_matchers",
 ]
 
@@ -74,13 +79,66 @@ def _levels_check(d: dict[str, float]) -> str | None:
     return None
 
 
+def _zone(v: str) -> str | None:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)"
+    return None
+
+
+def _zones(d: dict[str, str]) -> str | None:
+    for k, v in d.items():
+        msg = _zone(v)
+        if msg:
+            return f"{k}: {msg}"
+    return None
+
+
+#: what a message template may name
+TEMPLATE_FIELDS = ("action", "by", "enterprise", "group", "id", "level", "message", "note",
+                   "rule", "sensor", "site", "state", "threshold", "tier", "time", "value",
+                   "what", "where")  # fmt: skip
+
+
+def check_template(t: str) -> str | None:
+    """What is wrong with a message template, or None (config check)."""
+    try:
+        parts = list(string.Formatter().parse(t))
+    except ValueError as exc:
+        return f"bad template: {exc}"
+    for _lit, name, spec, conv in parts:
+        if name is None:
+            continue
+        if name not in TEMPLATE_FIELDS:
+            return f"unknown placeholder {{{name}}}; known: {', '.join(TEMPLATE_FIELDS)}"
+        if spec or conv:
+            return f"placeholder {{{name}}}: no format spec or conversion (the values are text)"
+    return None
+
+
+def _template(v: str | None) -> str | None:
+    return None if v is None else check_template(v)
+
+
+#: where a robot notifier posts when ``url`` is not given
+ROBOT_URLS = {
+    "dingtalk": "https://oapi.dingtalk.com/robot/send",
+    "wecom": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
+}
+
+
 @dataclass(frozen=True)
 class NotifierConfig:
     """One notifier. ``kind`` picks the plugin; ``match`` routes (all matchers must match;
     a list value means any of; ``~regex`` is a regular expression); ``min_tier`` makes it an
-    escalation tier (only alerts escalated at least that many times reach it)."""
+    escalation tier (only alerts escalated at least that many times reach it).
 
-    kind: Literal["mqtt", "webhook", "log"]
+    Secrets never sit in the YAML: ``secret_env``/``secret_file`` (the webhook's HMAC key,
+    DingTalk's signing secret), ``token_env``/``token_file`` (DingTalk's access_token,
+    WeCom's key), ``password_env``/``password_file`` (the SMTP login)."""
+
+    kind: Literal["mqtt", "webhook", "log", "dingtalk", "wecom", "email"]
     name: str = ""
     match: dict[str, list[str]] = _matchers()  # type: ignore[assignment]  # noqa: RUF009
     min_tier: int = 0
@@ -89,14 +147,36 @@ class NotifierConfig:
     topic: str = "rw-alerts/{enterprise}"
     summary_topic: str | None = "rw-alerts-summary/{enterprise}/{site}"
     qos: int = field(default=1, metadata={"check": lambda v: None if v in (0, 1, 2) else "0-2"})
-    # webhook
+    # webhook (url also for dingtalk and wecom, which have defaults)
     url: str | None = None
     secret_env: str | None = None
     secret_file: str | None = None
+    format: Literal["riskwatch", "alertmanager"] = "riskwatch"
+    signature: Literal["timestamp", "body"] = "timestamp"
+    external_url: str = ""  # the console's address: Alertmanager's externalURL, generatorURL
     timeout_s: float = _pos(5.0)  # type: ignore[assignment]
     retry_initial_s: float = _pos(0.5)  # type: ignore[assignment]
     retry_max_s: float = _pos(60.0)  # type: ignore[assignment]
     give_up_after_s: float = _pos(24 * 3600.0)  # type: ignore[assignment]
+    # dingtalk, wecom
+    token_env: str | None = None
+    token_file: str | None = None
+    at_mobiles: list[str] = field(default_factory=list)
+    # dingtalk, wecom, email: the text
+    lang: Literal["zh", "en"] = "zh"
+    timezone: str = field(default="Asia/Shanghai", metadata={"check": _zone})
+    site_timezones: dict[str, str] = field(default_factory=dict, metadata={"check": _zones})
+    title_template: str | None = field(default=None, metadata={"check": _template})
+    text_template: str | None = field(default=None, metadata={"check": _template})
+    # email
+    smtp_host: str | None = None
+    smtp_port: int = 0  # 0: 25 (none), 587 (starttls), 465 (ssl)
+    smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    from_addr: str | None = None
+    to: list[str] = field(default_factory=list)
     # log
     file: str | None = None
 
@@ -107,11 +187,41 @@ class NotifierConfig:
     def secret(self) -> str | None:
         return resolve_secret(self.secret_env, self.secret_file, what=f"{self.label}.secret")
 
+    def token(self) -> str | None:
+        return resolve_secret(self.token_env, self.token_file, what=f"{self.label}.token")
+
+    def password(self) -> str | None:
+        return resolve_secret(self.password_env, self.password_file,
+                              what=f"{self.label}.password")  # fmt: skip
+
+    def post_url(self) -> str:
+        """Where an HTTP notifier posts (a robot's documented endpoint by default)."""
+        url = self.url or ROBOT_URLS.get(self.kind)
+        assert url is not None, "validate() requires a url"
+        return url
+
     def validate(self) -> list[tuple[tuple[str, ...], str]]:
         if self.kind == "webhook" and not self.url:
             return [(("url",), "a webhook notifier needs url: http(s)://...")]
         if self.url and not self.url.startswith(("http://", "https://")):
             return [(("url",), f"must be an http(s) URL, got {self.url!r}")]
+        if self.kind in ROBOT_URLS and not (self.token_env or self.token_file) and (
+            not self.url or "?" not in self.url
+        ):
+            what = "access_token" if self.kind == "dingtalk" else "key"
+            return [(("token_env",), f"a {self.kind} robot needs its {what}: set token_env or "
+                                     "token_file")]  # fmt: skip
+        if self.kind == "email":
+            out: list[tuple[tuple[str, ...], str]] = []
+            if not self.smtp_host:
+                out.append((("smtp_host",), "an email notifier needs smtp_host"))
+            if not self.from_addr or "@" not in self.from_addr:
+                out.append((("from_addr",), "an email notifier needs from_addr: an address"))
+            if not self.to:
+                out.append((("to",), "an email notifier needs at least one address in to"))
+            if self.username and not (self.password_env or self.password_file):
+                out.append((("password_env",), "username needs password_env or password_file"))
+            return out
         return []
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["bundled_root", "register"]
 
-SUBDIRS = ("rules", "catalog", "detectors", "scenarios", "mosquitto")
+SUBDIRS = ("rules", "catalog", "detectors", "scenarios", "mosquitto", "notifiers")
 #: printed by ``config sample`` but not copied by ``config init``: files for other programs
 SAMPLE_ONLY = ("systemd", "prometheus", "grafana")
 #: what ``config init --production`` copies from the bundled set (the site's own catalogue

@@ -70,7 +70,9 @@ class WebhookReceiver:
                     return
                 if outer.mode == "slow":
                     time.sleep(outer.slow_s)
-                want = "sha256=" + hmac.new(outer.secret, body, hashlib.sha256).hexdigest()
+                ts = self.headers.get("X-Riskwatch-Timestamp")  # signed as "<ts>.<body>"
+                signed = body if ts is None else f"{ts}.".encode() + body
+                want = "sha256=" + hmac.new(outer.secret, signed, hashlib.sha256).hexdigest()
                 if self.headers.get("X-Riskwatch-Signature") != want:
                     outer.bad_signatures += 1
                 outer.received.append((json.loads(body), dict(self.headers)))

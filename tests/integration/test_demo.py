@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from riskwatch.console.users import UserStore
+from tests.integration.spine_helpers import Collector
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +64,9 @@ def test_demo_with_embedded_broker_and_store(tmp_path: Path) -> None:
     out, rc = run_demo_until_alerts(["--embedded-broker"], tmp_path, n_alerts=2)
     assert rc == 0, out
     assert "(embedded (amqtt))" in out and "embedded local store" in out
+    port = out.split("MQTT broker:   mqtt://127.0.0.1:")[1].split(" ")[0]
+    assert f"mosquitto_sub -h 127.0.0.1 -p {port} -t 'rw-demo-alerts/#' -v" in out
+    assert "readings on rw-demo/<enterprise>/<site>/<gateway>" in out
     assert first_alert_s(out) < 60, out
     assert "open alerts: " in out and "stopped cleanly" in out
     # the run left its artefacts: readings in the local store, alerts, labels, config
@@ -84,12 +88,17 @@ def test_demo_with_mosquitto_and_influxdb(
     mqtt_addr: tuple[str, int], influx_v1_url: str, tmp_path: Path
 ) -> None:
     db = f"rwdemo{os.getpid()}"
-    out, rc = run_demo_until_alerts(
-        ["--mqtt", f"mqtt://{mqtt_addr[0]}:{mqtt_addr[1]}", "--influx", influx_v1_url,
-         "--influx-db", db],
-        tmp_path,
-    )  # fmt: skip
+    alerts = Collector(*mqtt_addr, "rw-demo-alerts/#")  # the demo's own alert topics
+    try:
+        out, rc = run_demo_until_alerts(
+            ["--mqtt", f"mqtt://{mqtt_addr[0]}:{mqtt_addr[1]}", "--influx", influx_v1_url,
+             "--influx-db", db],
+            tmp_path,
+        )  # fmt: skip
+    finally:
+        alerts.close()
     assert rc == 0, out
+    assert alerts.messages and all(t.startswith("rw-demo-alerts/") for t, _ in alerts.messages)
     assert f"InfluxDB {influx_v1_url} database {db}" in out
     assert first_alert_s(out) < 60, out
 

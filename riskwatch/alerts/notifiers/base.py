@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from riskwatch.alerts.store import AlertStore, Delivery
 from riskwatch.errors import NotifyError
 
-__all__ = ["Notifier", "NotifierMetrics", "NotifierRunner"]
+__all__ = ["Notifier", "NotifierMetrics", "NotifierRunner", "NotifyResult"]
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,24 @@ class Notifier(Protocol):
     def close(self) -> None: ...
 
 
+class NotifyResult(StrEnum):
+    """How one attempt to send ended (the ``result`` label of
+    ``riskwatch_alert_notifications_total``)."""
+
+    SENT = "sent"  # delivered
+    RETRY = "retry"  # refused or unreachable; will be tried again
+    FAILED = "failed"  # given up: not retryable, or older than give_up_after_s
+    ERROR = "error"  # the plugin raised something unexpected (a bug); tried again
+
+
 class NotifierMetrics:
     """Per-notifier metrics on an injected registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.outcomes = Counter(
+            "riskwatch_alert_notifications", "Attempts to send a notification, by notifier and "
+            "result (sent, retry, failed, error)", ["notifier", "result"], registry=registry,
+        )  # fmt: skip
         self.sent = Counter(
             "riskwatch_alert_notifications_sent", "Notifications delivered", ["notifier"],
             registry=registry,
@@ -113,6 +128,7 @@ class NotifierRunner:
         self.sent_total = 0
         self.failed_total = 0
         self.last_error: str | None = None
+        self._outcome = {r: metrics.outcomes.labels(self.name, r.value) for r in NotifyResult}
 
     # ------------------------------------------------------------------ producer side
     def offer(self, items: list[Delivery]) -> None:
@@ -266,9 +282,11 @@ class NotifierRunner:
                 if not exc.retryable or too_old:
                     log.error("notifier %s: giving up on %s: %s", self.name, d.id, exc)
                     self.metrics.failed.labels(self.name).inc()
+                    self._outcome[NotifyResult.FAILED].inc()
                     self.failed_total += 1
                     return False
                 self.metrics.retried.labels(self.name).inc()
+                self._outcome[NotifyResult.RETRY].inc()
                 log.warning("notifier %s: %s; retrying in %.1f s", self.name, exc, delay)
                 if self._stop.wait(delay):
                     return None
@@ -277,6 +295,7 @@ class NotifierRunner:
             except Exception as exc:  # a plugin bug must not kill the thread
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("notifier %s: unexpected error", self.name)
+                self._outcome[NotifyResult.ERROR].inc()
                 if self._stop.wait(delay):
                     return None
                 delay = min(delay * 2, self.retry_max_s)
@@ -285,5 +304,6 @@ class NotifierRunner:
             if t0 is not None:
                 self.metrics.latency.labels(self.name).observe((self._mono_ns() - t0) / 1e9)
             self.metrics.sent.labels(self.name).inc()
+            self._outcome[NotifyResult.SENT].inc()
             self.sent_total += 1
             return True

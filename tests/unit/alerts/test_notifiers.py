@@ -3,6 +3,7 @@ with a scripted plugin (the real MQTT and webhook plugins are tested in integrat
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -17,23 +18,33 @@ from riskwatch.alerts.notifiers import (
 )
 from riskwatch.alerts.store import AlertStore, Delivery
 from riskwatch.config.alerts import NotifierConfig
+from riskwatch.config.engine import load_engine_config_text
 from tests.unit.alerts.helpers import CapturePublisher
 
-SAMPLES = {
-    "mqtt": NotifierConfig(kind="mqtt"),
-    "webhook": NotifierConfig(kind="webhook", url="http://127.0.0.1:9/hook"),
-    "log": NotifierConfig(kind="log", file="alerts.jsonl"),
-}
+SAMPLE_DIR = Path(str(resources.files("riskwatch.config"))) / "notifiers"
+SAMPLE_SECRETS = ("RW_DISPATCH_HMAC", "RW_AM_BRIDGE_HMAC", "RW_DINGTALK_TOKEN",
+                  "RW_DINGTALK_SECRET", "RW_WECOM_KEY", "RW_SMTP_PASSWORD")  # fmt: skip
+
+
+def _sample(path: Path) -> NotifierConfig:
+    cfg = load_engine_config_text(path.read_text(encoding="utf-8"), file=str(path))
+    (nc,) = cfg.alerts.notify
+    return nc
 
 
 def test_every_plugin_has_a_sample() -> None:
-    assert set(SAMPLES) == set(NOTIFIERS)
+    """`riskwatch config sample notifiers/KIND` prints a sample for every registered kind."""
+    kinds = {_sample(p).kind for p in SAMPLE_DIR.glob("*.yaml")}
+    assert kinds == set(NOTIFIERS)
 
 
-@pytest.mark.parametrize("kind", sorted(NOTIFIERS))
-def test_plugin_contract(kind: str, tmp_path: Path) -> None:
-    n = build_notifier(SAMPLES[kind], CapturePublisher(), lambda p: tmp_path / p)
-    assert n.name == kind
+@pytest.mark.parametrize("path", sorted(SAMPLE_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_plugin_contract(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in SAMPLE_SECRETS:
+        monkeypatch.setenv(var, "x")
+    nc = _sample(path)
+    n = build_notifier(nc, CapturePublisher(), lambda p: tmp_path / p)
+    assert n.name == nc.label
     assert callable(n.send) and callable(n.close)
     n.close()
 

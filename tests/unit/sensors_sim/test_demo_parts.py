@@ -81,6 +81,13 @@ def test_work_folder_config_loads_and_rules_compile(tmp_path: Path) -> None:
     (tmp_path / "engine.yaml").write_text(text)
     cfg = load_engine_config(tmp_path / "engine.yaml")
     assert cfg.mqtt.protocol == "3.1.1" and cfg.storage.influx is None
+    # the demo's own topics: never production's rw/... and rw-alerts/... on a shared broker
+    assert (cfg.mqtt.topics, cfg.mqtt.topic_template) == (
+        ["rw-demo/#"], "rw-demo/{enterprise}/{site}/{gateway}")  # fmt: skip
+    assert cfg.ingest.deadletter.topic == "rw-demo-deadletter"
+    (mq,) = cfg.alerts.notifiers()
+    assert (mq.topic, mq.summary_topic) == (
+        "rw-demo-alerts/{enterprise}", "rw-demo-alerts-summary/{enterprise}/{site}")  # fmt: skip
     assert cfg.path(cfg.catalog[0]) == catalog
     reg = SensorRegistry()
     reg.load_catalog([cfg.path(cfg.catalog[0])])
@@ -88,3 +95,31 @@ def test_work_folder_config_loads_and_rules_compile(tmp_path: Path) -> None:
     assert {"ch4_face", "lel_gas", "displacement", "shutdown_production"} <= {
         r.name for r in rs.specs
     }
+
+
+def test_demo_prints_raises_step_downs_and_clears() -> None:
+    import argparse
+    import io
+
+    from riskwatch.alerts.state import Alert, AlertState, Transition
+    from riskwatch.demo import Demo
+
+    out = io.StringIO()
+    demo = Demo(argparse.Namespace(), out=out)
+
+    def pair(action: str, to: str, level: int | None, max_level: int) -> tuple[Alert, Transition]:
+        a = Alert("a1", "k", "ch4_face", "m1", "f1", "S1", None, "ch4", "rule",
+                  AlertState(to), to != "resolved", False, level, max_level, 1.2, 1.0,
+                  "m1/f1/S1: ch4 high", 0, 5, 5)  # fmt: skip
+        t = Transition("a1:1", "a1", 1, 7, 5, "engine", action, None, to, level, 1.2, None)
+        return a, t
+
+    demo._on_transitions([
+        pair("firing", "firing", 2, 2), pair("level", "firing", 1, 1),
+        pair("level", "firing", 2, 1), pair("resolved", "resolved", None, 1),
+        pair("ack", "resolved", None, 1),
+    ])  # fmt: skip
+    tags = [ln.split()[0:3] for ln in out.getvalue().splitlines()]
+    assert tags == [["ALERT", "ORANGE", "ch4_face"], ["LEVEL", "UP", "RED"],
+                    ["STEP", "DOWN", "ORANGE"], ["CLEAR", "RED", "ch4_face"]]  # fmt: skip
+    assert demo.raised == {"orange": 1}

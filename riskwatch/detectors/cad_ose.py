@@ -30,11 +30,14 @@ Faithfulness: with the file's range and NAB's rest period, :func:`cad_ose_scores
 reproduces NAB's published ``contextOSE`` result files (``bench/cad_ose_faithful.py``
 checks it file by file: bench/notes/detectors.md).
 
+A square wave, then a level it never showed: the wave settles to low scores once its
+contexts are learnt; the new level scores 1.
+
 >>> import numpy as np
->>> x = np.tile([0.0, 0.0, 1.0, 1.0], 50)
->>> s = cad_ose_scores(x, lo=0.0, hi=1.0, rest_period=5)
->>> bool(s[:8].max() > 0.5), round(float(s[-40:].max()), 3)  # learnt: quiet
-(True, 0.0)
+>>> x = np.r_[np.tile([0.0] * 5 + [1.0] * 5, 40), [0.5] * 3]
+>>> s = cad_ose_scores(x, lo=0.0, hi=1.0, rest_period=30)
+>>> round(float(s[300:400].mean()), 2), float(s[400])
+(0.16, 1.0)
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def tuple_hash(facts: tuple[int, ...]) -> int:
     and every later score, depend on it.
 
     >>> tuple_hash(()), tuple_hash((1, 2))
-    (3527539, 3713081631953806394)
+    (3527539, 3713081631934410656)
     """
     x, mult, n = 0x345678, 1000003, len(facts)
     for y in facts:
@@ -328,18 +331,20 @@ class CadOse(Detector):
 
     The published detector quantises by the whole file's range, known in advance. A
     stream has no such thing: give the sensor's range (``lo``, ``hi``, e.g. the
-    transmitter's span) or let it be the range of the sensor's first ``warmup``
-    readings, frozen then; later readings outside it are clipped to the end levels.
-    No score before ``warmup`` readings. After a score of ``base_threshold`` or more,
-    the next ``rest_period`` readings score 0 (the published rule).
+    transmitter's span; readings outside it take the end levels) or let it be the range
+    of the sensor's readings so far, including the current one. Once a sensor has shown
+    its extremes that is the published encoding exactly; each new extreme re-scales the
+    levels (and is itself a reading never seen before). After a score of
+    ``base_threshold`` or more the next ``rest_period`` readings score 0, and so do a
+    sensor's first ``rest_period`` readings (the published rule).
 
     Parameters
     ----------
     lo, hi : float or None
         The value range quantised into ``2**bits`` levels (both or neither).
     rest_period : int
-        Readings reported as 0 after a score of ``base_threshold`` (NAB: probation / 5,
-        150 for long files).
+        Readings reported as 0 after a score of ``base_threshold`` (published: NAB's
+        probation / 5, which is 150 for files of 5000 rows or more).
     base_threshold : float
         Published 0.75.
     max_left : int
@@ -349,9 +354,10 @@ class CadOse(Detector):
     bits : int
         Published 3 (8 levels).
     warmup : int
-        Readings before scoring; without a range, the readings that set it.
+        Readings before scoring (the rest period already silences the first
+        ``rest_period``).
     threshold : float
-        Default alert threshold on the score.
+        Default alert threshold on the score (the published ``base_threshold``).
 
     References
     ----------
@@ -360,13 +366,13 @@ class CadOse(Detector):
 
     Examples
     --------
-    A square wave learnt, then a level never seen:
+    A square wave learnt, then a level never seen (a sensor spanning 0..2):
 
     >>> from riskwatch.detectors.base import run_stream
-    >>> x = np.r_[np.tile([0.0] * 5 + [1.0] * 5, 40), [0.5] * 3]
-    >>> s = run_stream(CadOse(warmup=50), np.zeros(len(x), np.int32), x)
-    >>> float(s[300:400].max()), bool(s[400] >= 0.5)
-    (0.0, True)
+    >>> x = np.r_[np.tile([0.0] * 5 + [1.0] * 5, 40), [2.0] * 3]
+    >>> s = run_stream(CadOse(lo=0.0, hi=2.0, rest_period=30), np.zeros(len(x), np.int32), x)
+    >>> round(float(s[370:400].max()), 2), float(s[400])
+    (0.16, 1.0)
     """
 
     kind = "cad_ose"
@@ -382,7 +388,7 @@ class CadOse(Detector):
         max_active: int = 15,
         bits: int = 3,
         *,
-        warmup: int = 150,
+        warmup: int = 0,
         threshold: float = 0.75,
     ) -> None:
         check((lo is None) == (hi is None), "lo", "give both lo and hi, or neither")
@@ -395,7 +401,6 @@ class CadOse(Detector):
         check(isinstance(max_active, int) and max_active >= 1, "max_active",
               "must be an integer >= 1")
         check(isinstance(bits, int) and 1 <= bits <= 16, "bits", "must be an integer in 1..16")
-        check(lo is not None or warmup >= 1, "warmup", "must be >= 1 without lo/hi (it sets the range)")
         super().__init__(warmup=warmup, threshold=threshold)
         self.lo = None if lo is None else float(lo)
         self.hi = None if hi is None else float(hi)
@@ -410,6 +415,9 @@ class CadOse(Detector):
         self._lo = np.zeros(0)
         self._hi = np.zeros(0)
         self._quiet = np.zeros(0, np.int64)  # readings since the last score >= base
+        # what score() computed for its round, for the learn() of the same round
+        self._pending: tuple[bytes, bytes, dict[int, CadMemory], tuple[np.ndarray, ...]] | None
+        self._pending = None
 
     # -- per-sensor arrays -------------------------------------------------------------
     def _grow_cad(self, sensor: np.ndarray) -> None:
@@ -433,6 +441,7 @@ class CadOse(Detector):
         self._lo[sensor] = np.inf
         self._hi[sensor] = -np.inf
         self._quiet[sensor] = 0
+        self._pending = None
 
     def state_nbytes(self) -> int:
         # arrays only; each memory holds Python objects (roughly 200 bytes a context)
@@ -446,38 +455,21 @@ class CadOse(Detector):
         else:
             lo = self._lo[sensor]
             span = self._hi[sensor] - lo
-            span = np.where(np.isfinite(span), span, 0.0)
-            lo = np.where(np.isfinite(lo), lo, value)
-        step = np.where(span > 0, span, self._top) / self._top
-        lev = np.floor((value - lo) / step)
-        return np.clip(np.nan_to_num(lev), 0, self._top).astype(np.int64)
+        # the published arithmetic: step = range / top (top when the range is empty)
+        step = np.where(span != 0.0, span, float(self._top)) / self._top
+        lev = np.trunc((value - lo) / step)
+        return np.clip(lev, 0, self._top).astype(np.int64)
 
-    def _run(self, sensor: np.ndarray, value: np.ndarray, learn: bool) -> np.ndarray:
+    def _run(self, sensor: np.ndarray, value: np.ndarray, mems: dict[int, CadMemory]) -> np.ndarray:
+        """Score then learn one round of finite values, stepping the memories in
+        ``mems`` (missing ones are created there); the arrays are updated in place."""
         self._grow_cad(sensor)
-        out = np.zeros(len(sensor))
-        ok = np.isfinite(value)
-        if not learn:
-            # score never changes state: a CAD step learns as it scores, so the pure
-            # score of a round is that of a copy (costly; the ensemble's fused path,
-            # surprise_learn, takes one step)
-            import copy
-
-            clone = copy.deepcopy(self)
-            return clone._run(sensor, value, learn=True)
-        if not ok.all():
-            sensor, value = sensor[ok], value[ok]
-            idx = np.flatnonzero(ok)
-        else:
-            idx = np.arange(len(sensor))
-        if self.lo is None:
-            # the range is that of the warm-up readings, frozen afterwards
-            in_warm = self._seen[sensor] < self.warmup
-            s_w = sensor[in_warm]
-            self._lo[s_w] = np.minimum(self._lo[s_w], value[in_warm])
-            self._hi[s_w] = np.maximum(self._hi[s_w], value[in_warm])
+        if self.lo is None:  # the range of the readings so far, this one included
+            self._lo[sensor] = np.minimum(self._lo[sensor], value)
+            self._hi[sensor] = np.maximum(self._hi[sensor], value)
         levels = self._levels(sensor, value)
         raw = np.empty(len(sensor))
-        bits, mems = self.bits, self._mem
+        bits = self.bits
         for i, (s, lev) in enumerate(zip(sensor.tolist(), levels.tolist(), strict=True)):
             mem = mems.get(s)
             if mem is None:
@@ -486,24 +478,43 @@ class CadOse(Detector):
             raw[i] = (1.0 - a + b) / 2.0
         quiet = self._quiet[sensor]
         seen = self._seen[sensor]
-        rest_ok = quiet >= self.rest_period
-        score = np.where(rest_ok & (seen >= self.warmup), raw, 0.0)
+        score = np.where((quiet >= self.rest_period) & (seen >= self.warmup), raw, 0.0)
         self._quiet[sensor] = np.where(raw >= self.base_threshold, 0, quiet + 1)
         self._seen[sensor] = seen + 1
-        out[idx] = score
-        return out
+        return score
 
     # -- the contract ----------------------------------------------------------------
     def _surprise(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> np.ndarray:
-        return 10.0 * self._run(sensor, value, learn=False)
+        # A CAD step learns as it scores. The pure score of a round is that of copies of
+        # the round's memories and arrays; a following learn of the same round adopts
+        # them instead of stepping again. Ensembles take the fused path (one step).
+        import copy
+
+        out = np.zeros(len(sensor))
+        ok = np.isfinite(value)
+        s, v = sensor[ok], value[ok]
+        self._grow_cad(s)
+        saved = tuple(a.copy() for a in (self._seen, self._lo, self._hi, self._quiet))
+        mems = {k: copy.deepcopy(self._mem[k]) for k in s.tolist() if k in self._mem}
+        out[ok] = self._run(s, v, mems)
+        after = (self._seen, self._lo, self._hi, self._quiet)
+        self._seen, self._lo, self._hi, self._quiet = saved
+        self._pending = (s.tobytes(), v.tobytes(), mems, after)
+        return 10.0 * out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
-        self._run(sensor, value, learn=True)
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[:2] == (sensor.tobytes(), value.tobytes()):
+            self._mem.update(pending[2])
+            self._seen, self._lo, self._hi, self._quiet = pending[3]
+            return
+        self._run(sensor, value, self._mem)
 
     def _surprise_learn(
         self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray
     ) -> np.ndarray:
-        return 10.0 * self._run(sensor, value, learn=True)
+        self._pending = None
+        return 10.0 * self._run(sensor, value, self._mem)
 
     def hyper_parameters(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

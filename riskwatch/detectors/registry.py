@@ -7,7 +7,7 @@ to ``riskwatch score --detector``, and puts it under the tests that run over eve
 nothing from here: the table names them, they do not register themselves.
 
 >>> sorted(DETECTORS)  # doctest: +NORMALIZE_WHITESPACE
-['cusum', 'flatline', 'page_hinkley', 'river_asset_hst', 'river_drift', 'river_hst',
+['cad_ose', 'cusum', 'flatline', 'page_hinkley', 'river_asset_hst', 'river_drift', 'river_hst',
  'robust', 'seasonal_shift', 'slow']
 >>> DETECTORS['cusum'] is Cusum
 True
@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 from riskwatch.detectors.base import Detector
+from riskwatch.detectors.cad_ose import CadOse
 from riskwatch.detectors.cusum import Cusum
 from riskwatch.detectors.flatline import Flatline
 from riskwatch.detectors.page_hinkley import PageHinkley
@@ -38,5 +39,6 @@ DETECTORS: dict[str, type[Detector]] = {
         RiverHST,
         RiverAssetHST,
         RiverDrift,
+        CadOse,
     )
 }

@@ -443,6 +443,11 @@ class CadOse(Detector):
         self._quiet[sensor] = 0
         self._pending = None
 
+    def contexts(self, sensor: int) -> int:
+        """Contexts a sensor's memory holds (its step cost grows with them)."""
+        mem = self._mem.get(int(sensor))
+        return 0 if mem is None else mem.n_contexts
+
     def state_nbytes(self) -> int:
         # arrays only; each memory holds Python objects (roughly 200 bytes a context)
         return int(self._seen.nbytes + self._lo.nbytes + self._hi.nbytes + self._quiet.nbytes)

@@ -118,10 +118,14 @@ def main(argv: list[str] | None = None) -> int:
                 w.writerows(zip(ts, (repr(float(v)) for v in scores), strict=True))
     ours_fix = dn.score(out, windows, PUBLISHED_THRESHOLDS)
     pub_fix = dn.score(pub_dir, windows, PUBLISHED_THRESHOLDS)
-    print(f"CAD OSE on the NAB subset: {rows_total} rows, {cpu:.1f} s CPU "
-          f"({1e6 * cpu / rows_total:.0f} us per reading); our results in {out}")
+    print(
+        f"CAD OSE on the NAB subset: {rows_total} rows, {cpu:.1f} s CPU "
+        f"({1e6 * cpu / rows_total:.0f} us per reading); our results in {out}"
+    )
     print("per file: correlation with the published scores, rows equal (1e-9), max |diff|,")
-    print("NAB raw score at the published thresholds (standard / low FP / low FN), ours vs published")
+    print(
+        "NAB raw score at the published thresholds (standard / low FP / low FN), ours vs published"
+    )
     hdr = f"{'file':<58} {'corr':>7} {'equal':>7} {'max|d|':>8}   {'ours':>22}   {'published':>22}"
     print(hdr)
     worst = 0.0

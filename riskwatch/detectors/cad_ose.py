@@ -82,7 +82,7 @@ class _SlotMap:
     detector stores new contexts in the order it walks these maps, and the order of
     context ids reaches the neurons' facts; insertion order would drift off it."""
 
-    __slots__ = ("keys", "vals", "used")
+    __slots__ = ("keys", "used", "vals")
 
     def __init__(self) -> None:
         self.keys: list[int | None] = [None] * 8
@@ -113,21 +113,21 @@ class _SlotMap:
             size = 8
             while size <= 4 * self.used:
                 size <<= 1
-            old = [(k, v) for k, v in zip(self.keys, self.vals) if k is not None]
+            old = [(k, v) for k, v in zip(self.keys, self.vals, strict=True) if k is not None]
             self.keys, self.vals = [None] * size, [0] * size
             for k, v in old:
                 j = self._slot(self.keys, k)
                 self.keys[j], self.vals[j] = k, v
 
     def items(self) -> list[tuple[int, int]]:
-        return [(k, v) for k, v in zip(self.keys, self.vals) if k is not None]
+        return [(k, v) for k, v in zip(self.keys, self.vals, strict=True) if k is not None]
 
 
 class _Semi:
     """One side of stored contexts: its facts, and how many of them the last crossing
     saw. A left semi-context also maps right semi-context ids to context ids."""
 
-    __slots__ = ("order", "hits", "size", "n_hit", "right")
+    __slots__ = ("hits", "n_hit", "order", "right", "size")
 
     def __init__(self, order: int, size: int, left: bool) -> None:
         self.order = order  # position among its side's semi-contexts (creation order)
@@ -142,7 +142,7 @@ class _Context:
     (made from two consecutive readings, not from a crossing), the sides' hashes (the
     published detector breaks ties between equally active contexts by them)."""
 
-    __slots__ = ("active", "zero", "lhash", "rhash")
+    __slots__ = ("active", "lhash", "rhash", "zero")
 
     def __init__(self, zero: bool, lhash: int, rhash: int) -> None:
         self.active = 0
@@ -163,8 +163,17 @@ class CadMemory:
         Neurons carried into the next left side (published: 15).
     """
 
-    __slots__ = ("max_left", "max_active", "_ids", "_index", "_semis", "_crossed",
-                 "_contexts", "_new_id", "_left")
+    __slots__ = (
+        "_contexts",
+        "_crossed",
+        "_ids",
+        "_index",
+        "_left",
+        "_new_id",
+        "_semis",
+        "max_active",
+        "max_left",
+    )
 
     def __init__(self, max_left: int = 7, max_active: int = 15) -> None:
         self.max_left, self.max_active = max_left, max_active
@@ -272,7 +281,7 @@ class CadMemory:
         potential.update(crossings)
         share_active = len(active) / selected if selected else 0.0
         active.sort()
-        neurons = {_NEURON + a[3] for a in active[-self.max_active:]} if active else set()
+        neurons = {_NEURON + a[3] for a in active[-self.max_active :]} if active else set()
         self._left = tuple(sorted(set(facts) | neurons))
         # left side: which stored contexts this reading (and its neurons) opens
         added = self._store(crossings, zero=False) if crossings else 0
@@ -394,12 +403,16 @@ class CadOse(Detector):
         check((lo is None) == (hi is None), "lo", "give both lo and hi, or neither")
         if lo is not None and hi is not None:
             check(float(hi) >= float(lo), "hi", f"must be >= lo, got {hi} < {lo}")
-        check(isinstance(rest_period, int) and rest_period >= 0, "rest_period",
-              "must be an integer >= 0")
+        check(
+            isinstance(rest_period, int) and rest_period >= 0,
+            "rest_period",
+            "must be an integer >= 0",
+        )
         check(0.0 < base_threshold <= 1.0, "base_threshold", "must be in (0, 1]")
         check(isinstance(max_left, int) and max_left >= 1, "max_left", "must be an integer >= 1")
-        check(isinstance(max_active, int) and max_active >= 1, "max_active",
-              "must be an integer >= 1")
+        check(
+            isinstance(max_active, int) and max_active >= 1, "max_active", "must be an integer >= 1"
+        )
         check(isinstance(bits, int) and 1 <= bits <= 16, "bits", "must be an integer in 1..16")
         super().__init__(warmup=warmup, threshold=threshold)
         self.lo = None if lo is None else float(lo)
@@ -499,7 +512,7 @@ class CadOse(Detector):
         ok = np.isfinite(value)
         s, v = sensor[ok], value[ok]
         self._grow_cad(s)
-        saved = tuple(a.copy() for a in (self._seen, self._lo, self._hi, self._quiet))
+        saved = (self._seen.copy(), self._lo.copy(), self._hi.copy(), self._quiet.copy())
         mems = {k: copy.deepcopy(self._mem[k]) for k in s.tolist() if k in self._mem}
         out[ok] = self._run(s, v, mems)
         after = (self._seen, self._lo, self._hi, self._quiet)

@@ -107,8 +107,9 @@ class DetectorSpec:
     enabled: bool = True
     description: str = ""
 
-    def build(self) -> Ensemble:
-        """A fresh :class:`Ensemble` (state empty) for this spec."""
+    def build(self, jit: bool | None = None) -> Ensemble:
+        """A fresh :class:`Ensemble` (state empty) for this spec (``jit``: see
+        :class:`Ensemble`)."""
         members = {k: build_member(v) for k, v in self.members.items()}
         return Ensemble(
             members,
@@ -121,6 +122,7 @@ class DetectorSpec:
             repeat_hold_ns=int(self.repeats.hold) if self.repeats else 0,
             min_history=self.min_history,
             clear_below=self.clear_below,
+            jit=jit,
         )
 
     def fingerprint(self) -> str:

@@ -7,14 +7,15 @@ to ``riskwatch score --detector``, and puts it under the tests that run over eve
 nothing from here: the table names them, they do not register themselves.
 
 >>> sorted(DETECTORS)  # doctest: +NORMALIZE_WHITESPACE
-['cad_ose', 'cusum', 'flatline', 'page_hinkley', 'river_asset_hst', 'river_drift', 'river_hst',
- 'robust', 'seasonal_shift', 'slow']
+['asset_mahalanobis', 'cad_ose', 'cusum', 'flatline', 'page_hinkley', 'river_asset_hst',
+ 'river_drift', 'river_hst', 'robust', 'seasonal_shift', 'slow']
 >>> DETECTORS['cusum'] is Cusum
 True
 """
 
 from __future__ import annotations
 
+from riskwatch.detectors.asset_mahalanobis import AssetMahalanobis
 from riskwatch.detectors.base import Detector
 from riskwatch.detectors.cad_ose import CadOse
 from riskwatch.detectors.cusum import Cusum
@@ -40,5 +41,6 @@ DETECTORS: dict[str, type[Detector]] = {
         RiverAssetHST,
         RiverDrift,
         CadOse,
+        AssetMahalanobis,
     )
 }

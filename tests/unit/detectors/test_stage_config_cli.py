@@ -91,7 +91,7 @@ def test_config_errors_name_file_line_key(text: str, message: str) -> None:
 def test_bundled_default_config_loads() -> None:
     f = load_detector_file(default_config_path())
     names = [s.name for s in f.detectors]
-    assert names == ["generic", "cad_ose", "anomaly", "load_profile", "drift"]
+    assert names == ["generic", "cad_ose", "asset", "anomaly", "load_profile", "drift"]
     ens = f.detectors[0].build()
     assert (ens.repeat_floor, ens.repeat_hold_ns) == (0.3, 3 * 60 * MIN)
     assert (ens.decision.min_history, ens.decision.clear_below, ens.hold_ns) == (
@@ -101,7 +101,9 @@ def test_bundled_default_config_loads() -> None:
     )
     cad = f.detectors[1].build()
     assert cad.members["cad"].kind == "cad_ose" and cad.threshold == 0.75
-    assert set(ens.members) == {"level", "daily_shift", "weekly_shift", "frozen", "shift", "slow"}
+    assert set(ens.members) == {
+        "level", "daily_shift", "weekly_shift", "frozen", "shift", "slow", "asset"
+    }  # fmt: skip
 
 
 def test_ensemble_one_raise_per_window_and_clear_after_hold() -> None:
@@ -506,3 +508,28 @@ def test_score_starts_without_the_engine_stack(tmp_path: Path) -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split("\n")[0] == "0 []"
+
+
+def test_score_cli_asset_flag_scores_columns_jointly(tmp_path: Path) -> None:
+    """Two columns that follow one load; late in the file they part ways, each within
+    its own usual range: with --asset the joint member raises, without it that member
+    (each column its own asset) stays 0."""
+    rng = np.random.default_rng(4)
+    n = 1200
+    load = rng.uniform(0, 1, n)
+    a, b = load + rng.normal(0, 0.02, n), load + rng.normal(0, 0.02, n)
+    a[1000:1010], b[1000:1010] = 0.9, 0.1
+    ts = pd.date_range("2024-01-01", periods=n, freq="1min").strftime("%Y-%m-%d %H:%M:%S")
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"timestamp": ts, "amp": a, "flow": b}).to_csv(src, index=False)
+    out = tmp_path / "o.csv"
+    spec = tmp_path / "d.yaml"
+    spec.write_text(
+        "detectors:\n  - name: j\n    threshold: 0.5\n    min_history: 300\n"
+        "    hold: 0s\n    members: {joint: {type: asset_mahalanobis}}\n"
+    )
+    assert main(["score", str(src), "-o", str(out), "--config", str(spec), "--asset"]) == 0
+    got = pd.read_csv(out)
+    assert got.alert.iloc[:1000].sum() == 0 and got.alert.iloc[1000] == 1
+    assert main(["score", str(src), "-o", str(out), "--config", str(spec)]) == 0
+    assert pd.read_csv(out).anomaly_score.max() == 0.0

@@ -33,7 +33,7 @@ the round gets its asset's score. Assets of fewer than ``min_sensors`` sensors s
 >>> sensor = np.tile(np.array([0, 1], np.int32), 600)
 >>> s = run_stream(det, sensor, np.stack([amp, flow], 1).reshape(-1), np.repeat(np.arange(600), 2))
 >>> round(float(s[-1]), 2), bool(np.quantile(s[400:-2], 0.99) < 0.3)
-(0.75, True)
+(0.68, True)
 """
 
 from __future__ import annotations
@@ -231,6 +231,13 @@ class AssetMahalanobis(Detector):
         if not ok.any():
             return out
         s, v = sensor[ok], value[ok]
+        self._cover(s)
+        big = self._size[self._group[s]] >= self.min_sensors
+        if not big.all():  # assets too small to score: 0, and nothing to compute
+            ok[ok] = big
+            s, v = s[big], v[big]
+            if not len(s):
+                return out
         assets, x = self._vectors(s, v)
         live = (self._count[assets] >= max(self.warmup, 2)) & (
             self._size[assets] >= self.min_sensors
@@ -244,6 +251,12 @@ class AssetMahalanobis(Detector):
         return out
 
     def _learn(self, sensor: np.ndarray, value: np.ndarray, time: np.ndarray) -> None:
+        self._cover(sensor)
+        big = self._size[self._group[sensor]] >= self.min_sensors
+        if not big.all():  # assets too small to score learn nothing (they never score)
+            sensor, value = sensor[big], value[big]
+            if not len(sensor):
+                return
         assets, x = self._vectors(sensor, value)
         self._x[assets] = x
         n = self._count[assets]

@@ -168,8 +168,17 @@ def _score(args: argparse.Namespace) -> int:
     header, rows = read_table(args.input)
     if len(rows) < JIT_MIN_ROWS and "riskwatch.detectors.kernels" not in sys.modules:
         # numpy path (same numbers): importing numba and loading the kernels costs more
-        # than scoring a small file. Decided before the kernels module is first imported.
+        # than scoring a small file. The kernels module reads RISKWATCH_JIT once, at its
+        # first import; the variable is put back so child processes do not inherit it.
+        prev = os.environ.get("RISKWATCH_JIT")
         os.environ["RISKWATCH_JIT"] = "0"
+        try:
+            import riskwatch.detectors.kernels  # noqa: F401
+        finally:
+            if prev is None:
+                del os.environ["RISKWATCH_JIT"]
+            else:
+                os.environ["RISKWATCH_JIT"] = prev
     import numpy as np
 
     spec = select_spec(args.config, args.detector)
@@ -221,6 +230,8 @@ EPILOG = """examples:
   riskwatch score nyc_taxi.csv -o scored.csv                     # the bundled `generic` entry
   riskwatch score nyc_taxi.csv -o scored.csv --detector anomaly  # another entry of the file
   riskwatch score nyc_taxi.csv -o scored.csv --detector robust   # one detector type alone
+  riskwatch score nyc_taxi.csv -o scored.csv --detector cad_ose  # CAD OSE, published parameters
+  riskwatch score pump.csv -o scored.csv --asset                 # columns: one asset's sensors
   riskwatch score plant.csv -o scored.csv --config my.yaml --detector pump_pressure
 """
 

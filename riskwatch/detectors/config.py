@@ -103,6 +103,9 @@ class DetectorSpec:
         default=0, metadata={"check": lambda v: None if v >= 0 else f"must be >= 0, got {v}"}
     )
     clear_below: float | None = field(default=None, metadata={"check": _unit})
+    clear_after: int = field(
+        default=0, metadata={"check": lambda v: None if v >= 0 else f"must be >= 0, got {v}"}
+    )
     level: Level = Level.BLUE
     enabled: bool = True
     description: str = ""
@@ -122,13 +125,15 @@ class DetectorSpec:
             repeat_hold_ns=int(self.repeats.hold) if self.repeats else 0,
             min_history=self.min_history,
             clear_below=self.clear_below,
+            clear_after=self.clear_after,
             jit=jit,
         )
 
     def fingerprint(self) -> str:
         return repr(
             (self.members, self.combine, self.threshold, self.hold, self.calibrate,
-             self.calibrate_prior, self.repeats, self.min_history, self.clear_below)
+             self.calibrate_prior, self.repeats, self.min_history, self.clear_below,
+             self.clear_after)
         )  # fmt: skip
 
 

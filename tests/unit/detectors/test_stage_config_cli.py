@@ -94,9 +94,11 @@ def test_bundled_default_config_loads() -> None:
     assert names == ["generic", "cad_ose", "asset", "anomaly", "load_profile", "drift"]
     ens = f.detectors[0].build()
     assert (ens.repeat_floor, ens.repeat_hold_ns) == (0.3, 3 * 60 * MIN)
-    assert (ens.decision.min_history, ens.decision.clear_below, ens.hold_ns) == (
+    d = ens.decision
+    assert (d.min_history, d.clear_below, d.clear_after, ens.hold_ns) == (
         300,
         0.3,
+        50,
         3 * 60 * MIN,
     )
     cad = f.detectors[1].build()
@@ -533,3 +535,23 @@ def test_score_cli_asset_flag_scores_columns_jointly(tmp_path: Path) -> None:
     assert got.alert.iloc[:1000].sum() == 0 and got.alert.iloc[1000] == 1
     assert main(["score", str(src), "-o", str(out), "--config", str(spec)]) == 0
     assert pd.read_csv(out).anomaly_score.max() == 0.0
+
+
+def test_score_cli_fast_sensor_alert_ends_within_clear_after_readings(tmp_path: Path) -> None:
+    """1 Hz readings: the 3 h hold would be 10,800 readings; clear_after closes the
+    alert 50 readings after the last reading scoring 0.3 or more."""
+    rng = np.random.default_rng(12)
+    n = 2000
+    x = 5 + rng.normal(0, 0.1, n)
+    x[1000:1030] += 3.0
+    ts = pd.date_range("2024-01-01", periods=n, freq="1s").strftime("%Y-%m-%d %H:%M:%S")
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"timestamp": ts, "value": x}).to_csv(src, index=False)
+    out = tmp_path / "o.csv"
+    assert main(["score", str(src), "-o", str(out), "--raw"]) == 0
+    got = pd.read_csv(out)
+    assert got.alert.iloc[:1000].sum() == 0 and got.alert.iloc[1000] == 1
+    last_on = int(np.flatnonzero(got.alert.to_numpy())[-1])
+    evidence = np.flatnonzero(got.anomaly_score.to_numpy()[: last_on + 1] >= 0.3)
+    assert last_on == evidence[-1] + 49  # open through the 49th calm reading
+    assert last_on < 1500

@@ -22,31 +22,91 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
-from riskwatch import __version__, demo, engine_cli
-from riskwatch.alerts import cli as alerts_cli
-from riskwatch.config import cli as config_cli
-from riskwatch.console import cli as console_cli
-from riskwatch.detectors import cli as detectors_cli
+from riskwatch import __version__
 from riskwatch.errors import RiskwatchError
-from riskwatch.rules import cli as rules_cli
-from riskwatch.sensors_sim import cli as sensors_sim_cli
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
+_Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+# Each verb's module is imported only when the parser is built with it: `riskwatch
+# score` then starts without the engine, console and alert stacks.
+def _engine(sub: _Sub) -> None:
+    from riskwatch import engine_cli
+
+    engine_cli.register(sub)
+
+
+def _config(sub: _Sub) -> None:
+    from riskwatch.config import cli
+
+    cli.register(sub)
+
+
+def _rules(sub: _Sub) -> None:
+    from riskwatch.rules import cli
+
+    cli.register(sub)
+
+
+def _detectors(sub: _Sub) -> None:
+    from riskwatch.detectors import cli
+
+    cli.register(sub)
+
+
+def _simulate(sub: _Sub) -> None:
+    from riskwatch.sensors_sim import cli
+
+    cli.register(sub)
+
+
+def _demo(sub: _Sub) -> None:
+    from riskwatch import demo
+
+    demo.register(sub)
+
+
+def _alerts(sub: _Sub) -> None:
+    from riskwatch.alerts import cli
+
+    cli.register(sub)
+
+
+def _console(sub: _Sub) -> None:
+    from riskwatch.console import cli
+
+    cli.register(sub)
+
+
 #: Each adds its verbs to the ``riskwatch`` parser, in the order ``--help`` lists them.
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: ignore[type-arg]
-    engine_cli.register,
-    config_cli.register,
-    rules_cli.register,
-    detectors_cli.register,
-    sensors_sim_cli.register,
-    demo.register,
-    alerts_cli.register,
-    console_cli.register,
+COMMANDS: tuple[Callable[[_Sub], None], ...] = (
+    _engine,
+    _config,
+    _rules,
+    _detectors,
+    _simulate,
+    _demo,
+    _alerts,
+    _console,
 )
+#: Verbs whose parser is built alone when they are the command (fast start-up).
+SOLO: dict[str, Callable[[_Sub], None]] = {"score": _detectors}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _verb(argv: Sequence[str]) -> str | None:
+    """The first argument that is not an option (or an option's value)."""
+    it = iter(argv)
+    for a in it:
+        if a == "--log-level":
+            next(it, None)
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="riskwatch",
         description="Streaming risk monitoring and early warning: MQTT sensor telemetry -> "
@@ -64,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(func=None)  # a verb sets its own
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in COMMANDS:
+    for register in (SOLO[only],) if only in SOLO else COMMANDS:
         register(sub)
     for p in _all_parsers(parser):
         _plain_help(p)
@@ -109,7 +169,8 @@ def _plain_help(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_verb(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.getLevelNamesMapping()[args.log_level],

@@ -9,6 +9,8 @@ which level they alert. Parsed strictly (errors carry file:line:col and key path
         level: blue                   # blue unless configured otherwise
         threshold: 0.5                # on the combined score
         hold: 1h                      # a window closes 1 h after its last hot reading
+        min_history: 300              # no window before a sensor's 300th reading
+        clear_below: 0.3              # ... or after its last reading scoring 0.3 or more
         repeats: {floor: 0.3, hold: 3h}  # decision score: weak episodes count once
         members:
           level: {type: robust, alpha: 0.02}
@@ -97,12 +99,20 @@ class DetectorSpec:
         default=10.0, metadata={"check": lambda v: None if v > 0 else f"must be > 0, got {v}"}
     )
     repeats: Repeats | None = None
+    min_history: int = field(
+        default=0, metadata={"check": lambda v: None if v >= 0 else f"must be >= 0, got {v}"}
+    )
+    clear_below: float | None = field(default=None, metadata={"check": _unit})
+    clear_after: int = field(
+        default=0, metadata={"check": lambda v: None if v >= 0 else f"must be >= 0, got {v}"}
+    )
     level: Level = Level.BLUE
     enabled: bool = True
     description: str = ""
 
-    def build(self) -> Ensemble:
-        """A fresh :class:`Ensemble` (state empty) for this spec."""
+    def build(self, jit: bool | None = None) -> Ensemble:
+        """A fresh :class:`Ensemble` (state empty) for this spec (``jit``: see
+        :class:`Ensemble`)."""
         members = {k: build_member(v) for k, v in self.members.items()}
         return Ensemble(
             members,
@@ -113,12 +123,17 @@ class DetectorSpec:
             calibrate_prior=self.calibrate_prior,
             repeat_floor=None if self.repeats is None else self.repeats.floor,
             repeat_hold_ns=int(self.repeats.hold) if self.repeats else 0,
+            min_history=self.min_history,
+            clear_below=self.clear_below,
+            clear_after=self.clear_after,
+            jit=jit,
         )
 
     def fingerprint(self) -> str:
         return repr(
             (self.members, self.combine, self.threshold, self.hold, self.calibrate,
-             self.calibrate_prior, self.repeats)
+             self.calibrate_prior, self.repeats, self.min_history, self.clear_below,
+             self.clear_after)
         )  # fmt: skip
 
 
@@ -207,6 +222,13 @@ def _load(doc: YamlDoc) -> DetectorFile:
             errors += _check_member(v, doc, (*base, "members", k))
         if spec.combine is not None:
             errors += _check_combine(spec.combine, doc, (*base, "combine"), spec.members)
+        if spec.clear_below is not None and spec.clear_below > spec.threshold:
+            errors.append(
+                doc.error(
+                    (*base, "clear_below"),
+                    f"must be at most the threshold ({spec.threshold}), got {spec.clear_below}",
+                )
+            )
         if spec.repeats is not None and spec.repeats.floor >= spec.threshold:
             errors.append(
                 doc.error(

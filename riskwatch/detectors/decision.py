@@ -32,6 +32,44 @@ and scores are unchanged by it.
 6 [0.2] [False] [False]
 >>> windows.peak(np.array([0])).tolist()
 [0.9]
+
+Two settings make a window follow the evidence rather than a clock:
+
+- ``min_history``: a sensor's first ``min_history`` readings can neither open a window
+  nor report a decision score (0): there is no baseline yet to be anomalous against.
+- ``clear_below``: while a window is open, any reading at or above it (not only a hot
+  one) is still evidence and keeps the window open; it closes once the score has
+  stayed below ``clear_below`` for ``hold_ns`` (an alarm deadband with an off-delay, as
+  ISA-18.2 describes for process alarms). Without it, the threshold is the level.
+- ``clear_after``: the window also closes after this many readings in a row without
+  evidence, whichever comes first: an off-delay in readings, which means the same at
+  any reporting rate (a time hold of hours is thousands of readings of a 1 Hz sensor).
+
+>>> w = WindowDecision(threshold=0.5, hold_ns=2, min_history=2, clear_below=0.3)
+>>> w.reserve(1)
+>>> for t, x in enumerate([0.9, 0.1, 0.8, 0.4, 0.35, 0.1, 0.1, 0.1]):
+...     sensor = np.array([0])
+...     out = w.decide(sensor, np.array([t]), np.array([x]), w.is_open(sensor))
+...     print(t, out.decision.tolist(), out.raised.tolist(), out.cleared.tolist())
+0 [0.0] [False] [False]
+1 [0.0] [False] [False]
+2 [0.8] [True] [False]
+3 [0.0] [False] [False]
+4 [0.0] [False] [False]
+5 [0.0] [False] [False]
+6 [0.0] [False] [True]
+7 [0.1] [False] [False]
+>>> w = WindowDecision(threshold=0.5, hold_ns=10**9, clear_after=2)
+>>> w.reserve(1)
+>>> for t, x in enumerate([0.9, 0.1, 0.4, 0.1, 0.1, 0.1]):
+...     sensor = np.array([0])
+...     print(t, w.decide(sensor, np.array([t]), np.array([x]), w.is_open(sensor)).cleared)
+0 [False]
+1 [False]
+2 [ True]
+3 [False]
+4 [False]
+5 [False]
 """
 
 from __future__ import annotations
@@ -71,6 +109,15 @@ class WindowDecision:
         None switches repeat suppression off.
     repeat_hold_ns : int
         A quiet episode lasts this long after its last reading at or above the floor.
+    min_history : int
+        Readings of a sensor before it may open a window (its decision score is 0
+        until then).
+    clear_below : float or None
+        An open window stays open while scores reach this level (in (0, threshold]);
+        None: the threshold.
+    clear_after : int
+        Readings in a row without evidence that also close a window (0: only
+        ``hold_ns``).
     """
 
     def __init__(
@@ -79,6 +126,9 @@ class WindowDecision:
         hold_ns: int = 3_600_000_000_000,
         repeat_floor: float | None = None,
         repeat_hold_ns: int = 3_600_000_000_000,
+        min_history: int = 0,
+        clear_below: float | None = None,
+        clear_after: int = 0,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
@@ -90,6 +140,19 @@ class WindowDecision:
             )
         if repeat_hold_ns < 0:
             raise ValueError(f"repeat_hold must be >= 0, got {repeat_hold_ns}")
+        if min_history < 0:
+            raise ValueError(f"min_history must be >= 0, got {min_history}")
+        if clear_below is not None and not 0.0 < clear_below <= threshold:
+            raise ValueError(
+                f"clear_below must be in (0, threshold = {threshold}], got {clear_below}"
+            )
+        if clear_after < 0:
+            raise ValueError(f"clear_after must be >= 0, got {clear_after}")
+        self.clear_after = int(clear_after)
+        self._calm = np.zeros(0, dtype=np.int64)  # readings in a row without evidence
+        self.min_history = int(min_history)
+        self.clear_below = threshold if clear_below is None else float(clear_below)
+        self._seen = np.zeros(0, dtype=np.int64)  # readings per sensor (min_history)
         self.threshold = threshold
         self.hold_ns = int(hold_ns)
         self.repeat_floor = repeat_floor
@@ -112,6 +175,8 @@ class WindowDecision:
             self._open = np.r_[self._open, np.zeros(cap - n, dtype=bool)]
             self._last_hot = np.r_[self._last_hot, np.zeros(cap - n, dtype=np.int64)]
             self._peak = np.r_[self._peak, np.zeros(cap - n)]
+            self._seen = np.r_[self._seen, np.zeros(cap - n, dtype=np.int64)]
+            self._calm = np.r_[self._calm, np.zeros(cap - n, dtype=np.int64)]
             if self.repeat_floor is not None:
                 self._quiet_last = np.r_[self._quiet_last, np.full(cap - n, _NEVER, np.int64)]
 
@@ -146,16 +211,33 @@ class WindowDecision:
         then not the exact one; raises, clears and windows are the same)."""
         n = len(sensor)
         hot = score >= self.threshold
+        young = None
+        if self.min_history:
+            seen = self._seen.take(sensor)
+            self._seen[sensor] = seen + 1
+            young = seen < self.min_history
+            if young.any():
+                hot &= ~young
+            else:
+                young = None
         raised = hot & ~was_open
         cleared = np.zeros(n, dtype=bool)
         decision = np.where(was_open, 0.0, score) if was_open.any() else score.copy()
+        if young is not None:
+            decision[young] = 0.0
         # Only sensors with a window open or opening change window state (few per round).
         work = np.flatnonzero(hot | was_open)
         if len(work):
             ids, work_hot, work_open = sensor[work], hot[work], was_open[work]
             work_time, work_score = time[work], score[work]
-            last_hot = np.where(work_hot, work_time, self._last_hot[ids])
-            closes = ~work_hot & (work_time - last_hot >= self.hold_ns)
+            # evidence keeps a window open: a hot reading, or one at clear_below or more
+            lit = work_hot | (work_open & (work_score >= self.clear_below))
+            last_hot = np.where(lit, work_time, self._last_hot[ids])
+            closes = ~lit & (work_time - last_hot >= self.hold_ns)
+            if self.clear_after:
+                calm = np.where(lit, 0, self._calm[ids] + 1)
+                closes |= ~lit & (calm >= self.clear_after)
+                self._calm[ids] = np.where(closes, 0, calm)
             cleared[work] = closes
             self._open[ids] = ~closes
             self._last_hot[ids] = last_hot
@@ -224,6 +306,8 @@ class WindowDecision:
         s = np.asarray(sensor, dtype=np.int64)
         s = s[s < len(self._open)]
         self._open[s] = False
+        self._seen[s] = 0
+        self._calm[s] = 0
         if self.repeat_floor is not None:
             self._quiet_last[s] = _NEVER
 
@@ -231,5 +315,5 @@ class WindowDecision:
         """Bytes of per-sensor window state."""
         return (
             self._open.nbytes + self._last_hot.nbytes + self._peak.nbytes
-            + self._quiet_last.nbytes
+            + self._quiet_last.nbytes + self._seen.nbytes + self._calm.nbytes
         )  # fmt: skip

@@ -82,7 +82,7 @@ class Ensemble:
         The members by name (the names the combine expression and signals use).
     combine : Combine or None
         How member scores merge (:mod:`.expression`); None is ``any`` over all members.
-    threshold, hold_ns, repeat_floor, repeat_hold_ns
+    threshold, hold_ns, repeat_floor, repeat_hold_ns, min_history, clear_below, clear_after
         The window decision (:class:`~.decision.WindowDecision`).
     calibrate_alpha : float
         Weight of the tail calibration's decayed counts, in [0, 1); 0 switches it off.
@@ -104,6 +104,9 @@ class Ensemble:
         calibrate_prior: float = 10.0,
         repeat_floor: float | None = None,
         repeat_hold_ns: int = 3_600_000_000_000,
+        min_history: int = 0,
+        clear_below: float | None = None,
+        clear_after: int = 0,
         jit: bool | None = None,
     ) -> None:
         if not members:
@@ -113,7 +116,10 @@ class Ensemble:
         unknown = [m for m in members_of(self.combine) if m not in self.members]
         if unknown:
             raise ValueError(f"combine refers to unknown members: {', '.join(unknown)}")
-        self.decision = WindowDecision(threshold, hold_ns, repeat_floor, repeat_hold_ns)
+        self.decision = WindowDecision(
+            threshold, hold_ns, repeat_floor, repeat_hold_ns, min_history, clear_below,
+            clear_after,
+        )  # fmt: skip
         if not 0.0 <= calibrate_alpha < 1.0:
             raise ValueError(f"calibrate_alpha must be in [0, 1), got {calibrate_alpha}")
         if calibrate_prior <= 0.0:
@@ -453,4 +459,7 @@ class Ensemble:
             "calibrate_alpha": self.calibrate_alpha,
             "repeat_floor": self.repeat_floor,
             "repeat_hold_ns": self.repeat_hold_ns,
+            "min_history": self.decision.min_history,
+            "clear_below": self.decision.clear_below,
+            "clear_after": self.decision.clear_after,
         }

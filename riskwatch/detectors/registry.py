@@ -7,15 +7,17 @@ to ``riskwatch score --detector``, and puts it under the tests that run over eve
 nothing from here: the table names them, they do not register themselves.
 
 >>> sorted(DETECTORS)  # doctest: +NORMALIZE_WHITESPACE
-['cusum', 'flatline', 'page_hinkley', 'river_asset_hst', 'river_drift', 'river_hst',
- 'robust', 'seasonal_shift', 'slow']
+['asset_mahalanobis', 'cad_ose', 'cusum', 'flatline', 'page_hinkley', 'river_asset_hst',
+ 'river_drift', 'river_hst', 'robust', 'seasonal_shift', 'slow']
 >>> DETECTORS['cusum'] is Cusum
 True
 """
 
 from __future__ import annotations
 
+from riskwatch.detectors.asset_mahalanobis import AssetMahalanobis
 from riskwatch.detectors.base import Detector
+from riskwatch.detectors.cad_ose import CadOse
 from riskwatch.detectors.cusum import Cusum
 from riskwatch.detectors.flatline import Flatline
 from riskwatch.detectors.page_hinkley import PageHinkley
@@ -38,5 +40,7 @@ DETECTORS: dict[str, type[Detector]] = {
         RiverHST,
         RiverAssetHST,
         RiverDrift,
+        CadOse,
+        AssetMahalanobis,
     )
 }

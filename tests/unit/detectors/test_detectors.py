@@ -104,8 +104,8 @@ def test_batch_equals_one_at_a_time(data, cuts, which) -> None:
     np.testing.assert_array_equal(np.concatenate(parts), singles)
 
 
-@pytest.mark.parametrize("name", sorted(DETECTORS))
-def test_no_look_ahead(name) -> None:
+@pytest.mark.parametrize("name", sorted(k for k in DETECTORS if k != "cad_ose"))
+def test_no_look_ahead(name) -> None:  # cad_ose: tests/unit/detectors/test_cad_ose.py
     x = _stream(5)
     t = np.arange(len(x), dtype=np.int64) * STEP
     s = np.zeros(len(x), np.int32)
@@ -169,7 +169,10 @@ def test_flatline_silent_on_quantised_or_binary_sensor() -> None:
     assert s.max() < 0.5
 
 
-NUMPY_DETECTORS = sorted(k for k in DETECTORS if not k.startswith("river_"))
+# The per-reading Python models (river adapters, CAD OSE's context memory) are checked in
+# their own tests; CAD OSE's score is not a tail probability (its published threshold is
+# 0.75, and an ensemble calibrates it).
+NUMPY_DETECTORS = sorted(k for k in DETECTORS if not k.startswith("river_") and k != "cad_ose")
 
 
 @pytest.mark.parametrize("name", NUMPY_DETECTORS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,10 +90,22 @@ def test_config_errors_name_file_line_key(text: str, message: str) -> None:
 
 def test_bundled_default_config_loads() -> None:
     f = load_detector_file(default_config_path())
-    assert [s.name for s in f.detectors] == ["generic", "anomaly", "load_profile", "drift"]
+    names = [s.name for s in f.detectors]
+    assert names == ["generic", "cad_ose", "asset", "anomaly", "load_profile", "drift"]
     ens = f.detectors[0].build()
     assert (ens.repeat_floor, ens.repeat_hold_ns) == (0.3, 3 * 60 * MIN)
-    assert set(ens.members) == {"level", "daily_shift", "weekly_shift", "frozen", "shift", "slow"}
+    d = ens.decision
+    assert (d.min_history, d.clear_below, d.clear_after, ens.hold_ns) == (
+        300,
+        0.3,
+        50,
+        3 * 60 * MIN,
+    )
+    cad = f.detectors[1].build()
+    assert cad.members["cad"].kind == "cad_ose" and cad.threshold == 0.75
+    assert set(ens.members) == {
+        "level", "daily_shift", "weekly_shift", "frozen", "shift", "slow", "asset"
+    }  # fmt: skip
 
 
 def test_ensemble_one_raise_per_window_and_clear_after_hold() -> None:
@@ -357,7 +371,8 @@ def test_score_cli_row_for_row_no_look_ahead(tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     assert main(["score", str(src), "-o", str(out)]) == 0
     got = pd.read_csv(out)
-    assert list(got.columns) == ["timestamp", "value", "anomaly_score"] and len(got) == n
+    assert list(got.columns) == ["timestamp", "value", "anomaly_score", "alert"]
+    assert len(got) == n
     assert got.anomaly_score.iloc[:1200].max() < 0.5 <= got.anomaly_score.iloc[1200]
     # no look-ahead: truncating the file does not change the scores of the rows kept
     pd.read_csv(src).iloc[:1100].to_csv(src, index=False)
@@ -381,7 +396,8 @@ def test_score_cli_several_columns_and_unknown_detector(tmp_path: Path) -> None:
     out = tmp_path / "o.csv"
     assert main(["score", str(src), "-o", str(out), "--detector", "flatline"]) == 0
     assert list(pd.read_csv(out).columns) == [
-        "timestamp", "a", "b", "a_anomaly_score", "b_anomaly_score", "anomaly_score"
+        "timestamp", "a", "b", "a_anomaly_score", "b_anomaly_score", "a_alert", "b_alert",
+        "anomaly_score", "alert",
     ]  # fmt: skip
     assert main(["score", str(src), "-o", str(out), "--detector", "nope"]) != 0
 
@@ -441,3 +457,101 @@ def test_reload_narrowed_entry_ends_unwatched_and_removed_entry_is_named(
     result = st.reload(StageContext(102 * MIN, reg))
     assert (result.removed, result.changed, result.added) == (("ch4_level",), (), ())
     assert st.names() == []
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_score_cli_sniffs_semicolons_and_decimal_commas(tmp_path: Path) -> None:
+    rows = [f"2024-01-01 00:{i:02d}:00;{20 + (i % 3)},5;1" for i in range(40)]
+    src = _csv(tmp_path / "s.csv", "timestamp;temp;flag\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "o.csv"
+    assert main(["score", str(src), "-o", str(out), "--detector", "robust"]) == 0
+    got = pd.read_csv(out)
+    assert list(got.columns)[:3] == ["timestamp", "temp", "flag"] and len(got) == 40
+    assert got.temp.iloc[0] == "20,5"  # values echoed as written
+
+
+def test_score_cli_alert_opens_after_the_baseline_and_ends_with_the_evidence(
+    tmp_path: Path,
+) -> None:
+    """generic: nothing in the first 300 readings (min_history), however wild; a +80
+    sigma step opens an alert on its first reading, which stays open while the step
+    lasts and closes 3 h (36 readings) after the scores went back below 0.3."""
+    rng = np.random.default_rng(9)
+    n = 900
+    x = 20 + rng.normal(0, 1, n)
+    x[10:20] = 500.0  # in warm-up: no alert
+    x[600:620] += 80.0
+    ts = pd.date_range("2024-01-01", periods=n, freq="5min").strftime("%Y-%m-%d %H:%M:%S")
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"timestamp": ts, "value": x}).to_csv(src, index=False)
+    out = tmp_path / "o.csv"
+    assert main(["score", str(src), "-o", str(out)]) == 0
+    got = pd.read_csv(out)
+    assert got.alert.iloc[:300].sum() == 0 and got.anomaly_score.iloc[:300].max() == 0.0
+    assert got.alert.iloc[599] == 0 and got.alert.iloc[600] == 1
+    assert got.anomaly_score.iloc[600] >= 0.5
+    assert got.alert.iloc[600:620].all()
+    on = np.flatnonzero(got.alert.to_numpy()[600:]) + 600
+    runs = np.split(on, np.flatnonzero(np.diff(on) > 1) + 1)
+    assert runs[0][0] == 600 and runs[0][-1] < 700  # closed within hours, not 24 h
+
+
+def test_score_starts_without_the_engine_stack(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "t.csv", "timestamp,value\n2024-01-01 00:00:00,1\n")
+    code = (
+        "import sys; from riskwatch.cli import main; "
+        f"rc = main(['score', {str(src)!r}, '-o', {str(tmp_path / 'o.csv')!r}]); "
+        "print(rc, sorted(m for m in ('pandas', 'numba', 'riskwatch.engine', "
+        "'riskwatch.detectors.stage', 'riskwatch.alerts') if m in sys.modules))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.split("\n")[0] == "0 []"
+
+
+def test_score_cli_asset_flag_scores_columns_jointly(tmp_path: Path) -> None:
+    """Two columns that follow one load; late in the file they part ways, each within
+    its own usual range: with --asset the joint member raises, without it that member
+    (each column its own asset) stays 0."""
+    rng = np.random.default_rng(4)
+    n = 1200
+    load = rng.uniform(0, 1, n)
+    a, b = load + rng.normal(0, 0.02, n), load + rng.normal(0, 0.02, n)
+    a[1000:1010], b[1000:1010] = 0.9, 0.1
+    ts = pd.date_range("2024-01-01", periods=n, freq="1min").strftime("%Y-%m-%d %H:%M:%S")
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"timestamp": ts, "amp": a, "flow": b}).to_csv(src, index=False)
+    out = tmp_path / "o.csv"
+    spec = tmp_path / "d.yaml"
+    spec.write_text(
+        "detectors:\n  - name: j\n    threshold: 0.5\n    min_history: 300\n"
+        "    hold: 0s\n    members: {joint: {type: asset_mahalanobis}}\n"
+    )
+    assert main(["score", str(src), "-o", str(out), "--config", str(spec), "--asset"]) == 0
+    got = pd.read_csv(out)
+    assert got.alert.iloc[:1000].sum() == 0 and got.alert.iloc[1000] == 1
+    assert main(["score", str(src), "-o", str(out), "--config", str(spec)]) == 0
+    assert pd.read_csv(out).anomaly_score.max() == 0.0
+
+
+def test_score_cli_fast_sensor_alert_ends_within_clear_after_readings(tmp_path: Path) -> None:
+    """1 Hz readings: the 3 h hold would be 10,800 readings; clear_after closes the
+    alert 50 readings after the last reading scoring 0.3 or more."""
+    rng = np.random.default_rng(12)
+    n = 2000
+    x = 5 + rng.normal(0, 0.1, n)
+    x[1000:1030] += 3.0
+    ts = pd.date_range("2024-01-01", periods=n, freq="1s").strftime("%Y-%m-%d %H:%M:%S")
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"timestamp": ts, "value": x}).to_csv(src, index=False)
+    out = tmp_path / "o.csv"
+    assert main(["score", str(src), "-o", str(out), "--raw"]) == 0
+    got = pd.read_csv(out)
+    assert got.alert.iloc[:1000].sum() == 0 and got.alert.iloc[1000] == 1
+    last_on = int(np.flatnonzero(got.alert.to_numpy())[-1])
+    evidence = np.flatnonzero(got.anomaly_score.to_numpy()[: last_on + 1] >= 0.3)
+    assert last_on == evidence[-1] + 49  # open through the 49th calm reading
+    assert last_on < 1500

@@ -38,10 +38,17 @@ the round gets its asset's score. Assets of fewer than ``min_sensors`` sensors s
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
-from scipy.special import chdtrc, fdtrc, log_ndtr
 
 from riskwatch.detectors.base import Detector, check
+from riskwatch.extras import require
+
+
+def _special() -> ModuleType:
+    """scipy.special (the [scipy] extra), imported when an asset is first scored."""
+    return require("scipy.special", "scipy", "the asset_mahalanobis detector")
 
 __all__ = ["AssetMahalanobis"]
 
@@ -58,10 +65,11 @@ def chi2_decades(d2: np.ndarray, dof: np.ndarray) -> np.ndarray:
     """
     k = np.maximum(np.asarray(dof, np.float64), 1.0)
     x = np.maximum(np.asarray(d2, np.float64), 0.0)
-    p = chdtrc(k, x)
+    sp = _special()
+    p = sp.chdtrc(k, x)
     v = 2.0 / (9.0 * k)
     z = (np.cbrt(x / k) - (1.0 - v)) / np.sqrt(v)
-    far = -log_ndtr(-z) / _LN10
+    far = -sp.log_ndtr(-z) / _LN10
     with np.errstate(divide="ignore"):
         exact = -np.log10(p)
     return np.maximum(np.where(p > 1e-280, exact, far), 0.0) + 0.0
@@ -83,7 +91,7 @@ def hotelling_decades(d2: np.ndarray, dof: np.ndarray, n: np.ndarray) -> np.ndar
     ok = n > k + 1.0
     nn = np.where(ok, n, k + 2.0)
     f = np.maximum(d2, 0.0) * nn * (nn - k) / (k * (nn + 1.0) * (nn - 1.0))
-    p = fdtrc(k, nn - k, f)
+    p = _special().fdtrc(k, nn - k, f)
     far = chi2_decades(f * k, k)  # F(k, m) -> chi2_k / k as m grows; underflow only
     with np.errstate(divide="ignore"):
         exact = -np.log10(p)

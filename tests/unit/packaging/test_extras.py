@@ -58,7 +58,6 @@ def test_engine_and_bundled_detectors_work_without_extras(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["score", "in.csv", "-o", "out.csv"], "riskwatch score needs: pip install 'riskwatch[offline]'"),
         (["replay", "h.csv", "-r", "r.yaml"],
          "riskwatch replay needs: pip install 'riskwatch[offline]'"),
     ],
@@ -71,6 +70,17 @@ def test_offline_commands_name_their_extra(argv: list[str], message: str, tmp_pa
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_score_runs_on_the_core_install(tmp_path: Path) -> None:
+    """riskwatch score reads CSV itself (no pandas): it works without the extras."""
+    rows = "".join(f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z,{i % 7}\n" for i in range(400))
+    (tmp_path / "in.csv").write_text("timestamp,value\n" + rows)
+    r = _core("from riskwatch.cli import main\nsys.exit(main(['score', 'in.csv', '-o', "
+              "'out.csv']))", tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    head = (tmp_path / "out.csv").read_text().splitlines()[0]
+    assert "anomaly_score" in head and "alert" in head
 
 
 def test_postgres_store_names_its_extra(tmp_path: Path) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,10 +43,10 @@ import orjson
 from riskwatch.catalog import SensorRegistry
 from riskwatch.config.engine import EngineConfig
 from riskwatch.errors import DeadLetterReason as R
-from riskwatch.ingest.columns import BadText
 from riskwatch.ingest.columns import ColumnAccumulator as Columns
 from riskwatch.ingest.deadletter import DeadLetter
 from riskwatch.ingest.limits import SensorLimits
+from riskwatch.ingest.text import bad_text, mark_bad_text, may_hold_surrogates
 from riskwatch.ingest.topics import TopicTemplate
 from riskwatch.model import Batch, Flags, concat_batches
 
@@ -61,8 +60,6 @@ _MS = 1_000_000
 _OUT_OF_RANGE_NS = np.iinfo(np.int64).min
 _INT64_NS_MAX = np.iinfo(np.int64).max
 _REFUSED = -2  # a new sensor the limits did not admit
-#: a \uD800-\uDFFF escape: the only way a lone surrogate gets past the stdlib parser
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _QUALITY = {None: 0, "ok": 0, "calibrating": int(Flags.CALIBRATING), "fault": int(Flags.FAULT)}
 
 
@@ -193,8 +190,8 @@ class Decoder:
                                   _preview(payload))  # fmt: skip
             except (ValueError, UnicodeDecodeError):
                 return DeadLetter(R.INVALID_JSON, str(exc), topic, None, None, _preview(payload))
-            if _SURROGATE_ESCAPE.search(payload):
-                where = _mark_bad_text(obj)
+            if may_hold_surrogates(payload):
+                where = mark_bad_text(obj)
                 if where is not None:
                     return DeadLetter(R.BAD_TEXT, "text with a lone UTF-16 surrogate (not "
                                       "valid UTF-8)", topic, None, where, _preview(payload))
@@ -370,7 +367,7 @@ class Decoder:
                 r = _REASONS[reason[i] - 1]
                 dls.append((acc.msg_pos[m], DeadLetter(
                     r, _DETAIL[r], acc.msg_topic[m], i - base,
-                    _bad_text(src[i - base]) if r is R.BAD_TEXT else _FIELD_OF[r],
+                    bad_text(src[i - base]) if r is R.BAD_TEXT else _FIELD_OF[r],
                     _jsonable(src[i - base]),
                 )))  # fmt: skip
             rest = rows[cap:]
@@ -498,48 +495,6 @@ class Decoder:
             kinds=[x if isinstance(x, str) else None for x in kinds],
             units=[x if isinstance(x, str) else None for x in units], gateway=gw,
         )  # fmt: skip
-
-
-def _mark_bad_text(obj: Any) -> str | None:
-    """Readings of a list or envelope whose text is not UTF-8 are replaced, in place, by a
-    :class:`BadText` (dead-lettered alone); returns where the message itself has such text
-    outside its readings (the whole message is then dead-lettered), else None."""
-    rows = obj if type(obj) is list else None
-    rest: Any = obj
-    if type(obj) is dict and type(obj.get("readings")) is list:
-        rows = obj["readings"]
-        rest = {k: v for k, v in obj.items() if k != "readings"}
-    elif rows is not None:
-        rest = None
-    if rows is not None:
-        for i, r in enumerate(rows):
-            where = _bad_text(r)
-            if where is not None:
-                rows[i] = BadText(where)
-    return _bad_text(rest) if rest is not None else None
-
-
-def _bad_text(obj: Any) -> str | None:
-    """Where the parsed JSON holds a string with a lone surrogate (key or value), or None.
-
-    Only run when the payload has a surrogate escape; the nesting is already bounded by
-    the parser."""
-    stack: list[tuple[Any, str]] = [(obj, "")]
-    while stack:
-        x, where = stack.pop()
-        if type(x) is str:
-            try:
-                x.encode("utf-8")
-            except UnicodeEncodeError:
-                return where or "payload"
-        elif type(x) is dict:
-            for k, v in x.items():
-                at = f"{where}.{k}" if where else str(k)
-                stack.append((k, at))
-                stack.append((v, at))
-        elif type(x) is list:
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(x))
-    return None
 
 
 def _is_name(s: Any) -> bool:

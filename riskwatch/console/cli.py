@@ -16,6 +16,7 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from riskwatch.console.users import ROLES, UserStore
@@ -56,44 +57,34 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _passwd(args: argparse.Namespace) -> int:
+def _edit(verb: str, change: Callable[[], None], done: str) -> int:
+    """One change of the user file: ``done`` on success, the store's refusal on stderr."""
     try:
-        _store(args).passwd(args.name, _password(args))
+        change()
     except ValueError as exc:
-        print(f"riskwatch users passwd: {exc}", file=sys.stderr)
+        print(f"riskwatch users {verb}: {exc}", file=sys.stderr)
         return 2
-    print(f"password of {args.name} changed")
+    print(done)
     return 0
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    return _edit("passwd", lambda: _store(args).passwd(args.name, _password(args)),
+                 f"password of {args.name} changed")  # fmt: skip
 
 
 def _remove(args: argparse.Namespace) -> int:
-    try:
-        _store(args).remove(args.name)
-    except ValueError as exc:
-        print(f"riskwatch users remove: {exc}", file=sys.stderr)
-        return 2
-    print(f"removed {args.name}")
-    return 0
+    return _edit("remove", lambda: _store(args).remove(args.name), f"removed {args.name}")
 
 
 def _role(args: argparse.Namespace) -> int:
-    try:
-        _store(args).set_role(args.name, args.role)
-    except ValueError as exc:
-        print(f"riskwatch users role: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.name} is now {args.role}")
-    return 0
+    return _edit("role", lambda: _store(args).set_role(args.name, args.role),
+                 f"{args.name} is now {args.role}")  # fmt: skip
 
 
 def _scope(args: argparse.Namespace) -> int:
-    try:
-        _store(args).set_enterprises(args.name, args.enterprise)
-    except ValueError as exc:
-        print(f"riskwatch users scope: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.name} sees enterprises {', '.join(args.enterprise)}")
-    return 0
+    return _edit("scope", lambda: _store(args).set_enterprises(args.name, args.enterprise),
+                 f"{args.name} sees enterprises {', '.join(args.enterprise)}")  # fmt: skip
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ and scores are unchanged by it.
 >>> windows.peak(np.array([0])).tolist()
 [0.9]
 
-Two settings make a window follow the evidence rather than a clock:
+Three settings make a window follow the evidence rather than a clock:
 
 - ``min_history``: a sensor's first ``min_history`` readings can neither open a window
   nor report a decision score (0): there is no baseline yet to be anomalous against.
